@@ -1,0 +1,58 @@
+//! Moving object bodies through `wasi:io` streams.
+
+pub use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+
+use crate::Error;
+
+/// The chunk size for copies: large enough that per-call overhead vanishes, small enough that
+/// guest memory stays bounded whatever the object size.
+pub const CHUNK: u64 = 1 << 20;
+
+fn stream_error(what: &str, err: StreamError) -> Error {
+    match err {
+        StreamError::Closed => Error::Other(format!("{what}: stream closed early")),
+        StreamError::LastOperationFailed(e) => Error::Other(format!("{what}: {}", e.to_debug_string())),
+    }
+}
+
+/// Moves everything from `from` to `to` until `from` closes, then flushes `to`. When both are
+/// host streams the bytes never enter guest memory. Returns the number of bytes moved.
+pub fn splice_all(from: &InputStream, to: &OutputStream) -> Result<u64, Error> {
+    let mut total = 0u64;
+    loop {
+        match to.blocking_splice(from, CHUNK) {
+            Ok(n) => total += n,
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(stream_error("copying the body", e)),
+        }
+    }
+    to.blocking_flush().map_err(|e| stream_error("flushing the body", e))?;
+    Ok(total)
+}
+
+/// Reads `from` to its end into memory. Only for small bodies (documents, not objects).
+pub fn read_to_end(from: &InputStream) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    loop {
+        match from.blocking_read(CHUNK) {
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => return Ok(out),
+            Err(e) => return Err(stream_error("reading the body", e)),
+        }
+    }
+}
+
+/// Writes all of `bytes` to `to` and flushes it.
+pub fn write_all(to: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
+    while !bytes.is_empty() {
+        let n = to.check_write().map_err(|e| stream_error("writing the body", e))?;
+        if n == 0 {
+            to.subscribe().block();
+            continue;
+        }
+        let len = bytes.len().min(usize::try_from(n).unwrap_or(usize::MAX)).min(CHUNK as usize);
+        to.write(&bytes[..len]).map_err(|e| stream_error("writing the body", e))?;
+        bytes = &bytes[len..];
+    }
+    to.blocking_flush().map_err(|e| stream_error("flushing the body", e))
+}

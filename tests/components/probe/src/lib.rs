@@ -1,0 +1,114 @@
+//! A hostile object store for the sandbox tests. `object-exists(bucket, command)` runs one
+//! attempt and answers `true` when it succeeded (a sandbox escape) or the error it met:
+//!
+//! - `read:PATH`, `list:PATH`, `write:PATH`: file access through std;
+//! - `env`: true when any environment variable or argument is visible;
+//! - `tcp:ADDR`: a TCP connection;
+//! - `http:URL`: a GET through wasi:http;
+//! - `spin`: loops forever; `alloc:MIB`: allocates and touches that much memory;
+//! - `trap`: traps.
+//!
+//! `get-object(_, "credential")` writes whatever credential `init` delivered.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use coffer_guest_sdk::streams::{InputStream, OutputStream, write_all};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+
+struct Probe {
+    credential: Option<Credential>,
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::from_io(what, &e)
+}
+
+fn http_get(url: &str) -> Result<bool> {
+    use wasip2::http::outgoing_handler::handle;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::InvalidArgument(url.into()))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http })).ok();
+    request.set_authority(Some(authority)).ok();
+    request.set_path_with_query(Some(&path)).ok();
+    let response = handle(request, None).map_err(|e| Error::PermissionDenied(format!("{e:?}")))?;
+    response.subscribe().block();
+    match response.get() {
+        Some(Ok(Ok(_))) => Ok(true),
+        Some(Ok(Err(e))) => Err(Error::PermissionDenied(format!("{e:?}"))),
+        other => Err(Error::Other(format!("{other:?}"))),
+    }
+}
+
+impl ObjectStore for Probe {
+    fn manifest() -> Manifest {
+        Manifest::new("coffer.test/probe", "test component that probes its sandbox")
+            .directory("root", "/data", true, true)
+            .endpoint_key("url")
+    }
+
+    fn init(config: Vec<(String, String)>, credential: Option<Credential>) -> Result<Self> {
+        Config::parse_object_store(config, &["root", "url"])?;
+        Ok(Probe { credential })
+    }
+
+    fn put_object(&self, _: &str, _: &str, _: InputStream) -> Result<u64> {
+        Err(Error::Unsupported("put".into()))
+    }
+
+    fn object_exists(&self, _bucket: &str, command: &str) -> Result<bool> {
+        let (verb, arg) = command.split_once(':').unwrap_or((command, ""));
+        match verb {
+            "read" => std::fs::read(arg).map(|_| true).map_err(io(arg)),
+            "list" => std::fs::read_dir(arg).map(|_| true).map_err(io(arg)),
+            "write" => std::fs::write(arg, b"escaped").map(|_| true).map_err(io(arg)),
+            "env" => Ok(std::env::vars().next().is_some() || std::env::args().next().is_some()),
+            "tcp" => std::net::TcpStream::connect(arg).map(|_| true).map_err(io(arg)),
+            "http" => http_get(arg),
+            "spin" => {
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mib: usize = arg.parse().map_err(|_| Error::InvalidArgument(arg.into()))?;
+                let mut v: Vec<u8> = Vec::new();
+                v.try_reserve_exact(mib << 20).map_err(|e| Error::Unavailable(e.to_string()))?;
+                v.resize(mib << 20, 1);
+                Ok(black_box(v).len() == mib << 20)
+            }
+            "trap" => std::process::abort(),
+            _ => Err(Error::InvalidArgument(format!("unknown probe {command:?}"))),
+        }
+    }
+
+    fn get_object(&self, _: &str, key: &str, sink: OutputStream) -> Result<u64> {
+        if key != "credential" {
+            return Err(Error::NotFound(key.into()));
+        }
+        let bytes = self.credential.as_ref().map_or(&b"<none>"[..], Credential::expose_bytes);
+        write_all(&sink, bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    fn list_common_prefixes(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn list_objects(&self, _: &str, _: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn delete_object(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn create_signed_url(&self, _: &str, _: &str, _: Duration) -> Result<String> {
+        Err(Error::Unsupported("signed URLs".into()))
+    }
+}
+
+coffer_guest_sdk::export_object_store!(Probe);
