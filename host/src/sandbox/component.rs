@@ -1,0 +1,140 @@
+//! Loading a provider component: compile (or fetch from the cache), check that its imports are
+//! ones the host can grant, find which provider world it exports, and ask for its manifest.
+
+use std::fmt;
+
+use thiserror::Error;
+use wasmtime::Store;
+
+use super::bindings::{object_store as os, volume_snapshotter as vs};
+use super::cache::sha256_hex;
+use super::grants::Grants;
+use super::host_state::HostState;
+use super::manifest::Manifest;
+use super::{Sandbox, slot};
+
+/// Which provider world a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ProviderKind {
+    /// `object-store-provider`.
+    ObjectStore,
+    /// `volume-snapshotter-provider`.
+    VolumeSnapshotter,
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProviderKind::ObjectStore => "ObjectStore",
+            ProviderKind::VolumeSnapshotter => "VolumeSnapshotter",
+        })
+    }
+}
+
+/// A component that is not a usable provider.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Not valid WebAssembly, or not a component.
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// It imports something the host does not grant.
+    #[error("imports something Coffer does not provide (only WASI 0.2 is available): {0}")]
+    Imports(String),
+    /// It exports neither provider world.
+    #[error("exports neither coffer:provider/object-store nor coffer:provider/volume-snapshotter")]
+    NotAProvider,
+    /// Its `describe` call failed.
+    #[error("describing itself failed: {0}")]
+    Describe(String),
+    /// Its manifest is unusable.
+    #[error("its manifest is invalid: {0}")]
+    Manifest(String),
+}
+
+#[derive(Clone)]
+pub(crate) enum Pre {
+    ObjectStore(os::ObjectStoreProviderPre<HostState>),
+    VolumeSnapshotter(vs::VolumeSnapshotterProviderPre<HostState>),
+}
+
+/// A compiled, checked provider component, ready to be instantiated for locations.
+#[derive(Clone)]
+pub struct ProviderComponent {
+    pub(crate) pre: Pre,
+    manifest: Manifest,
+    sha256: String,
+}
+
+impl fmt::Debug for ProviderComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderComponent").field("name", &self.manifest.name).field("sha256", &self.sha256).finish()
+    }
+}
+
+impl ProviderComponent {
+    /// What the component says it is.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Which provider world it exports.
+    pub fn kind(&self) -> ProviderKind {
+        match self.pre {
+            Pre::ObjectStore(_) => ProviderKind::ObjectStore,
+            Pre::VolumeSnapshotter(_) => ProviderKind::VolumeSnapshotter,
+        }
+    }
+
+    /// The SHA-256 of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
+    let bad = |s: String| Err(LoadError::Manifest(s));
+    if m.name.is_empty() || m.name.chars().any(|c| c.is_whitespace()) {
+        return bad(format!("name {:?} must be non-empty and without spaces", m.name));
+    }
+    for d in &m.directories {
+        if !d.guest_path.starts_with('/') || d.guest_path == "/" {
+            return bad(format!("directory for key {:?} must mount at an absolute path other than /", d.config_key));
+        }
+    }
+    Ok(())
+}
+
+impl Sandbox {
+    /// Compiles and checks `wasm`, and asks it for its manifest on an instance granted nothing.
+    pub async fn load(&self, wasm: &[u8]) -> Result<ProviderComponent, LoadError> {
+        let inner = &self.inner;
+        let sha256 = sha256_hex(wasm);
+        let component =
+            inner.cache.load(&inner.engine, wasm, &sha256).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let instance_pre =
+            inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        let pre = if let Ok(p) = os::ObjectStoreProviderPre::new(instance_pre.clone()) {
+            Pre::ObjectStore(p)
+        } else if let Ok(p) = vs::VolumeSnapshotterProviderPre::new(instance_pre) {
+            Pre::VolumeSnapshotter(p)
+        } else {
+            return Err(LoadError::NotAProvider);
+        };
+        let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
+        let grants = Grants::none("describe");
+        let mut store: Store<HostState> = slot::new_store(self, &grants).map_err(describe_err)?;
+        let manifest: Manifest = match &pre {
+            Pre::ObjectStore(p) => {
+                let b = p.instantiate_async(&mut store).await.map_err(describe_err)?;
+                b.coffer_provider_object_store().call_describe(&mut store).await.map_err(describe_err)?.into()
+            }
+            Pre::VolumeSnapshotter(p) => {
+                let b = p.instantiate_async(&mut store).await.map_err(describe_err)?;
+                b.coffer_provider_volume_snapshotter().call_describe(&mut store).await.map_err(describe_err)?.into()
+            }
+        };
+        check_manifest(&manifest)?;
+        Ok(ProviderComponent { pre, manifest, sha256 })
+    }
+}

@@ -1,0 +1,110 @@
+//! What can go wrong when the host calls a provider.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A failed provider call, naming the location it served.
+#[derive(Debug, Error)]
+#[error("{location}: {kind}")]
+pub struct ProviderError {
+    /// The location the instance serves, e.g. `backup-location "default"`.
+    pub location: String,
+    /// What went wrong.
+    pub kind: ErrorKind,
+}
+
+/// Why a provider call failed: either the provider's own answer (the WIT `error` variant) or
+/// the sandbox stopping it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The provider: the object, volume or snapshot does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The provider: it already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The provider: the credential does not allow the operation.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The provider: the credential is missing or rejected.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
+    /// The provider: a config key is unknown, missing or wrong.
+    #[error("invalid config key {key:?}: {reason}")]
+    InvalidConfig {
+        /// The key at fault.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The provider: an argument is malformed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The provider: its backing service failed or could not be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The provider: the operation is not implemented.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The provider: any other failure.
+    #[error("{0}")]
+    Other(String),
+    /// The sandbox: the call ran longer than its CPU-time budget and was interrupted.
+    #[error("stopped after exceeding its CPU-time limit of {0:?}; the instance was discarded")]
+    CpuLimit(Duration),
+    /// The sandbox: the call took longer than its wall-clock deadline.
+    #[error("stopped after exceeding its call deadline of {0:?}; the instance was discarded")]
+    Deadline(Duration),
+    /// The sandbox: the instance asked for more memory than its limit and then trapped.
+    #[error("trapped after being refused memory beyond its limit of {limit} bytes; the instance was discarded")]
+    MemoryLimit {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The sandbox: the instance trapped.
+    #[error("trapped: {0}; the instance was discarded")]
+    Trap(String),
+    /// The sandbox: the instance could not be created.
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    /// Reading the data to upload failed on the host side.
+    #[error("reading the data to store failed: {0}")]
+    Source(std::io::Error),
+    /// Writing the downloaded data failed on the host side.
+    #[error("writing the fetched data failed: {0}")]
+    Sink(std::io::Error),
+    /// The provider reported a length that differs from what crossed the stream.
+    #[error("reported {reported} bytes but {moved} crossed the stream")]
+    LengthMismatch {
+        /// What the provider returned.
+        reported: u64,
+        /// What the host counted.
+        moved: u64,
+    },
+}
+
+macro_rules! from_wit_error {
+    ($($types:tt)*) => {
+        impl From<$($types)*::Error> for ErrorKind {
+            fn from(e: $($types)*::Error) -> Self {
+                use $($types)*::Error as W;
+                match e {
+                    W::NotFound(m) => ErrorKind::NotFound(m),
+                    W::AlreadyExists(m) => ErrorKind::AlreadyExists(m),
+                    W::PermissionDenied(m) => ErrorKind::PermissionDenied(m),
+                    W::Unauthenticated(m) => ErrorKind::Unauthenticated(m),
+                    W::InvalidConfig(c) => ErrorKind::InvalidConfig { key: c.key, reason: c.reason },
+                    W::InvalidArgument(m) => ErrorKind::InvalidArgument(m),
+                    W::Unavailable(m) => ErrorKind::Unavailable(m),
+                    W::Unsupported(m) => ErrorKind::Unsupported(m),
+                    W::Other(m) => ErrorKind::Other(m),
+                }
+            }
+        }
+    };
+}
+
+from_wit_error!(super::bindings::object_store::coffer::provider::types);
+from_wit_error!(super::bindings::volume_snapshotter::coffer::provider::types);

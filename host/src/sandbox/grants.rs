@@ -1,0 +1,272 @@
+//! Turning a location into the capabilities of its provider instance. Everything a provider
+//! instance may touch is decided here, by [`grants_for`], and nowhere else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use thiserror::Error;
+use url::Url;
+
+use super::manifest::Manifest;
+use crate::secret::SecretBytes;
+
+/// A directory of the host mounted into the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGrant {
+    /// The host directory, canonicalised.
+    pub host: PathBuf,
+    /// Where the instance sees it.
+    pub guest: String,
+    /// Whether the instance may write there.
+    pub writable: bool,
+}
+
+/// An HTTP origin the instance may send requests to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or IP literal, lower case, IPv6 in brackets.
+    pub host: String,
+    /// Port, explicit or the scheme's default.
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+impl Endpoint {
+    /// The origin of `url`, if it is an http(s) URL with a host.
+    pub fn of(url: &Url) -> Option<Endpoint> {
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        Some(Endpoint {
+            scheme: scheme.to_owned(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+        })
+    }
+}
+
+/// Everything one provider instance is granted. Built only by [`grants_for`].
+#[derive(Debug, Clone)]
+pub struct Grants {
+    /// Who the instance serves, for messages and logs, e.g. `backup-location "default"`.
+    pub location: String,
+    /// The config delivered through `init`.
+    pub config: BTreeMap<String, String>,
+    /// The credential delivered through `init`.
+    pub credential: Option<SecretBytes>,
+    /// Host directories mounted into the instance.
+    pub directories: Vec<DirectoryGrant>,
+    /// HTTP origins the instance may reach.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Grants {
+    /// Grants nothing at all: used to ask a component for its manifest.
+    pub(crate) fn none(location: impl Into<String>) -> Grants {
+        Grants {
+            location: location.into(),
+            config: BTreeMap::new(),
+            credential: None,
+            directories: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// Why a location cannot be turned into capabilities. Each names the location and the key.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// A directory the provider needs is not configured.
+    #[error("{location}: config key {key:?} is required by provider {provider} (a directory)")]
+    MissingDirectory {
+        /// The location.
+        location: String,
+        /// The provider.
+        provider: String,
+        /// The config key.
+        key: String,
+    },
+    /// A configured directory is not an absolute path to an existing directory.
+    #[error("{location}: config key {key:?}: {path:?} {reason}")]
+    BadDirectory {
+        /// The location.
+        location: String,
+        /// The config key.
+        key: String,
+        /// Its value.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two grants would mount different directories at one guest path.
+    #[error("{location}: provider {provider} asks for two directories at {guest}")]
+    DuplicateMount {
+        /// The location.
+        location: String,
+        /// The provider.
+        provider: String,
+        /// The guest path.
+        guest: String,
+    },
+    /// A configured endpoint is not an http(s) URL.
+    #[error("{location}: config key {key:?}: {value:?} is not an http(s) URL with a host")]
+    BadEndpoint {
+        /// The location.
+        location: String,
+        /// The config key (or template).
+        key: String,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// Substitutes `{key}` placeholders in `template` from `config`; `None` when a placeholder's
+/// key is unset.
+fn fill_template(template: &str, config: &BTreeMap<String, String>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}')? + open;
+        out.push_str(&rest[..open]);
+        out.push_str(config.get(&rest[open + 1..close]).filter(|v| !v.is_empty())?);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The one function that decides what a provider instance may touch.
+///
+/// A provider gets only: the directories named by the config keys its manifest lists, the HTTP
+/// origins named by its URL keys and endpoint templates, and `credential` (the location's own
+/// secret key or the default credential, resolved by the caller). It never gets environment
+/// variables, arguments, sockets or other files. `config` is what `init` receives.
+pub fn grants_for(
+    location: &str,
+    manifest: &Manifest,
+    config: BTreeMap<String, String>,
+    credential: Option<SecretBytes>,
+) -> Result<Grants, GrantError> {
+    let mut directories: Vec<DirectoryGrant> = Vec::new();
+    for request in &manifest.directories {
+        let Some(value) = config.get(&request.config_key).filter(|v| !v.is_empty()) else {
+            if request.optional {
+                continue;
+            }
+            return Err(GrantError::MissingDirectory {
+                location: location.into(),
+                provider: manifest.name.clone(),
+                key: request.config_key.clone(),
+            });
+        };
+        let bad = |reason: &str| GrantError::BadDirectory {
+            location: location.into(),
+            key: request.config_key.clone(),
+            path: value.clone(),
+            reason: reason.into(),
+        };
+        let path = PathBuf::from(value);
+        if !path.is_absolute() {
+            return Err(bad("is not an absolute path"));
+        }
+        let host = path.canonicalize().map_err(|e| bad(&format!("cannot be opened: {e}")))?;
+        if !host.is_dir() {
+            return Err(bad("is not a directory"));
+        }
+        if directories.iter().any(|d| d.guest == request.guest_path) {
+            return Err(GrantError::DuplicateMount {
+                location: location.into(),
+                provider: manifest.name.clone(),
+                guest: request.guest_path.clone(),
+            });
+        }
+        directories.push(DirectoryGrant { host, guest: request.guest_path.clone(), writable: request.writable });
+    }
+
+    let mut endpoints = Vec::new();
+    let bad_endpoint = |key: &str, value: &str| GrantError::BadEndpoint {
+        location: location.into(),
+        key: key.into(),
+        value: value.into(),
+    };
+    for key in &manifest.endpoint_keys {
+        if let Some(value) = config.get(key).filter(|v| !v.is_empty()) {
+            let url = Url::parse(value).map_err(|_| bad_endpoint(key, value))?;
+            endpoints.push(Endpoint::of(&url).ok_or_else(|| bad_endpoint(key, value))?);
+        }
+    }
+    for template in &manifest.endpoint_templates {
+        if let Some(value) = fill_template(template, &config) {
+            let url = Url::parse(&value).map_err(|_| bad_endpoint(template, &value))?;
+            endpoints.push(Endpoint::of(&url).ok_or_else(|| bad_endpoint(template, &value))?);
+        }
+    }
+    endpoints.sort();
+    endpoints.dedup();
+
+    Ok(Grants { location: location.into(), config, credential, directories, endpoints })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::manifest::DirectoryRequest;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "velero.io/test".into(),
+            description: String::new(),
+            directories: vec![DirectoryRequest { config_key: "root".into(), guest_path: "/data".into(), writable: true, optional: false }],
+            endpoint_keys: vec!["s3Url".into()],
+            endpoint_templates: vec!["https://s3.{region}.amazonaws.com".into()],
+        }
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn grants_only_what_config_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let g = grants_for("bsl a", &manifest(), config(&[("root", root), ("s3Url", "http://127.0.0.1:9000/x"), ("region", "eu-west-1")]), None)
+            .unwrap();
+        assert_eq!(g.directories.len(), 1);
+        assert_eq!(g.directories[0].host, dir.path().canonicalize().unwrap());
+        let shown: Vec<String> = g.endpoints.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com:443"]);
+    }
+
+    #[test]
+    fn template_with_unset_key_grants_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grants_for("bsl a", &manifest(), config(&[("root", dir.path().to_str().unwrap())]), None).unwrap();
+        assert!(g.endpoints.is_empty());
+    }
+
+    #[test]
+    fn errors_name_location_and_key() {
+        let err = grants_for("backup-location \"a\"", &manifest(), config(&[]), None).unwrap_err().to_string();
+        assert!(err.contains("backup-location \"a\"") && err.contains("\"root\""), "{err}");
+        let err = grants_for("b", &manifest(), config(&[("root", "relative/dir")]), None).unwrap_err().to_string();
+        assert!(err.contains("not an absolute path"), "{err}");
+        let err = grants_for("b", &manifest(), config(&[("root", "/nonexistent/coffer")]), None).unwrap_err().to_string();
+        assert!(err.contains("cannot be opened"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = grants_for("b", &manifest(), config(&[("root", dir.path().to_str().unwrap()), ("s3Url", "ftp://x")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s3Url") && err.contains("ftp://x"), "{err}");
+    }
+}

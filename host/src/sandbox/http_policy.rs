@@ -1,0 +1,71 @@
+//! The outbound-HTTP allow-list of one instance, enforced on the effective request URI.
+
+use std::future::Future;
+
+use http_body_util::BodyExt;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::grants::Endpoint;
+
+/// Lets a request through only when its scheme, host and port are among the grants.
+/// Matching is on the URI the host will actually connect to, never on headers.
+pub(crate) struct HttpPolicy {
+    location: String,
+    allowed: Vec<Endpoint>,
+}
+
+impl HttpPolicy {
+    pub(crate) fn new(location: String, allowed: Vec<Endpoint>) -> Self {
+        HttpPolicy { location, allowed }
+    }
+
+    fn permits(&self, uri: &http::Uri) -> bool {
+        let Ok(url) = url::Url::parse(&uri.to_string()) else { return false };
+        Endpoint::of(&url).is_some_and(|e| self.allowed.contains(&e))
+    }
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> ResponseFuture {
+        if !self.permits(request.uri()) {
+            tracing::warn!(location = %self.location, uri = %request.uri(), "denied an outbound request to an endpoint the location does not name");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_granted_origins_pass() {
+        let p = HttpPolicy::new(
+            "l".into(),
+            vec![Endpoint { scheme: "http".into(), host: "127.0.0.1".into(), port: 9000 }],
+        );
+        assert!(p.permits(&"http://127.0.0.1:9000/bucket/key".parse().unwrap()));
+        assert!(!p.permits(&"http://127.0.0.1:9001/".parse().unwrap()));
+        assert!(!p.permits(&"https://127.0.0.1:9000/".parse().unwrap()));
+        assert!(!p.permits(&"http://localhost:9000/".parse().unwrap()));
+        assert!(!p.permits(&"/relative".parse().unwrap()));
+    }
+}

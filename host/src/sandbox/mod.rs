@@ -1,0 +1,102 @@
+//! The sandbox runtime: one wasmtime engine, provider components compiled once, and instances
+//! that each see only what their location grants.
+//!
+//! This module knows nothing of backups. It turns a location into [`Grants`] with
+//! [`grants_for`], instantiates a provider with exactly those grants, and hands out typed
+//! handles ([`ObjectStoreHandle`], [`VolumeSnapshotterHandle`]) whose calls are bounded in
+//! memory, CPU time and wall time. A provider that traps or overruns is discarded and the next
+//! call gets a fresh instance; nothing else is affected.
+
+mod bindings;
+mod cache;
+mod component;
+mod engine;
+mod error;
+mod grants;
+mod host_state;
+mod http_policy;
+mod manifest;
+mod object_store;
+mod slot;
+mod streams;
+mod volume_snapshotter;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+pub use component::{LoadError, ProviderComponent, ProviderKind};
+pub use error::{ErrorKind, ProviderError};
+pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
+pub use manifest::{DirectoryRequest, Manifest};
+pub use object_store::ObjectStoreHandle;
+pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
+
+use cache::ComponentCache;
+use engine::EpochTicker;
+use host_state::HostState;
+
+/// Per-instance limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most linear memory an instance may have.
+    pub memory_bytes: u64,
+    /// Most CPU time one call may spend in guest code.
+    pub cpu_per_call: Duration,
+    /// Longest one call may take, waiting included.
+    pub call_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            cpu_per_call: Duration::from_secs(60),
+            call_deadline: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The sandbox could not start.
+#[derive(Debug, Error)]
+#[error("starting the WebAssembly runtime: {0}")]
+pub struct SandboxError(String);
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    limits: Limits,
+    _ticker: EpochTicker,
+}
+
+/// The runtime shared by every provider instance. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl Sandbox {
+    /// Starts the runtime. Compiled components are cached in `cache_dir` when given.
+    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> Result<Self, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError(format!("{e:#}"));
+        let engine = engine::build_engine(limits.memory_bytes).map_err(err)?;
+        let mut linker = Linker::new(&engine);
+        // Every WASI 0.2 interface is linked, so that std-built components instantiate; what
+        // they can do is decided per instance by the WasiCtx and the HTTP policy.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
+        let cache = ComponentCache::new(&engine, cache_dir);
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Sandbox { inner: Arc::new(Inner { engine, linker, cache, limits, _ticker: ticker }) })
+    }
+
+    /// The limits every instance runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+}

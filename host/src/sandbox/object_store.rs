@@ -1,0 +1,185 @@
+//! The typed handle of an object-store provider instance.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+
+use super::bindings::object_store::ObjectStoreProvider;
+use super::bindings::object_store::ObjectStoreProviderPre;
+use super::component::{Pre, ProviderComponent};
+use super::error::{ErrorKind, ProviderError};
+use super::grants::Grants;
+use super::host_state::HostState;
+use super::slot::{Provider, Slot};
+use super::streams::{input_from_reader, output_to_writer};
+use super::{ProviderKind, Sandbox};
+
+impl Provider for ObjectStoreProvider {
+    type Pre = ObjectStoreProviderPre<HostState>;
+
+    async fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate_async(store).await
+    }
+
+    async fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+        credential: Option<&[u8]>,
+    ) -> wasmtime::Result<Result<(), ErrorKind>> {
+        let r = self.coffer_provider_object_store().call_init(store, config, credential).await?;
+        Ok(r.map_err(Into::into))
+    }
+}
+
+/// An object store serving one location. Calls are sequential; each runs under the sandbox's
+/// limits, and a trapped instance is replaced on the next call.
+pub struct ObjectStoreHandle {
+    slot: Slot<ObjectStoreProvider>,
+}
+
+/// Runs one export call on the live instance and settles its outcome.
+macro_rules! call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let deadline = $self.slot.limits().call_deadline;
+        let live = $self.slot.live().await?;
+        let outcome = tokio::time::timeout(
+            deadline,
+            live.bindings.coffer_provider_object_store().$method(&mut live.store, $($arg),*),
+        )
+        .await;
+        $self.slot.settle(outcome)
+    }};
+}
+
+impl ObjectStoreHandle {
+    /// Instantiates `component` with `grants` and initialises it.
+    pub async fn new(sandbox: &Sandbox, component: &ProviderComponent, grants: Grants) -> Result<Self, ProviderError> {
+        let Pre::ObjectStore(pre) = &component.pre else {
+            return Err(ProviderError {
+                location: grants.location.clone(),
+                kind: ErrorKind::Instantiate(format!(
+                    "provider {} is a {}, not an object store",
+                    component.manifest().name,
+                    ProviderKind::VolumeSnapshotter
+                )),
+            });
+        };
+        Ok(ObjectStoreHandle { slot: Slot::new(sandbox.clone(), pre.clone(), grants).await? })
+    }
+
+    /// The location this handle serves.
+    pub fn location(&self) -> &str {
+        self.slot.location()
+    }
+
+    fn error(&self, kind: ErrorKind) -> ProviderError {
+        ProviderError { location: self.location().to_owned(), kind }
+    }
+
+    /// Stores everything `source` yields as `key`. Returns the byte count.
+    pub async fn put_object<R: Read + Send + 'static>(&mut self, bucket: &str, key: &str, source: R) -> Result<u64, ProviderError> {
+        let (input, reader) = input_from_reader(source);
+        let location = self.location().to_owned();
+        let live = self.slot.live().await?;
+        let body = live
+            .store
+            .data_mut()
+            .table
+            .push(Box::new(input) as DynInputStream)
+            .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
+        let stored = call!(self, call_put_object(bucket, key, body));
+        let read = reader.await.map_err(|e| self.error(ErrorKind::Source(std::io::Error::other(e))))?;
+        let read = read.map_err(|e| self.error(ErrorKind::Source(e)))?;
+        let stored = stored?;
+        if stored != read {
+            return Err(self.error(ErrorKind::LengthMismatch { reported: stored, moved: read }));
+        }
+        Ok(stored)
+    }
+
+    /// Stores `bytes` as `key`.
+    pub async fn put_bytes(&mut self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<u64, ProviderError> {
+        self.put_object(bucket, key, std::io::Cursor::new(bytes)).await
+    }
+
+    /// Writes object `key` into `sink`. Returns its length.
+    pub async fn get_object<W: Write + Send + 'static>(&mut self, bucket: &str, key: &str, sink: W) -> Result<u64, ProviderError> {
+        let (output, moved, writer) = output_to_writer(sink);
+        let location = self.location().to_owned();
+        let live = self.slot.live().await?;
+        let sink = live
+            .store
+            .data_mut()
+            .table
+            .push(Box::new(output) as DynOutputStream)
+            .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
+        let result = call!(self, call_get_object(bucket, key, sink));
+        // The guest dropped its end when the call returned; a trapped instance's table is
+        // gone with it. Either way the writer task sees the channel close.
+        let written = writer.await.map_err(|e| self.error(ErrorKind::Sink(std::io::Error::other(e))))?;
+        let length = result?;
+        let written = written.map_err(|e| self.error(ErrorKind::Sink(e)))?;
+        let moved = moved.load(Ordering::Relaxed);
+        if length != written || moved != written {
+            return Err(self.error(ErrorKind::LengthMismatch { reported: length, moved: written }));
+        }
+        Ok(length)
+    }
+
+    /// Object `key` in memory. For documents, not for large objects.
+    pub async fn get_bytes(&mut self, bucket: &str, key: &str) -> Result<Vec<u8>, ProviderError> {
+        let buffer = SharedBuffer::default();
+        self.get_object(bucket, key, buffer.clone()).await?;
+        Ok(buffer.take())
+    }
+
+    /// Whether `key` exists.
+    pub async fn object_exists(&mut self, bucket: &str, key: &str) -> Result<bool, ProviderError> {
+        call!(self, call_object_exists(bucket, key))
+    }
+
+    /// Prefixes under `prefix` up to the next `delimiter`, each whole and ending in it.
+    pub async fn list_common_prefixes(&mut self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>, ProviderError> {
+        call!(self, call_list_common_prefixes(bucket, prefix, delimiter))
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<String>, ProviderError> {
+        call!(self, call_list_objects(bucket, prefix))
+    }
+
+    /// Deletes `key`; a missing key is not an error.
+    pub async fn delete_object(&mut self, bucket: &str, key: &str) -> Result<(), ProviderError> {
+        call!(self, call_delete_object(bucket, key))
+    }
+
+    /// A URL to GET `key` during `ttl`.
+    pub async fn create_signed_url(&mut self, bucket: &str, key: &str, ttl: Duration) -> Result<String, ProviderError> {
+        call!(self, call_create_signed_url(bucket, key, ttl.as_secs()))
+    }
+}
+
+/// A `Write` into memory that can be read back after a blocking task wrote into it.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().expect("buffer lock"))
+    }
+}
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! One location's provider instance: created on first use, initialised with the location's
+//! config and credential, run under limits, and discarded after a trap or an overrun so that
+//! the next call starts fresh.
+
+use std::future::Future;
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::engine::TICK;
+use super::error::{ErrorKind, ProviderError};
+use super::grants::Grants;
+use super::host_state::HostState;
+use super::{Limits, Sandbox};
+
+/// Creates a store for `grants` with the sandbox's memory and CPU limits.
+pub(crate) fn new_store(sandbox: &Sandbox, grants: &Grants) -> wasmtime::Result<Store<HostState>> {
+    let limits = &sandbox.inner.limits;
+    let mut store = Store::new(&sandbox.inner.engine, HostState::new(grants, limits.memory_bytes)?);
+    store.limiter(|state| &mut state.limiter);
+    let budget = (limits.cpu_per_call.as_millis() / TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        // Called only while guest code runs, once per tick: the count is CPU time in guest.
+        let state = ctx.data_mut();
+        state.cpu_ticks += 1;
+        Ok(if state.cpu_ticks > budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+    });
+    Ok(store)
+}
+
+/// The bindings of one provider world.
+pub(crate) trait Provider: Sized + Send + 'static {
+    /// The pre-instantiated component.
+    type Pre: Clone + Send + Sync + 'static;
+    /// Instantiates into `store`.
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+    /// Calls the world's `init`.
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &Vec<(String, String)>,
+        credential: Option<&[u8]>,
+    ) -> impl Future<Output = wasmtime::Result<Result<(), ErrorKind>>> + Send;
+}
+
+/// A live instance.
+pub(crate) struct Live<P> {
+    pub(crate) store: Store<HostState>,
+    pub(crate) bindings: P,
+}
+
+/// A location's instance slot.
+pub(crate) struct Slot<P: Provider> {
+    sandbox: Sandbox,
+    pre: P::Pre,
+    grants: Grants,
+    live: Option<Live<P>>,
+}
+
+impl<P: Provider> Slot<P> {
+    /// A slot for `grants`, instantiated and initialised at once so that configuration errors
+    /// surface here.
+    pub(crate) async fn new(sandbox: Sandbox, pre: P::Pre, grants: Grants) -> Result<Self, ProviderError> {
+        let mut slot = Slot { sandbox, pre, grants, live: None };
+        slot.live().await?;
+        Ok(slot)
+    }
+
+    /// The location this slot serves.
+    pub(crate) fn location(&self) -> &str {
+        &self.grants.location
+    }
+
+    fn error(&self, kind: ErrorKind) -> ProviderError {
+        ProviderError { location: self.grants.location.clone(), kind }
+    }
+
+    /// The sandbox's limits.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.sandbox.inner.limits
+    }
+
+    /// The live instance, created and initialised if there is none, with a fresh CPU budget.
+    pub(crate) async fn live(&mut self) -> Result<&mut Live<P>, ProviderError> {
+        if self.live.is_none() {
+            let mut store =
+                new_store(&self.sandbox, &self.grants).map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
+            let bindings =
+                P::instantiate(&self.pre, &mut store).await.map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
+            let config: Vec<(String, String)> = self.grants.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let credential = self.grants.credential.as_ref().map(|c| c.expose());
+            let deadline = self.limits().call_deadline;
+            let outcome = tokio::time::timeout(deadline, bindings.init(&mut store, &config, credential)).await;
+            let mut live = Live { store, bindings };
+            self.settle_with(&mut live, outcome)?;
+            self.live = Some(live);
+        }
+        let live = self.live.as_mut().expect("set above");
+        live.store.data_mut().cpu_ticks = 0;
+        Ok(live)
+    }
+
+    /// Turns a finished (or timed-out) call into its result. An instance that trapped or
+    /// overran is discarded.
+    pub(crate) fn settle<T, E: Into<ErrorKind>>(
+        &mut self,
+        outcome: Result<wasmtime::Result<Result<T, E>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ProviderError> {
+        let mut live = self.live.take().expect("settle follows live()");
+        let result = self.settle_with(&mut live, outcome);
+        if self.poisoning(&result) {
+            let output = live.store.data().output.contents();
+            if !output.is_empty() {
+                tracing::info!(location = %self.grants.location, "discarded provider's output: {}", String::from_utf8_lossy(&output));
+            }
+        } else {
+            self.live = Some(live);
+        }
+        result
+    }
+
+    fn poisoning<T>(&self, result: &Result<T, ProviderError>) -> bool {
+        matches!(
+            result,
+            Err(ProviderError {
+                kind: ErrorKind::CpuLimit(_) | ErrorKind::Deadline(_) | ErrorKind::MemoryLimit { .. } | ErrorKind::Trap(_),
+                ..
+            })
+        )
+    }
+
+    fn settle_with<T, E: Into<ErrorKind>>(
+        &self,
+        live: &mut Live<P>,
+        outcome: Result<wasmtime::Result<Result<T, E>>, tokio::time::error::Elapsed>,
+    ) -> Result<T, ProviderError> {
+        let state = live.store.data();
+        let kind = match outcome {
+            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Err(e))) => e.into(),
+            Err(_) => ErrorKind::Deadline(self.limits().call_deadline),
+            Ok(Err(trap)) => {
+                if state.limiter.refused_memory {
+                    ErrorKind::MemoryLimit { limit: state.limiter.memory_bytes }
+                } else if matches!(trap.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+                    ErrorKind::CpuLimit(self.limits().cpu_per_call)
+                } else {
+                    ErrorKind::Trap(format!("{trap:#}"))
+                }
+            }
+        };
+        Err(self.error(kind))
+    }
+}
