@@ -1,0 +1,10 @@
+//! The first-party providers compiled into the `coffer` binary.
+
+/// `velero.io/filesystem`: the default object store.
+pub const FILESYSTEM: &[u8] = include_bytes!(env!("COFFER_FILESYSTEM_WASM"));
+
+/// `velero.io/local`: the default volume snapshotter.
+pub const LOCAL: &[u8] = include_bytes!(env!("COFFER_LOCAL_WASM"));
+
+/// Every embedded component.
+pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL];
