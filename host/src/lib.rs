@@ -1,6 +1,21 @@
 //! Coffer: a backup engine in the spirit of Velero whose storage and snapshot providers are
 //! sandboxed WebAssembly components.
+//!
+//! - [`sandbox`]: the WebAssembly runtime and the capabilities of each provider instance;
+//! - [`locations`]: backup storage and volume snapshot locations;
+//! - [`secrets`], [`keyring`]: credentials, sealed at rest;
+//! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
+//! - [`plugins`], [`embedded`]: the provider components;
+//! - [`cli`]: the `coffer` command line.
 
+pub mod cli;
+pub mod coffer;
 pub mod embedded;
+pub mod keyring;
+pub mod locations;
+pub mod model;
+pub mod plugins;
 pub mod sandbox;
 pub mod secret;
+pub mod secrets;
+pub mod state;

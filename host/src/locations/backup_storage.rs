@@ -1,0 +1,345 @@
+//! Backup storage locations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use time::OffsetDateTime;
+
+use crate::coffer::Coffer;
+use crate::model::{
+    API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, LocationStatus, ObjectMeta,
+    ObjectStorage, SecretKeySelector, now,
+};
+use crate::sandbox::{ObjectStoreHandle, ProviderKind, grants_for};
+
+use super::credentials::resolve_credential;
+use super::{LocationError, Selection, validate_name};
+
+const KIND: &str = "backup storage location";
+
+/// How often a location is validated when it does not say (Velero's `--store-validation-frequency`).
+pub const DEFAULT_VALIDATION_FREQUENCY: Duration = Duration::from_secs(60);
+
+/// The only top-level directories Velero allows under a location's prefix.
+const VALID_TOP_LEVEL: [&str; 6] = ["backups", "restores", "restic", "metadata", "plugins", "kopia"];
+
+/// What `backup-location create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewBackupStorageLocation {
+    /// Name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Prefix inside the bucket.
+    pub prefix: String,
+    /// Provider config.
+    pub config: BTreeMap<String, String>,
+    /// Its own credential.
+    pub credential: Option<SecretKeySelector>,
+    /// Make it the default.
+    pub default: bool,
+    /// ReadWrite or ReadOnly.
+    pub access_mode: AccessMode,
+    /// Validation frequency, if set.
+    pub validation_frequency: Option<Duration>,
+    /// Backup sync period, if set.
+    pub backup_sync_period: Option<Duration>,
+    /// PEM CA bundle.
+    pub ca_cert: Option<Vec<u8>>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+fn trim_slashes(s: &str) -> String {
+    s.trim_matches('/').to_owned()
+}
+
+impl NewBackupStorageLocation {
+    /// The object this describes, with its fields checked.
+    pub fn build(self, namespace: &str) -> Result<BackupStorageLocation, LocationError> {
+        validate_name(KIND, &self.name)?;
+        let field = |field: &str, reason: &str| LocationError::InvalidField { field: field.into(), reason: reason.into() };
+        if self.provider.is_empty() {
+            return Err(field("--provider", "is required"));
+        }
+        let bucket = trim_slashes(&self.bucket);
+        if bucket.is_empty() {
+            return Err(field("--bucket", "is required"));
+        }
+        if bucket.contains('/') {
+            return Err(field(
+                "--bucket",
+                &format!("bucket name {bucket:?} must not contain a '/' (if using a prefix, put it in --prefix instead)"),
+            ));
+        }
+        let mut metadata = ObjectMeta::new(namespace, &self.name);
+        metadata.labels = self.labels;
+        Ok(BackupStorageLocation {
+            api_version: API_VERSION.into(),
+            kind: "BackupStorageLocation".into(),
+            metadata,
+            spec: BackupStorageLocationSpec {
+                provider: self.provider,
+                object_storage: ObjectStorage {
+                    bucket,
+                    prefix: trim_slashes(&self.prefix),
+                    ca_cert: self.ca_cert.map(|pem| STANDARD.encode(pem)),
+                },
+                config: self.config,
+                credential: self.credential,
+                default: self.default,
+                access_mode: self.access_mode,
+                backup_sync_period: self.backup_sync_period,
+                validation_frequency: self.validation_frequency,
+            },
+            status: LocationStatus::default(),
+        })
+    }
+}
+
+fn label(bsl: &BackupStorageLocation) -> String {
+    format!("backup-location {:?}", bsl.metadata.name)
+}
+
+/// Creates a location, then validates it and records the outcome in its status.
+pub async fn create_backup_storage_location(
+    coffer: &Coffer,
+    namespace: &str,
+    new: NewBackupStorageLocation,
+) -> Result<BackupStorageLocation, LocationError> {
+    let bsl = new.build(namespace)?;
+    coffer
+        .registry
+        .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
+        .map_err(|source| LocationError::Plugin { location: label(&bsl), source })?;
+    coffer.state.write(|txn| {
+        if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
+            return Err(LocationError::AlreadyExists { kind: KIND, name: bsl.metadata.name.clone() });
+        }
+        if bsl.spec.default {
+            if let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default) {
+                return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
+            }
+        }
+        if bsl.spec.credential.is_some() {
+            resolve_credential(txn, &coffer.keyring, namespace, &label(&bsl), bsl.spec.credential.as_ref())?;
+        }
+        Ok(txn.put(&bsl)?)
+    })?;
+    Ok(record_validation(coffer, bsl).await?)
+}
+
+/// What `backup-location set` changes.
+#[derive(Debug, Clone, Default)]
+pub struct BackupStorageLocationChange {
+    /// Make it the default (moving the default from another location) or not.
+    pub default: Option<bool>,
+    /// Its own credential.
+    pub credential: Option<SecretKeySelector>,
+    /// A new PEM CA bundle.
+    pub ca_cert: Option<Vec<u8>>,
+}
+
+/// Changes a location. Making it the default unsets the previous default in the same
+/// transaction. A changed credential or CA bundle is validated at once.
+pub async fn set_backup_storage_location(
+    coffer: &Coffer,
+    namespace: &str,
+    name: &str,
+    change: BackupStorageLocationChange,
+) -> Result<BackupStorageLocation, LocationError> {
+    let revalidate = change.credential.is_some() || change.ca_cert.is_some();
+    let bsl = coffer.state.write(|txn| {
+        let mut bsl = txn
+            .get::<BackupStorageLocation>(namespace, name)?
+            .ok_or_else(|| LocationError::NotFound { kind: KIND, name: name.into() })?;
+        if change.default == Some(true) {
+            for mut other in txn.list::<BackupStorageLocation>(namespace)? {
+                if other.spec.default && other.metadata.name != name {
+                    other.spec.default = false;
+                    txn.put(&other)?;
+                }
+            }
+        }
+        if let Some(default) = change.default {
+            bsl.spec.default = default;
+        }
+        if let Some(credential) = change.credential {
+            resolve_credential(txn, &coffer.keyring, namespace, &label(&bsl), Some(&credential))?;
+            bsl.spec.credential = Some(credential);
+        }
+        if let Some(pem) = change.ca_cert {
+            bsl.spec.object_storage.ca_cert = Some(STANDARD.encode(pem));
+        }
+        txn.put(&bsl)?;
+        Ok::<_, LocationError>(bsl)
+    })?;
+    if revalidate { Ok(record_validation(coffer, bsl).await?) } else { Ok(bsl) }
+}
+
+/// Deletes locations; returns the names deleted. Nothing in object storage is touched.
+pub fn delete_backup_storage_locations(
+    coffer: &Coffer,
+    namespace: &str,
+    selection: &Selection,
+) -> Result<Vec<String>, LocationError> {
+    coffer.state.write(|txn| {
+        let names: Vec<String> = match selection {
+            Selection::All => txn.list::<BackupStorageLocation>(namespace)?.into_iter().map(|b| b.metadata.name).collect(),
+            Selection::Names(names) => names.clone(),
+        };
+        for name in &names {
+            if !txn.delete::<BackupStorageLocation>(namespace, name)? {
+                return Err(LocationError::NotFound { kind: KIND, name: name.clone() });
+            }
+        }
+        Ok(names)
+    })
+}
+
+/// The named locations (all when `names` is empty), or only the default.
+pub fn get_backup_storage_locations(
+    coffer: &Coffer,
+    namespace: &str,
+    names: &[String],
+    default_only: bool,
+) -> Result<Vec<BackupStorageLocation>, LocationError> {
+    let txn = coffer.state.read()?;
+    let mut out = if names.is_empty() {
+        txn.list::<BackupStorageLocation>(namespace)?
+    } else {
+        names
+            .iter()
+            .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind: KIND, name: n.clone() }))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if default_only {
+        out.retain(|b| b.spec.default);
+    }
+    Ok(out)
+}
+
+/// Whether `bsl` is due for validation at `at`: never validated, or its frequency (the
+/// default when unset; `0s` never) has passed since the last validation.
+fn validation_due(bsl: &BackupStorageLocation, at: OffsetDateTime) -> bool {
+    let Some(last) = bsl.status.last_validation_time else { return true };
+    let frequency = bsl.spec.validation_frequency.unwrap_or(DEFAULT_VALIDATION_FREQUENCY);
+    !frequency.is_zero() && at >= last + frequency
+}
+
+/// Validates each location that is due (or all, with `force`) and records the outcome.
+pub async fn refresh_backup_storage_locations(
+    coffer: &Coffer,
+    locations: Vec<BackupStorageLocation>,
+    force: bool,
+) -> Result<Vec<BackupStorageLocation>, LocationError> {
+    let at = now();
+    let mut out = Vec::with_capacity(locations.len());
+    for bsl in locations {
+        out.push(if force || validation_due(&bsl, at) { record_validation(coffer, bsl).await? } else { bsl });
+    }
+    Ok(out)
+}
+
+/// The outcome of validating a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationOutcome {
+    /// Reachable and its layout is Velero's.
+    Available,
+    /// Why not.
+    Unavailable(String),
+}
+
+/// A handle on the location's object store, with its credential and only its grants.
+pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<ObjectStoreHandle, LocationError> {
+    let location = label(bsl);
+    let plugin = coffer
+        .registry
+        .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
+        .map_err(|source| LocationError::Plugin { location: location.clone(), source })?;
+    let credential = {
+        let txn = coffer.state.read()?;
+        resolve_credential(&txn, &coffer.keyring, &bsl.metadata.namespace, &location, bsl.spec.credential.as_ref())?
+    };
+    // Like Velero: the config plus the injected bucket, prefix and CA bundle.
+    let mut config = bsl.spec.config.clone();
+    let storage = &bsl.spec.object_storage;
+    config.insert("bucket".into(), storage.bucket.clone());
+    config.insert("prefix".into(), storage.prefix.clone());
+    if let Some(ca) = &storage.ca_cert {
+        let pem = STANDARD
+            .decode(ca)
+            .map_err(|e| LocationError::InvalidField { field: "objectStorage.caCert".into(), reason: e.to_string() })?;
+        config.insert("caCert".into(), String::from_utf8_lossy(&pem).into_owned());
+    }
+    let grants = grants_for(&location, plugin.component.manifest(), config, credential)?;
+    Ok(ObjectStoreHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
+}
+
+/// Velero's `IsValid`: every top-level directory under the prefix must be one Velero knows.
+async fn check_layout(store: &mut ObjectStoreHandle, bsl: &BackupStorageLocation) -> Result<(), String> {
+    let storage = &bsl.spec.object_storage;
+    let root = if storage.prefix.is_empty() { String::new() } else { format!("{}/", storage.prefix) };
+    let dirs = store.list_common_prefixes(&storage.bucket, &root, "/").await.map_err(|e| e.kind.to_string())?;
+    let mut invalid: Vec<String> = dirs
+        .iter()
+        .map(|d| d.strip_prefix(&root).unwrap_or(d).trim_end_matches('/').to_owned())
+        .filter(|d| !VALID_TOP_LEVEL.contains(&d.as_str()))
+        .collect();
+    match invalid.len() {
+        0 => Ok(()),
+        n if n > 3 => {
+            invalid.truncate(3);
+            invalid.push("...".into());
+            Err(format!("Backup store contains {n} invalid top-level directories: [{}]", invalid.join(" ")))
+        }
+        _ => Err(format!("Backup store contains invalid top-level directories: [{}]", invalid.join(" "))),
+    }
+}
+
+/// Validates a location: its provider must initialise with its config and credential, and
+/// its bucket and prefix must hold only Velero's top-level directories.
+pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> ValidationOutcome {
+    let result = match object_store_for(coffer, bsl).await {
+        Ok(mut store) => check_layout(&mut store, bsl).await,
+        Err(LocationError::Provider(e)) => Err(e.kind.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => ValidationOutcome::Available,
+        Err(reason) => ValidationOutcome::Unavailable(format!(
+            "BackupStorageLocation {:?} is unavailable: {reason}",
+            bsl.metadata.name
+        )),
+    }
+}
+
+/// Validates `bsl` and stores the outcome in its status (if it still exists).
+async fn record_validation(coffer: &Coffer, mut bsl: BackupStorageLocation) -> Result<BackupStorageLocation, LocationError> {
+    let outcome = validate_backup_storage_location(coffer, &bsl).await;
+    let (phase, message) = match outcome {
+        ValidationOutcome::Available => (LocationPhase::Available, String::new()),
+        ValidationOutcome::Unavailable(m) => (LocationPhase::Unavailable, m),
+    };
+    if phase == LocationPhase::Unavailable {
+        tracing::warn!("{message}");
+    }
+    bsl.status.phase = Some(phase);
+    bsl.status.message = message;
+    bsl.status.last_validation_time = Some(now());
+    coffer.state.write(|txn| {
+        if let Some(mut stored) = txn.get::<BackupStorageLocation>(&bsl.metadata.namespace, &bsl.metadata.name)? {
+            stored.status.phase = bsl.status.phase;
+            stored.status.message = bsl.status.message.clone();
+            stored.status.last_validation_time = bsl.status.last_validation_time;
+            txn.put(&stored)?;
+            bsl = stored;
+        }
+        Ok::<_, LocationError>(())
+    })?;
+    Ok(bsl)
+}

@@ -1,0 +1,50 @@
+//! Which credential a location's provider receives.
+
+use crate::keyring::Keyring;
+use crate::model::{Secret, SecretKeySelector};
+use crate::secret::SecretBytes;
+use crate::state::Txn;
+
+use super::LocationError;
+
+/// The default credential, used by locations that name none: the secret `cloud-credentials`,
+/// key `cloud` (what `velero install` creates), in the location's namespace.
+pub const DEFAULT_CREDENTIAL: (&str, &str) = ("cloud-credentials", "cloud");
+
+/// The identity a secret value is sealed under (its namespace, secret and key).
+pub fn sealed_identity(namespace: &str, secret: &str, key: &str) -> String {
+    format!("{namespace}/{secret}/{key}")
+}
+
+/// The credential for `location` in `namespace`: its own secret key when it names one (which
+/// must exist), otherwise the default credential if that exists, otherwise none. Values are
+/// read afresh on every call, so a changed secret applies to the next provider instance.
+pub fn resolve_credential(
+    txn: &Txn<'_>,
+    keyring: &Keyring,
+    namespace: &str,
+    location: &str,
+    selector: Option<&SecretKeySelector>,
+) -> Result<Option<SecretBytes>, LocationError> {
+    let (name, key, explicit) = match selector {
+        Some(s) => (s.name.as_str(), s.key.as_str(), true),
+        None => (DEFAULT_CREDENTIAL.0, DEFAULT_CREDENTIAL.1, false),
+    };
+    let missing = |reason: String| LocationError::Credential {
+        location: location.into(),
+        secret: name.into(),
+        key: key.into(),
+        reason,
+    };
+    let Some(secret) = txn.get::<Secret>(namespace, name)? else {
+        return if explicit { Err(missing(format!("secret {name:?} not found"))) } else { Ok(None) };
+    };
+    let Some(sealed) = secret.sealed_data.get(key) else {
+        if !explicit {
+            return Ok(None);
+        }
+        let keys: Vec<&str> = secret.sealed_data.keys().map(String::as_str).collect();
+        return Err(missing(format!("secret {name:?} has no key {key:?} (it has: {})", keys.join(", "))));
+    };
+    Ok(Some(keyring.open_value(&sealed_identity(namespace, name, key), sealed)?))
+}

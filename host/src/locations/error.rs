@@ -1,0 +1,90 @@
+//! Location errors, each naming the object, key or provider at fault.
+
+use thiserror::Error;
+
+use crate::keyring::KeyringError;
+use crate::plugins::PluginError;
+use crate::sandbox::{GrantError, ProviderError};
+use crate::state::StateError;
+
+/// A location operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LocationError {
+    /// A name is not a valid object name.
+    #[error("{kind} name {name:?} is invalid: {reason}")]
+    InvalidName {
+        /// The kind of object.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The object already exists.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// The kind of object.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The object does not exist.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// The kind of object.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Another location is already the default.
+    #[error(
+        "backup storage location {existing:?} is already the default; do not set --default, or make this one the default afterwards with `coffer backup-location set {name} --default`"
+    )]
+    SecondDefault {
+        /// The location being created.
+        name: String,
+        /// The current default.
+        existing: String,
+    },
+    /// A flag or field has a bad value.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The flag or field, e.g. `--bucket`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A credential cannot be resolved.
+    #[error("{location}: credential {secret}={key}: {reason}")]
+    Credential {
+        /// The location.
+        location: String,
+        /// The secret.
+        secret: String,
+        /// The key in it.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The provider is unknown or of the wrong kind.
+    #[error("{location}: {source}")]
+    Plugin {
+        /// The location.
+        location: String,
+        /// The plugin error.
+        source: PluginError,
+    },
+    /// The location's config cannot be granted.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A secret could not be decrypted.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+}

@@ -1,0 +1,309 @@
+//! Coffer's objects, shaped as Velero's custom resources (`velero.io/v1`) so that `-o yaml`
+//! output and stored documents read like Velero's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::state::Resource;
+
+/// `apiVersion` of every object.
+pub const API_VERSION: &str = "velero.io/v1";
+
+/// The metadata every object has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Name, unique per kind in its namespace.
+    pub name: String,
+    /// The namespace (tenant).
+    pub namespace: String,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub creation_timestamp: OffsetDateTime,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// Metadata for a new object created now.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        ObjectMeta {
+            name: name.into(),
+            namespace: namespace.into(),
+            creation_timestamp: now(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The current time, to the second (as Kubernetes stores timestamps).
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// A reference to one key of a secret (Kubernetes' `SecretKeySelector`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretKeySelector {
+    /// The secret's name.
+    pub name: String,
+    /// The key within it.
+    pub key: String,
+}
+
+impl fmt::Display for SecretKeySelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.key)
+    }
+}
+
+/// Whether backups may be written to a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AccessMode {
+    /// Backups are written and deleted.
+    #[default]
+    ReadWrite,
+    /// Only read: for restores and sync.
+    ReadOnly,
+}
+
+impl fmt::Display for AccessMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AccessMode::ReadWrite => "ReadWrite",
+            AccessMode::ReadOnly => "ReadOnly",
+        })
+    }
+}
+
+/// A location's validation phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LocationPhase {
+    /// The last validation succeeded.
+    Available,
+    /// The last validation failed; `message` says why.
+    Unavailable,
+}
+
+impl fmt::Display for LocationPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LocationPhase::Available => "Available",
+            LocationPhase::Unavailable => "Unavailable",
+        })
+    }
+}
+
+/// Where a backup storage location keeps its objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStorage {
+    /// The bucket.
+    pub bucket: String,
+    /// A prefix inside the bucket under which everything is kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// PEM CA bundle for the provider to trust, base64-encoded as in Velero's CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+}
+
+/// A backup storage location's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationSpec {
+    /// The provider, e.g. `aws` or `velero.io/filesystem`.
+    pub provider: String,
+    /// Bucket, prefix and CA certificate.
+    pub object_storage: ObjectStorage,
+    /// Provider-specific settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The secret key holding this location's credential; the default credential otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<SecretKeySelector>,
+    /// Whether backups go here when none is named.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+    /// ReadWrite or ReadOnly.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    /// How often backups are synced from the bucket (`0s` disables); the server default if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "go_duration::option")]
+    pub backup_sync_period: Option<Duration>,
+    /// How often the location is validated (`0s` disables); the server default if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "go_duration::option")]
+    pub validation_frequency: Option<Duration>,
+}
+
+/// A location's observed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStatus {
+    /// Available or Unavailable; unset until first validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<LocationPhase>,
+    /// When it was last validated.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_validation_time: Option<OffsetDateTime>,
+    /// Why it is Unavailable.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When backups were last synced from it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_synced_time: Option<OffsetDateTime>,
+}
+
+/// A BackupStorageLocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocation {
+    /// `velero.io/v1`.
+    pub api_version: String,
+    /// `BackupStorageLocation`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    pub spec: BackupStorageLocationSpec,
+    /// Observed state.
+    #[serde(default)]
+    pub status: LocationStatus,
+}
+
+/// A volume snapshot location's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotLocationSpec {
+    /// The provider, e.g. `aws` or `velero.io/local`.
+    pub provider: String,
+    /// Provider-specific settings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The secret key holding this location's credential; the default credential otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<SecretKeySelector>,
+}
+
+/// A VolumeSnapshotLocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSnapshotLocation {
+    /// `velero.io/v1`.
+    pub api_version: String,
+    /// `VolumeSnapshotLocation`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// Desired state.
+    pub spec: VolumeSnapshotLocationSpec,
+    /// Observed state (Coffer validates snapshot locations too).
+    #[serde(default)]
+    pub status: LocationStatus,
+}
+
+/// A named set of secret values, each encrypted at rest with the data directory's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    /// `v1`.
+    pub api_version: String,
+    /// `Secret`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// Key → sealed value (see [`crate::keyring::Keyring`]).
+    pub sealed_data: BTreeMap<String, String>,
+}
+
+macro_rules! resource {
+    ($ty:ty, $kind:literal) => {
+        impl Resource for $ty {
+            const KIND: &'static str = $kind;
+            fn namespace(&self) -> &str {
+                &self.metadata.namespace
+            }
+            fn name(&self) -> &str {
+                &self.metadata.name
+            }
+        }
+    };
+}
+
+resource!(BackupStorageLocation, "BackupStorageLocation");
+resource!(VolumeSnapshotLocation, "VolumeSnapshotLocation");
+resource!(Secret, "Secret");
+
+/// Go's `time.Duration` text form (`1m0s`, `720h0m0s`), as Kubernetes serialises durations.
+pub mod go_duration {
+    use std::time::Duration;
+
+    /// Formats like Go's `Duration.String()` for whole seconds and milliseconds.
+    pub fn format(d: Duration) -> String {
+        let total = d.as_secs();
+        let millis = d.subsec_millis();
+        let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+        let secs = if millis == 0 {
+            format!("{s}s")
+        } else {
+            format!("{s}.{}s", format!("{millis:03}").trim_end_matches('0'))
+        };
+        match (h, m) {
+            (0, 0) if total == 0 && millis > 0 => format!("{millis}ms"),
+            (0, 0) => secs,
+            (0, _) => format!("{m}m{secs}"),
+            _ => format!("{h}h{m}m{secs}"),
+        }
+    }
+
+    /// Parses `1h30m`, `90s`, `1m0s`, `500ms`, `0` (Go syntax; also accepts `1d`).
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        if text == "0" {
+            return Ok(Duration::ZERO);
+        }
+        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    }
+
+    /// Serde for `Option<Duration>` as Go duration text.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::Duration;
+
+        /// Serialises.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&super::format(*d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialises.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|t| super::parse(&t).map_err(serde::de::Error::custom)).transpose()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn formats_like_go() {
+            assert_eq!(format(Duration::ZERO), "0s");
+            assert_eq!(format(Duration::from_secs(60)), "1m0s");
+            assert_eq!(format(Duration::from_secs(720 * 3600)), "720h0m0s");
+            assert_eq!(format(Duration::from_secs(90)), "1m30s");
+            assert_eq!(format(Duration::from_millis(1500)), "1.5s");
+            assert_eq!(format(Duration::from_millis(250)), "250ms");
+            assert_eq!(parse("1m0s").unwrap(), Duration::from_secs(60));
+            assert_eq!(parse("0s").unwrap(), Duration::ZERO);
+            assert_eq!(parse("0").unwrap(), Duration::ZERO);
+            assert!(parse("soon").unwrap_err().contains("soon"));
+        }
+    }
+}

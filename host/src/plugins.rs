@@ -1,0 +1,207 @@
+//! The provider components a host can use: the embedded first-party ones and the `.wasm`
+//! files added with `coffer plugin add`, which live in the data directory's `plugins/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::embedded;
+use crate::sandbox::{LoadError, ProviderComponent, ProviderKind, Sandbox};
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Compiled into `coffer`.
+    Embedded,
+    /// A file in the plugin directory.
+    File(PathBuf),
+}
+
+/// A usable provider component.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    /// The loaded component.
+    pub component: ProviderComponent,
+    /// Where it came from.
+    pub source: PluginSource,
+}
+
+impl Plugin {
+    /// Its registered name.
+    pub fn name(&self) -> &str {
+        &self.component.manifest().name
+    }
+}
+
+/// A plugin problem, naming the provider or file at fault.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// No plugin has that name.
+    #[error("unknown provider {provider:?}{resolved}; installed {kind} providers: {known}. Add one with `coffer plugin add FILE.wasm`", resolved = if provider == canonical { String::new() } else { format!(" (resolved as {canonical:?})") })]
+    UnknownProvider {
+        /// The name as given.
+        provider: String,
+        /// The name it resolves to.
+        canonical: String,
+        /// The kind wanted.
+        kind: ProviderKind,
+        /// What is installed, comma-separated.
+        known: String,
+    },
+    /// The plugin exists but is of the other kind.
+    #[error("provider {provider:?} is a {is} provider, not a {wanted} provider")]
+    WrongKind {
+        /// The provider.
+        provider: String,
+        /// What it is.
+        is: ProviderKind,
+        /// What was wanted.
+        wanted: ProviderKind,
+    },
+    /// A plugin file cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is not a usable provider.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        source: LoadError,
+    },
+    /// Another plugin already has the name.
+    #[error("{path}: a provider named {name:?} is already installed ({existing})")]
+    Duplicate {
+        /// The file being added.
+        path: String,
+        /// The name.
+        name: String,
+        /// Where the installed one came from.
+        existing: String,
+    },
+}
+
+/// Velero's rule: a provider name without `/` means `velero.io/<name>`.
+pub fn canonical_name(provider: &str) -> String {
+    if provider.contains('/') { provider.to_owned() } else { format!("velero.io/{provider}") }
+}
+
+/// Every usable plugin.
+pub struct Registry {
+    dir: PathBuf,
+    plugins: Vec<Plugin>,
+}
+
+impl Registry {
+    /// Loads the embedded providers and every `.wasm` in `dir`. A file that fails to load is
+    /// reported in the log and left out.
+    pub async fn load(sandbox: &Sandbox, dir: &Path) -> Result<Registry, PluginError> {
+        let mut plugins = Vec::new();
+        for wasm in embedded::ALL {
+            let component = sandbox
+                .load(wasm)
+                .await
+                .map_err(|source| PluginError::Invalid { path: "<embedded>".into(), source })?;
+            plugins.push(Plugin { component, source: PluginSource::Embedded });
+        }
+        let mut registry = Registry { dir: dir.to_path_buf(), plugins };
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
+            Err(source) => return Err(PluginError::Io { path: dir.display().to_string(), source }),
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        for path in files {
+            match registry.load_file(sandbox, &path).await {
+                Ok(plugin) => registry.plugins.push(plugin),
+                Err(e) => tracing::warn!("skipping plugin: {e}"),
+            }
+        }
+        Ok(registry)
+    }
+
+    async fn load_file(&self, sandbox: &Sandbox, path: &Path) -> Result<Plugin, PluginError> {
+        let shown = path.display().to_string();
+        let wasm = fs::read(path).map_err(|source| PluginError::Io { path: shown.clone(), source })?;
+        let component = sandbox.load(&wasm).await.map_err(|source| PluginError::Invalid { path: shown.clone(), source })?;
+        let name = &component.manifest().name;
+        if let Some(existing) = self.plugins.iter().find(|p| p.name() == name) {
+            return Err(PluginError::Duplicate {
+                path: shown,
+                name: name.clone(),
+                existing: match &existing.source {
+                    PluginSource::Embedded => "embedded".into(),
+                    PluginSource::File(p) => p.display().to_string(),
+                },
+            });
+        }
+        Ok(Plugin { component, source: PluginSource::File(path.to_path_buf()) })
+    }
+
+    /// Every plugin, embedded first.
+    pub fn list(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
+    /// The `kind` plugin for provider name `provider` (Velero's naming rule applies).
+    pub fn resolve(&self, provider: &str, kind: ProviderKind) -> Result<&Plugin, PluginError> {
+        let canonical = canonical_name(provider);
+        match self.plugins.iter().find(|p| p.name() == canonical) {
+            Some(p) if p.component.kind() == kind => Ok(p),
+            Some(p) => Err(PluginError::WrongKind { provider: provider.into(), is: p.component.kind(), wanted: kind }),
+            None => Err(PluginError::UnknownProvider {
+                provider: provider.into(),
+                canonical,
+                kind,
+                known: self
+                    .plugins
+                    .iter()
+                    .filter(|p| p.component.kind() == kind)
+                    .map(Plugin::name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Checks `file` and installs a copy in the plugin directory.
+    pub async fn add(&mut self, sandbox: &Sandbox, file: &Path) -> Result<&Plugin, PluginError> {
+        let loaded = self.load_file(sandbox, file).await?;
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| PluginError::Io { path, source }
+        };
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let file_name = loaded.name().replace('/', "_");
+        let target = self.dir.join(format!("{file_name}.wasm"));
+        let temp = self.dir.join(format!(".{file_name}.wasm.tmp"));
+        fs::copy(file, &temp).map_err(io(&temp))?;
+        fs::File::open(&temp).and_then(|f| f.sync_all()).map_err(io(&temp))?;
+        fs::rename(&temp, &target).map_err(io(&target))?;
+        self.plugins.push(Plugin { component: loaded.component, source: PluginSource::File(target) });
+        Ok(self.plugins.last().expect("just pushed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_are_velero_names() {
+        assert_eq!(canonical_name("aws"), "velero.io/aws");
+        assert_eq!(canonical_name("example.com/thing"), "example.com/thing");
+    }
+}

@@ -1,0 +1,97 @@
+//! Named secrets whose values are files' contents, sealed at rest; values are never printed.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::coffer::Coffer;
+use crate::locations::{LocationError, validate_name};
+use crate::model::{ObjectMeta, Secret};
+use crate::state::StateError;
+
+/// A secret operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// Bad name, missing or present already.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// A key is not a valid key name.
+    #[error("secret key {key:?} is invalid: use letters, digits, '-', '_' or '.'")]
+    InvalidKey {
+        /// The key.
+        key: String,
+    },
+    /// No values given.
+    #[error("a secret needs at least one --from-file key=path")]
+    Empty,
+    /// The same key given twice.
+    #[error("secret key {key:?} is given more than once")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+    },
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+const KIND: &str = "secret";
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Creates secret `name` holding `values` (key → content), each sealed with the keyring.
+pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
+    validate_name(KIND, name)?;
+    if values.is_empty() {
+        return Err(SecretError::Empty);
+    }
+    let mut sealed_data = BTreeMap::new();
+    for (key, value) in values {
+        if !valid_key(&key) {
+            return Err(SecretError::InvalidKey { key });
+        }
+        let sealed = coffer.keyring.seal(&crate::locations::sealed_identity(namespace, name, &key), &value);
+        if sealed_data.insert(key.clone(), sealed).is_some() {
+            return Err(SecretError::DuplicateKey { key });
+        }
+    }
+    let secret = Secret { api_version: "v1".into(), kind: "Secret".into(), metadata: ObjectMeta::new(namespace, name), sealed_data };
+    coffer.state.write(|txn| {
+        if txn.get::<Secret>(namespace, name)?.is_some() {
+            return Err(SecretError::Location(LocationError::AlreadyExists { kind: KIND, name: name.into() }));
+        }
+        txn.put(&secret)?;
+        Ok(())
+    })?;
+    Ok(secret)
+}
+
+/// The named secrets, or all when `names` is empty.
+pub fn get_secrets(coffer: &Coffer, namespace: &str, names: &[String]) -> Result<Vec<Secret>, SecretError> {
+    let txn = coffer.state.read()?;
+    if names.is_empty() {
+        return Ok(txn.list(namespace)?);
+    }
+    names
+        .iter()
+        .map(|n| {
+            txn.get(namespace, n)?
+                .ok_or_else(|| SecretError::Location(LocationError::NotFound { kind: KIND, name: n.clone() }))
+        })
+        .collect()
+}
+
+/// Deletes secrets. Locations naming them fail validation until it is recreated.
+pub fn delete_secrets(coffer: &Coffer, namespace: &str, names: &[String]) -> Result<(), SecretError> {
+    coffer.state.write(|txn| {
+        for name in names {
+            if !txn.delete::<Secret>(namespace, name)? {
+                return Err(SecretError::Location(LocationError::NotFound { kind: KIND, name: name.clone() }));
+            }
+        }
+        Ok(())
+    })
+}
