@@ -6,9 +6,7 @@
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
-//! - [`cli`]: the `coffer` command line.
 
-pub mod cli;
 pub mod coffer;
 pub mod embedded;
 pub mod keyring;

@@ -51,7 +51,7 @@ pub enum PluginError {
         known: String,
     },
     /// The plugin exists but is of the other kind.
-    #[error("provider {provider:?} is a {is} provider, not a {wanted} provider")]
+    #[error("provider {provider:?} is {}, not {}", is.with_article(), wanted.with_article())]
     WrongKind {
         /// The provider.
         provider: String,
@@ -61,20 +61,20 @@ pub enum PluginError {
         wanted: ProviderKind,
     },
     /// A plugin file cannot be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not a usable provider.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Invalid {
         /// The file.
         path: String,
         /// Why.
-        source: LoadError,
+        error: LoadError,
     },
     /// Another plugin already has the name.
     #[error("{path}: a provider named {name:?} is already installed ({existing})")]
@@ -108,14 +108,14 @@ impl Registry {
             let component = sandbox
                 .load(wasm)
                 .await
-                .map_err(|source| PluginError::Invalid { path: "<embedded>".into(), source })?;
+                .map_err(|error| PluginError::Invalid { path: "<embedded>".into(), error })?;
             plugins.push(Plugin { component, source: PluginSource::Embedded });
         }
         let mut registry = Registry { dir: dir.to_path_buf(), plugins };
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
-            Err(source) => return Err(PluginError::Io { path: dir.display().to_string(), source }),
+            Err(error) => return Err(PluginError::Io { path: dir.display().to_string(), error }),
         };
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -134,8 +134,8 @@ impl Registry {
 
     async fn load_file(&self, sandbox: &Sandbox, path: &Path) -> Result<Plugin, PluginError> {
         let shown = path.display().to_string();
-        let wasm = fs::read(path).map_err(|source| PluginError::Io { path: shown.clone(), source })?;
-        let component = sandbox.load(&wasm).await.map_err(|source| PluginError::Invalid { path: shown.clone(), source })?;
+        let wasm = fs::read(path).map_err(|error| PluginError::Io { path: shown.clone(), error })?;
+        let component = sandbox.load(&wasm).await.map_err(|error| PluginError::Invalid { path: shown.clone(), error })?;
         let name = &component.manifest().name;
         if let Some(existing) = self.plugins.iter().find(|p| p.name() == name) {
             return Err(PluginError::Duplicate {
@@ -181,7 +181,7 @@ impl Registry {
         let loaded = self.load_file(sandbox, file).await?;
         let io = |path: &Path| {
             let path = path.display().to_string();
-            move |source| PluginError::Io { path, source }
+            move |error| PluginError::Io { path, error }
         };
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let file_name = loaded.name().replace('/', "_");

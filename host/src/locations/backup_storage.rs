@@ -105,32 +105,45 @@ fn label(bsl: &BackupStorageLocation) -> String {
     format!("backup-location {:?}", bsl.metadata.name)
 }
 
-/// Creates a location, then validates it and records the outcome in its status.
+/// Refuses to create `bsl` when its name is taken or it would be a second default.
+fn check_create(txn: &crate::state::Txn<'_>, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
+    let namespace = &bsl.metadata.namespace;
+    if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
+        return Err(LocationError::AlreadyExists { kind: KIND, name: bsl.metadata.name.clone() });
+    }
+    if bsl.spec.default {
+        if let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default) {
+            return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
+        }
+    }
+    Ok(())
+}
+
+/// Creates a location after validating it. A location whose definition is wrong (unknown
+/// provider or config key, unusable directory, missing credential) is refused with that
+/// error; one that is merely unreachable, or whose bucket holds other data, is created with
+/// phase Unavailable and the reason, as Velero does.
 pub async fn create_backup_storage_location(
     coffer: &Coffer,
     namespace: &str,
     new: NewBackupStorageLocation,
 ) -> Result<BackupStorageLocation, LocationError> {
-    let bsl = new.build(namespace)?;
-    coffer
-        .registry
-        .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
-        .map_err(|source| LocationError::Plugin { location: label(&bsl), source })?;
+    let mut bsl = new.build(namespace)?;
+    check_create(&coffer.state.read()?, &bsl)?;
+    let outcome = probe(coffer, &bsl).await;
+    if let Err(e) = outcome {
+        if e.is_definition_error() {
+            return Err(e);
+        }
+        set_status(&mut bsl, Err(e));
+    } else {
+        set_status(&mut bsl, Ok(()));
+    }
     coffer.state.write(|txn| {
-        if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
-            return Err(LocationError::AlreadyExists { kind: KIND, name: bsl.metadata.name.clone() });
-        }
-        if bsl.spec.default {
-            if let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default) {
-                return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
-            }
-        }
-        if bsl.spec.credential.is_some() {
-            resolve_credential(txn, &coffer.keyring, namespace, &label(&bsl), bsl.spec.credential.as_ref())?;
-        }
-        Ok(txn.put(&bsl)?)
+        check_create(txn, &bsl)?;
+        Ok::<_, LocationError>(txn.put(&bsl)?)
     })?;
-    Ok(record_validation(coffer, bsl).await?)
+    Ok(bsl)
 }
 
 /// What `backup-location set` changes.
@@ -245,22 +258,13 @@ pub async fn refresh_backup_storage_locations(
     Ok(out)
 }
 
-/// The outcome of validating a location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValidationOutcome {
-    /// Reachable and its layout is Velero's.
-    Available,
-    /// Why not.
-    Unavailable(String),
-}
-
 /// A handle on the location's object store, with its credential and only its grants.
 pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<ObjectStoreHandle, LocationError> {
     let location = label(bsl);
     let plugin = coffer
         .registry
         .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
-        .map_err(|source| LocationError::Plugin { location: location.clone(), source })?;
+        .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
     let credential = {
         let txn = coffer.state.read()?;
         resolve_credential(&txn, &coffer.keyring, &bsl.metadata.namespace, &location, bsl.spec.credential.as_ref())?
@@ -281,10 +285,10 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
 }
 
 /// Velero's `IsValid`: every top-level directory under the prefix must be one Velero knows.
-async fn check_layout(store: &mut ObjectStoreHandle, bsl: &BackupStorageLocation) -> Result<(), String> {
+async fn check_layout(store: &mut ObjectStoreHandle, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
     let storage = &bsl.spec.object_storage;
     let root = if storage.prefix.is_empty() { String::new() } else { format!("{}/", storage.prefix) };
-    let dirs = store.list_common_prefixes(&storage.bucket, &root, "/").await.map_err(|e| e.kind.to_string())?;
+    let dirs = store.list_common_prefixes(&storage.bucket, &root, "/").await?;
     let mut invalid: Vec<String> = dirs
         .iter()
         .map(|d| d.strip_prefix(&root).unwrap_or(d).trim_end_matches('/').to_owned())
@@ -295,42 +299,48 @@ async fn check_layout(store: &mut ObjectStoreHandle, bsl: &BackupStorageLocation
         n if n > 3 => {
             invalid.truncate(3);
             invalid.push("...".into());
-            Err(format!("Backup store contains {n} invalid top-level directories: [{}]", invalid.join(" ")))
+            Err(LocationError::Layout(format!(
+                "Backup store contains {n} invalid top-level directories: [{}]",
+                invalid.join(" ")
+            )))
         }
-        _ => Err(format!("Backup store contains invalid top-level directories: [{}]", invalid.join(" "))),
+        _ => Err(LocationError::Layout(format!(
+            "Backup store contains invalid top-level directories: [{}]",
+            invalid.join(" ")
+        ))),
     }
 }
 
 /// Validates a location: its provider must initialise with its config and credential, and
 /// its bucket and prefix must hold only Velero's top-level directories.
-pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> ValidationOutcome {
-    let result = match object_store_for(coffer, bsl).await {
-        Ok(mut store) => check_layout(&mut store, bsl).await,
-        Err(LocationError::Provider(e)) => Err(e.kind.to_string()),
-        Err(e) => Err(e.to_string()),
+pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
+    probe(coffer, bsl).await
+}
+
+async fn probe(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
+    let mut store = object_store_for(coffer, bsl).await?;
+    check_layout(&mut store, bsl).await
+}
+
+/// Records a validation outcome in `bsl`'s status, in Velero's words.
+fn set_status(bsl: &mut BackupStorageLocation, outcome: Result<(), LocationError>) {
+    let (phase, message) = match outcome {
+        Ok(()) => (LocationPhase::Available, String::new()),
+        Err(e) => {
+            let message = format!("BackupStorageLocation {:?} is unavailable: {}", bsl.metadata.name, e.reason());
+            tracing::warn!("{message}");
+            (LocationPhase::Unavailable, message)
+        }
     };
-    match result {
-        Ok(()) => ValidationOutcome::Available,
-        Err(reason) => ValidationOutcome::Unavailable(format!(
-            "BackupStorageLocation {:?} is unavailable: {reason}",
-            bsl.metadata.name
-        )),
-    }
+    bsl.status.phase = Some(phase);
+    bsl.status.message = message;
+    bsl.status.last_validation_time = Some(now());
 }
 
 /// Validates `bsl` and stores the outcome in its status (if it still exists).
 async fn record_validation(coffer: &Coffer, mut bsl: BackupStorageLocation) -> Result<BackupStorageLocation, LocationError> {
-    let outcome = validate_backup_storage_location(coffer, &bsl).await;
-    let (phase, message) = match outcome {
-        ValidationOutcome::Available => (LocationPhase::Available, String::new()),
-        ValidationOutcome::Unavailable(m) => (LocationPhase::Unavailable, m),
-    };
-    if phase == LocationPhase::Unavailable {
-        tracing::warn!("{message}");
-    }
-    bsl.status.phase = Some(phase);
-    bsl.status.message = message;
-    bsl.status.last_validation_time = Some(now());
+    let outcome = probe(coffer, &bsl).await;
+    set_status(&mut bsl, outcome);
     coffer.state.write(|txn| {
         if let Some(mut stored) = txn.get::<BackupStorageLocation>(&bsl.metadata.namespace, &bsl.metadata.name)? {
             stored.status.phase = bsl.status.phase;

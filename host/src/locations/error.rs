@@ -68,12 +68,12 @@ pub enum LocationError {
         reason: String,
     },
     /// The provider is unknown or of the wrong kind.
-    #[error("{location}: {source}")]
+    #[error("{location}: {error}")]
     Plugin {
         /// The location.
         location: String,
         /// The plugin error.
-        source: PluginError,
+        error: PluginError,
     },
     /// The location's config cannot be granted.
     #[error(transparent)]
@@ -81,10 +81,36 @@ pub enum LocationError {
     /// The provider failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The bucket holds something other than Velero's layout.
+    #[error("{0}")]
+    Layout(String),
     /// The state failed.
     #[error(transparent)]
     State(#[from] StateError),
     /// A secret could not be decrypted.
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+}
+
+impl LocationError {
+    /// The error as the reason in a location's status message: a provider's own error without
+    /// the location name, which the message already carries.
+    pub fn reason(&self) -> String {
+        match self {
+            LocationError::Provider(e) => e.kind.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the error is in the location's own definition (unknown provider or config key,
+    /// unusable directory or endpoint, missing credential), so that retrying cannot help.
+    pub fn is_definition_error(&self) -> bool {
+        matches!(
+            self,
+            LocationError::Plugin { .. }
+                | LocationError::Grant(_)
+                | LocationError::Credential { .. }
+                | LocationError::InvalidField { .. }
+        ) || matches!(self, LocationError::Provider(e) if matches!(e.kind, crate::sandbox::ErrorKind::InvalidConfig { .. }))
+    }
 }

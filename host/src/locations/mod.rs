@@ -8,7 +8,7 @@ mod names;
 mod snapshot;
 
 pub use backup_storage::{
-    BackupStorageLocationChange, NewBackupStorageLocation, ValidationOutcome, create_backup_storage_location,
+    BackupStorageLocationChange, NewBackupStorageLocation, create_backup_storage_location,
     delete_backup_storage_locations, get_backup_storage_locations, object_store_for, refresh_backup_storage_locations,
     set_backup_storage_location, validate_backup_storage_location,
 };

@@ -33,41 +33,55 @@ fn label(vsl: &VolumeSnapshotLocation) -> String {
     format!("snapshot-location {:?}", vsl.metadata.name)
 }
 
-/// Creates a location, then checks that its provider initialises with its config and records
-/// the outcome as its phase (Velero never sets a VSL's phase; Coffer does, so a bad location
-/// shows before a backup needs it).
+impl NewVolumeSnapshotLocation {
+    /// The object this describes, with its fields checked.
+    pub fn build(self, namespace: &str) -> Result<VolumeSnapshotLocation, LocationError> {
+        validate_name(KIND, &self.name)?;
+        if self.provider.is_empty() {
+            return Err(LocationError::InvalidField { field: "--provider".into(), reason: "is required".into() });
+        }
+        let mut metadata = ObjectMeta::new(namespace, &self.name);
+        metadata.labels = self.labels;
+        Ok(VolumeSnapshotLocation {
+            api_version: API_VERSION.into(),
+            kind: "VolumeSnapshotLocation".into(),
+            metadata,
+            spec: VolumeSnapshotLocationSpec { provider: self.provider, config: self.config, credential: self.credential },
+            status: LocationStatus::default(),
+        })
+    }
+}
+
+/// Creates a location after checking that its provider initialises with its config and
+/// credential. A wrong definition is refused; an unreachable provider is recorded as phase
+/// Unavailable (Velero never sets a VSL's phase; Coffer does, so that a bad location shows
+/// before a backup needs it).
 pub async fn create_volume_snapshot_location(
     coffer: &Coffer,
     namespace: &str,
     new: NewVolumeSnapshotLocation,
 ) -> Result<VolumeSnapshotLocation, LocationError> {
-    validate_name(KIND, &new.name)?;
-    if new.provider.is_empty() {
-        return Err(LocationError::InvalidField { field: "--provider".into(), reason: "is required".into() });
-    }
-    let mut metadata = ObjectMeta::new(namespace, &new.name);
-    metadata.labels = new.labels;
-    let vsl = VolumeSnapshotLocation {
-        api_version: API_VERSION.into(),
-        kind: "VolumeSnapshotLocation".into(),
-        metadata,
-        spec: VolumeSnapshotLocationSpec { provider: new.provider, config: new.config, credential: new.credential },
-        status: LocationStatus::default(),
+    let mut vsl = new.build(namespace)?;
+    let name = vsl.metadata.name.clone();
+    let exists = |txn: &crate::state::Txn<'_>| -> Result<(), LocationError> {
+        match txn.get::<VolumeSnapshotLocation>(namespace, &name)? {
+            Some(_) => Err(LocationError::AlreadyExists { kind: KIND, name: name.clone() }),
+            None => Ok(()),
+        }
     };
-    coffer
-        .registry
-        .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
-        .map_err(|source| LocationError::Plugin { location: label(&vsl), source })?;
+    exists(&coffer.state.read()?)?;
+    let outcome = volume_snapshotter_for(coffer, &vsl).await.map(drop);
+    if let Err(e) = &outcome {
+        if e.is_definition_error() {
+            return Err(outcome.unwrap_err());
+        }
+    }
+    set_status(&mut vsl, outcome);
     coffer.state.write(|txn| {
-        if txn.get::<VolumeSnapshotLocation>(namespace, &vsl.metadata.name)?.is_some() {
-            return Err(LocationError::AlreadyExists { kind: KIND, name: vsl.metadata.name.clone() });
-        }
-        if vsl.spec.credential.is_some() {
-            resolve_credential(txn, &coffer.keyring, namespace, &label(&vsl), vsl.spec.credential.as_ref())?;
-        }
-        Ok(txn.put(&vsl)?)
+        exists(txn)?;
+        Ok::<_, LocationError>(txn.put(&vsl)?)
     })?;
-    record_validation(coffer, vsl).await
+    Ok(vsl)
 }
 
 /// Changes a location's credential, and checks it at once.
@@ -134,7 +148,7 @@ pub async fn volume_snapshotter_for(
     let plugin = coffer
         .registry
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
-        .map_err(|source| LocationError::Plugin { location: location.clone(), source })?;
+        .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
     let credential = {
         let txn = coffer.state.read()?;
         resolve_credential(&txn, &coffer.keyring, &vsl.metadata.namespace, &location, vsl.spec.credential.as_ref())?
@@ -143,20 +157,23 @@ pub async fn volume_snapshotter_for(
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 
-async fn record_validation(coffer: &Coffer, mut vsl: VolumeSnapshotLocation) -> Result<VolumeSnapshotLocation, LocationError> {
-    let (phase, message) = match volume_snapshotter_for(coffer, &vsl).await {
-        Ok(_) => (LocationPhase::Available, String::new()),
-        Err(LocationError::Provider(e)) => (LocationPhase::Unavailable, e.kind.to_string()),
-        Err(e) => (LocationPhase::Unavailable, e.to_string()),
-    };
-    let message = if message.is_empty() {
-        message
-    } else {
-        format!("VolumeSnapshotLocation {:?} is unavailable: {message}", vsl.metadata.name)
+/// Records a check's outcome in `vsl`'s status.
+fn set_status(vsl: &mut VolumeSnapshotLocation, outcome: Result<(), LocationError>) {
+    let (phase, message) = match outcome {
+        Ok(()) => (LocationPhase::Available, String::new()),
+        Err(e) => (
+            LocationPhase::Unavailable,
+            format!("VolumeSnapshotLocation {:?} is unavailable: {}", vsl.metadata.name, e.reason()),
+        ),
     };
     vsl.status.phase = Some(phase);
     vsl.status.message = message;
     vsl.status.last_validation_time = Some(now());
+}
+
+async fn record_validation(coffer: &Coffer, mut vsl: VolumeSnapshotLocation) -> Result<VolumeSnapshotLocation, LocationError> {
+    let outcome = volume_snapshotter_for(coffer, &vsl).await.map(drop);
+    set_status(&mut vsl, outcome);
     coffer.state.write(|txn| {
         if let Some(mut stored) = txn.get::<VolumeSnapshotLocation>(&vsl.metadata.namespace, &vsl.metadata.name)? {
             stored.status = vsl.status.clone();

@@ -22,6 +22,16 @@ pub enum ProviderKind {
     VolumeSnapshotter,
 }
 
+impl ProviderKind {
+    /// The kind with its article, for sentences: "an object store".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ProviderKind::ObjectStore => "an object store",
+            ProviderKind::VolumeSnapshotter => "a volume snapshotter",
+        }
+    }
+}
+
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -62,9 +62,9 @@ impl ObjectStoreHandle {
             return Err(ProviderError {
                 location: grants.location.clone(),
                 kind: ErrorKind::Instantiate(format!(
-                    "provider {} is a {}, not an object store",
+                    "provider {} is {}, not an object store",
                     component.manifest().name,
-                    ProviderKind::VolumeSnapshotter
+                    ProviderKind::VolumeSnapshotter.with_article()
                 )),
             });
         };

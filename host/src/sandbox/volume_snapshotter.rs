@@ -62,9 +62,9 @@ impl VolumeSnapshotterHandle {
             return Err(ProviderError {
                 location: grants.location.clone(),
                 kind: ErrorKind::Instantiate(format!(
-                    "provider {} is an {}, not a volume snapshotter",
+                    "provider {} is {}, not a volume snapshotter",
                     component.manifest().name,
-                    ProviderKind::ObjectStore
+                    ProviderKind::ObjectStore.with_article()
                 )),
             });
         };
