@@ -40,3 +40,65 @@ pub fn dir(parent: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Runs the `coffer` binary against a data directory.
+pub struct Cli {
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+/// What a `coffer` run printed.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status was success.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Cli {
+    /// A CLI on `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Cli { data_dir: data_dir.to_path_buf() }
+    }
+
+    /// The command, ready to run.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+        c.args(args).env("COFFER_DATA_DIR", &self.data_dir).env_remove("COFFER_LOG").stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs `coffer ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("coffer runs");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `coffer ARGS`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert!(r.ok, "coffer {args:?} failed: {}{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Runs `coffer ARGS`, which must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert!(!r.ok, "coffer {args:?} should fail but printed: {}", r.stdout);
+        r.stderr
+    }
+
+    /// `ARGS -o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+}
