@@ -5,7 +5,7 @@
 //! [`VolumeSnapshotter`] for a type, call the matching export macro, and build the crate as a
 //! `cdylib` for `wasm32-wasip2`:
 //!
-//! ```ignore
+//! ```no_run
 //! use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
 //! use coffer_guest_sdk::streams::{InputStream, OutputStream};
 //!
