@@ -99,7 +99,7 @@ impl State {
     /// otherwise.
     pub fn write<R, E: From<StateError>>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut txn = Txn { state: self, inner: Inner::Write(txn) };
+        let mut txn = Txn { state: self, inner: Inner::Write(Box::new(txn)) };
         let out = f(&mut txn)?;
         match txn.inner {
             Inner::Write(w) => w.commit().map_err(|e| self.err(e))?,
@@ -111,7 +111,7 @@ impl State {
 
 enum Inner {
     Read(redb::ReadTransaction),
-    Write(redb::WriteTransaction),
+    Write(Box<redb::WriteTransaction>),
 }
 
 /// A read or write transaction.

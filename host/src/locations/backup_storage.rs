@@ -111,10 +111,10 @@ fn check_create(txn: &crate::state::Txn<'_>, bsl: &BackupStorageLocation) -> Res
     if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
         return Err(LocationError::AlreadyExists { kind: KIND, name: bsl.metadata.name.clone() });
     }
-    if bsl.spec.default {
-        if let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default) {
-            return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
-        }
+    if bsl.spec.default
+        && let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default)
+    {
+        return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
     }
     Ok(())
 }
@@ -130,14 +130,9 @@ pub async fn create_backup_storage_location(
 ) -> Result<BackupStorageLocation, LocationError> {
     let mut bsl = new.build(namespace)?;
     check_create(&coffer.state.read()?, &bsl)?;
-    let outcome = probe(coffer, &bsl).await;
-    if let Err(e) = outcome {
-        if e.is_definition_error() {
-            return Err(e);
-        }
-        set_status(&mut bsl, Err(e));
-    } else {
-        set_status(&mut bsl, Ok(()));
+    match probe(coffer, &bsl).await {
+        Err(e) if e.is_definition_error() => return Err(e),
+        outcome => set_status(&mut bsl, outcome),
     }
     coffer.state.write(|txn| {
         check_create(txn, &bsl)?;

@@ -70,13 +70,10 @@ pub async fn create_volume_snapshot_location(
         }
     };
     exists(&coffer.state.read()?)?;
-    let outcome = volume_snapshotter_for(coffer, &vsl).await.map(drop);
-    if let Err(e) = &outcome {
-        if e.is_definition_error() {
-            return Err(outcome.unwrap_err());
-        }
+    match volume_snapshotter_for(coffer, &vsl).await.map(drop) {
+        Err(e) if e.is_definition_error() => return Err(e),
+        outcome => set_status(&mut vsl, outcome),
     }
-    set_status(&mut vsl, outcome);
     coffer.state.write(|txn| {
         exists(txn)?;
         Ok::<_, LocationError>(txn.put(&vsl)?)

@@ -34,7 +34,8 @@ pub(crate) trait Provider: Sized + Send + 'static {
     type Pre: Clone + Send + Sync + 'static;
     /// Instantiates into `store`.
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<Self>> + Send;
-    /// Calls the world's `init`.
+    /// Calls the world's `init` (whose generated binding takes a `&Vec`).
+    #[allow(clippy::ptr_arg, reason = "matches the generated call_init signature")]
     fn init(
         &self,
         store: &mut Store<HostState>,
