@@ -15,7 +15,7 @@ use crate::model::{
 use crate::sandbox::{ObjectStoreHandle, ProviderKind, grants_for};
 
 use super::credentials::resolve_credential;
-use super::{LocationError, Selection, validate_name};
+use super::{LocationError, Selection, delete_selected, get_named, validate_name};
 
 const KIND: &str = "backup storage location";
 
@@ -195,18 +195,7 @@ pub fn delete_backup_storage_locations(
     namespace: &str,
     selection: &Selection,
 ) -> Result<Vec<String>, LocationError> {
-    coffer.state.write(|txn| {
-        let names: Vec<String> = match selection {
-            Selection::All => txn.list::<BackupStorageLocation>(namespace)?.into_iter().map(|b| b.metadata.name).collect(),
-            Selection::Names(names) => names.clone(),
-        };
-        for name in &names {
-            if !txn.delete::<BackupStorageLocation>(namespace, name)? {
-                return Err(LocationError::NotFound { kind: KIND, name: name.clone() });
-            }
-        }
-        Ok(names)
-    })
+    delete_selected::<BackupStorageLocation>(coffer, namespace, selection, KIND)
 }
 
 /// The named locations (all when `names` is empty), or only the default.
@@ -216,15 +205,7 @@ pub fn get_backup_storage_locations(
     names: &[String],
     default_only: bool,
 ) -> Result<Vec<BackupStorageLocation>, LocationError> {
-    let txn = coffer.state.read()?;
-    let mut out = if names.is_empty() {
-        txn.list::<BackupStorageLocation>(namespace)?
-    } else {
-        names
-            .iter()
-            .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind: KIND, name: n.clone() }))
-            .collect::<Result<Vec<_>, _>>()?
-    };
+    let mut out: Vec<BackupStorageLocation> = get_named(coffer, namespace, names, KIND)?;
     if default_only {
         out.retain(|b| b.spec.default);
     }

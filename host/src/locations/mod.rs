@@ -20,6 +20,48 @@ pub use snapshot::{
     get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshotter_for,
 };
 
+use crate::coffer::Coffer;
+use crate::state::Resource;
+
+/// Deletes the selected objects of kind `T` in one transaction; returns the names deleted.
+/// A named object that does not exist fails the whole delete.
+fn delete_selected<T: Resource>(
+    coffer: &Coffer,
+    namespace: &str,
+    selection: &Selection,
+    kind: &'static str,
+) -> Result<Vec<String>, LocationError> {
+    coffer.state.write(|txn| {
+        let names: Vec<String> = match selection {
+            Selection::All => txn.list::<T>(namespace)?.iter().map(|o| o.name().to_owned()).collect(),
+            Selection::Names(names) => names.clone(),
+        };
+        for name in &names {
+            if !txn.delete::<T>(namespace, name)? {
+                return Err(LocationError::NotFound { kind, name: name.clone() });
+            }
+        }
+        Ok(names)
+    })
+}
+
+/// The named objects of kind `T` (each must exist), or all when `names` is empty.
+fn get_named<T: Resource>(
+    coffer: &Coffer,
+    namespace: &str,
+    names: &[String],
+    kind: &'static str,
+) -> Result<Vec<T>, LocationError> {
+    let txn = coffer.state.read()?;
+    if names.is_empty() {
+        return Ok(txn.list(namespace)?);
+    }
+    names
+        .iter()
+        .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind, name: n.clone() }))
+        .collect()
+}
+
 /// Which names a delete applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {

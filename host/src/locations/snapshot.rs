@@ -10,7 +10,7 @@ use crate::model::{
 use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle, grants_for};
 
 use super::credentials::resolve_credential;
-use super::{LocationError, Selection, validate_name};
+use super::{LocationError, Selection, delete_selected, get_named, validate_name};
 
 const KIND: &str = "volume snapshot location";
 
@@ -106,18 +106,7 @@ pub fn delete_volume_snapshot_locations(
     namespace: &str,
     selection: &Selection,
 ) -> Result<Vec<String>, LocationError> {
-    coffer.state.write(|txn| {
-        let names: Vec<String> = match selection {
-            Selection::All => txn.list::<VolumeSnapshotLocation>(namespace)?.into_iter().map(|v| v.metadata.name).collect(),
-            Selection::Names(names) => names.clone(),
-        };
-        for name in &names {
-            if !txn.delete::<VolumeSnapshotLocation>(namespace, name)? {
-                return Err(LocationError::NotFound { kind: KIND, name: name.clone() });
-            }
-        }
-        Ok(names)
-    })
+    delete_selected::<VolumeSnapshotLocation>(coffer, namespace, selection, KIND)
 }
 
 /// The named locations, or all when `names` is empty.
@@ -126,14 +115,7 @@ pub fn get_volume_snapshot_locations(
     namespace: &str,
     names: &[String],
 ) -> Result<Vec<VolumeSnapshotLocation>, LocationError> {
-    let txn = coffer.state.read()?;
-    if names.is_empty() {
-        return Ok(txn.list(namespace)?);
-    }
-    names
-        .iter()
-        .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind: KIND, name: n.clone() }))
-        .collect()
+    get_named(coffer, namespace, names, KIND)
 }
 
 /// A handle on the location's volume snapshotter, with its credential and only its grants.

@@ -13,7 +13,7 @@ use super::component::{Pre, ProviderComponent};
 use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
 use super::host_state::HostState;
-use super::slot::{Provider, Slot};
+use super::slot::{Provider, Slot, call_export, wrong_kind};
 use super::streams::{input_from_reader, output_to_writer};
 use super::{ProviderKind, Sandbox};
 
@@ -41,32 +41,11 @@ pub struct ObjectStoreHandle {
     slot: Slot<ObjectStoreProvider>,
 }
 
-/// Runs one export call on the live instance and settles its outcome.
-macro_rules! call {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let deadline = $self.slot.limits().call_deadline;
-        let live = $self.slot.live().await?;
-        let outcome = tokio::time::timeout(
-            deadline,
-            live.bindings.coffer_provider_object_store().$method(&mut live.store, $($arg),*),
-        )
-        .await;
-        $self.slot.settle(outcome)
-    }};
-}
-
 impl ObjectStoreHandle {
     /// Instantiates `component` with `grants` and initialises it.
     pub async fn new(sandbox: &Sandbox, component: &ProviderComponent, grants: Grants) -> Result<Self, ProviderError> {
         let Pre::ObjectStore(pre) = &component.pre else {
-            return Err(ProviderError {
-                location: grants.location.clone(),
-                kind: ErrorKind::Instantiate(format!(
-                    "provider {} is {}, not an object store",
-                    component.manifest().name,
-                    ProviderKind::VolumeSnapshotter.with_article()
-                )),
-            });
+            return Err(wrong_kind(component, &grants, ProviderKind::ObjectStore));
         };
         Ok(ObjectStoreHandle { slot: Slot::new(sandbox.clone(), pre.clone(), grants).await? })
     }
@@ -91,7 +70,7 @@ impl ObjectStoreHandle {
             .table
             .push(Box::new(input) as DynInputStream)
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
-        let stored = call!(self, call_put_object(bucket, key, body));
+        let stored = call_export!(self.slot, coffer_provider_object_store.call_put_object(bucket, key, body));
         let read = reader.await.map_err(|e| self.error(ErrorKind::Source(std::io::Error::other(e))))?;
         let read = read.map_err(|e| self.error(ErrorKind::Source(e)))?;
         let stored = stored?;
@@ -117,7 +96,7 @@ impl ObjectStoreHandle {
             .table
             .push(Box::new(output) as DynOutputStream)
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
-        let result = call!(self, call_get_object(bucket, key, sink));
+        let result = call_export!(self.slot, coffer_provider_object_store.call_get_object(bucket, key, sink));
         // The guest dropped its end when the call returned; a trapped instance's table is
         // gone with it. Either way the writer task sees the channel close.
         let written = writer.await.map_err(|e| self.error(ErrorKind::Sink(std::io::Error::other(e))))?;
@@ -139,27 +118,27 @@ impl ObjectStoreHandle {
 
     /// Whether `key` exists.
     pub async fn object_exists(&mut self, bucket: &str, key: &str) -> Result<bool, ProviderError> {
-        call!(self, call_object_exists(bucket, key))
+        call_export!(self.slot, coffer_provider_object_store.call_object_exists(bucket, key))
     }
 
     /// Prefixes under `prefix` up to the next `delimiter`, each whole and ending in it.
     pub async fn list_common_prefixes(&mut self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>, ProviderError> {
-        call!(self, call_list_common_prefixes(bucket, prefix, delimiter))
+        call_export!(self.slot, coffer_provider_object_store.call_list_common_prefixes(bucket, prefix, delimiter))
     }
 
     /// Every key under `prefix`.
     pub async fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<String>, ProviderError> {
-        call!(self, call_list_objects(bucket, prefix))
+        call_export!(self.slot, coffer_provider_object_store.call_list_objects(bucket, prefix))
     }
 
     /// Deletes `key`; a missing key is not an error.
     pub async fn delete_object(&mut self, bucket: &str, key: &str) -> Result<(), ProviderError> {
-        call!(self, call_delete_object(bucket, key))
+        call_export!(self.slot, coffer_provider_object_store.call_delete_object(bucket, key))
     }
 
     /// A URL to GET `key` during `ttl`.
     pub async fn create_signed_url(&mut self, bucket: &str, key: &str, ttl: Duration) -> Result<String, ProviderError> {
-        call!(self, call_create_signed_url(bucket, key, ttl.as_secs()))
+        call_export!(self.slot, coffer_provider_object_store.call_create_signed_url(bucket, key, ttl.as_secs()))
     }
 }
 

@@ -153,3 +153,29 @@ impl<P: Provider> Slot<P> {
         Err(self.error(kind))
     }
 }
+
+/// Runs one export call of `$interface` on a slot's live instance, under the call deadline,
+/// and settles its outcome (discarding the instance after a trap or overrun).
+macro_rules! call_export {
+    ($slot:expr, $interface:ident . $method:ident ( $($arg:expr),* )) => {{
+        let deadline = $slot.limits().call_deadline;
+        let live = $slot.live().await?;
+        let outcome =
+            tokio::time::timeout(deadline, live.bindings.$interface().$method(&mut live.store, $($arg),*)).await;
+        $slot.settle(outcome)
+    }};
+}
+pub(crate) use call_export;
+
+/// The error for instantiating `component` as the wrong kind of provider.
+pub(crate) fn wrong_kind(component: &super::ProviderComponent, grants: &Grants, wanted: super::ProviderKind) -> ProviderError {
+    ProviderError {
+        location: grants.location.clone(),
+        kind: ErrorKind::Instantiate(format!(
+            "provider {} is {}, not {}",
+            component.manifest().name,
+            component.kind().with_article(),
+            wanted.with_article()
+        )),
+    }
+}

@@ -7,7 +7,7 @@ use super::component::{Pre, ProviderComponent};
 use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
 use super::host_state::HostState;
-use super::slot::{Provider, Slot};
+use super::slot::{Provider, Slot, call_export, wrong_kind};
 use super::{ProviderKind, Sandbox};
 
 impl Provider for VolumeSnapshotterProvider {
@@ -42,31 +42,11 @@ pub struct VolumeSnapshotterHandle {
     slot: Slot<VolumeSnapshotterProvider>,
 }
 
-macro_rules! call {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let deadline = $self.slot.limits().call_deadline;
-        let live = $self.slot.live().await?;
-        let outcome = tokio::time::timeout(
-            deadline,
-            live.bindings.coffer_provider_volume_snapshotter().$method(&mut live.store, $($arg),*),
-        )
-        .await;
-        $self.slot.settle(outcome)
-    }};
-}
-
 impl VolumeSnapshotterHandle {
     /// Instantiates `component` with `grants` and initialises it.
     pub async fn new(sandbox: &Sandbox, component: &ProviderComponent, grants: Grants) -> Result<Self, ProviderError> {
         let Pre::VolumeSnapshotter(pre) = &component.pre else {
-            return Err(ProviderError {
-                location: grants.location.clone(),
-                kind: ErrorKind::Instantiate(format!(
-                    "provider {} is {}, not a volume snapshotter",
-                    component.manifest().name,
-                    ProviderKind::ObjectStore.with_article()
-                )),
-            });
+            return Err(wrong_kind(component, &grants, ProviderKind::VolumeSnapshotter));
         };
         Ok(VolumeSnapshotterHandle { slot: Slot::new(sandbox.clone(), pre.clone(), grants).await? })
     }
@@ -84,32 +64,32 @@ impl VolumeSnapshotterHandle {
         volume_az: &str,
         iops: Option<i64>,
     ) -> Result<String, ProviderError> {
-        call!(self, call_create_volume_from_snapshot(snapshot_id, volume_type, volume_az, iops))
+        call_export!(self.slot, coffer_provider_volume_snapshotter.call_create_volume_from_snapshot(snapshot_id, volume_type, volume_az, iops))
     }
 
     /// The volume ID of PersistentVolume `pv` (JSON), or `None` if this provider does not handle it.
     pub async fn get_volume_id(&mut self, pv: &str) -> Result<Option<String>, ProviderError> {
-        call!(self, call_get_volume_id(pv))
+        call_export!(self.slot, coffer_provider_volume_snapshotter.call_get_volume_id(pv))
     }
 
     /// `pv` rewritten to refer to `volume_id`.
     pub async fn set_volume_id(&mut self, pv: &str, volume_id: &str) -> Result<String, ProviderError> {
-        call!(self, call_set_volume_id(pv, volume_id))
+        call_export!(self.slot, coffer_provider_volume_snapshotter.call_set_volume_id(pv, volume_id))
     }
 
     /// The type and IOPS of a volume.
     pub async fn get_volume_info(&mut self, volume_id: &str, volume_az: &str) -> Result<VolumeInfo, ProviderError> {
-        let info = call!(self, call_get_volume_info(volume_id, volume_az))?;
+        let info = call_export!(self.slot, coffer_provider_volume_snapshotter.call_get_volume_info(volume_id, volume_az))?;
         Ok(VolumeInfo { volume_type: info.volume_type, iops: info.iops })
     }
 
     /// Snapshots a volume; returns the snapshot ID.
     pub async fn create_snapshot(&mut self, volume_id: &str, volume_az: &str, tags: &[(String, String)]) -> Result<String, ProviderError> {
-        call!(self, call_create_snapshot(volume_id, volume_az, tags))
+        call_export!(self.slot, coffer_provider_volume_snapshotter.call_create_snapshot(volume_id, volume_az, tags))
     }
 
     /// Deletes a snapshot; a missing one is not an error.
     pub async fn delete_snapshot(&mut self, snapshot_id: &str) -> Result<(), ProviderError> {
-        call!(self, call_delete_snapshot(snapshot_id))
+        call_export!(self.slot, coffer_provider_volume_snapshotter.call_delete_snapshot(snapshot_id))
     }
 }
