@@ -7,6 +7,7 @@
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
 
+pub mod backup;
 pub mod coffer;
 pub mod embedded;
 pub mod keyring;

@@ -307,3 +307,251 @@ pub mod go_duration {
         }
     }
 }
+
+/// A label selector (Kubernetes' `LabelSelector`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// `key: value` pairs that must all match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Expressions that must all match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One expression of a [`LabelSelector`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    /// The values for `In` and `NotIn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// A backup's desired state (the fields of Velero's `BackupSpec` that Coffer uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Namespaces to include (`*` for all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_namespaces: Vec<String>,
+    /// Namespaces to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_namespaces: Vec<String>,
+    /// Resources to include (`*` for all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_resources: Vec<String>,
+    /// Resources to exclude.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_resources: Vec<String>,
+    /// Only items with matching labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// Whether to snapshot volumes; unset means yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_volumes: Option<bool>,
+    /// How long to keep the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "go_duration::option")]
+    pub ttl: Option<Duration>,
+    /// The backup storage location.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub storage_location: String,
+    /// The volume snapshot locations, at most one per provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_snapshot_locations: Vec<String>,
+}
+
+/// Where a backup or restore is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Accepted, not yet started.
+    New,
+    /// Refused: see `validationErrors`.
+    FailedValidation,
+    /// Running.
+    InProgress,
+    /// Done without errors.
+    Completed,
+    /// Done, with errors on some items or volumes.
+    PartiallyFailed,
+    /// Stopped by a fatal error.
+    Failed,
+    /// Being deleted.
+    Deleting,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Items counted during a backup or restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Items to process.
+    #[serde(default)]
+    pub total_items: u64,
+    /// Items processed so far.
+    #[serde(default)]
+    pub items_backed_up: u64,
+}
+
+/// A backup's observed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// Deprecated backup version, always 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Format of the tarball (`1.1.0`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub format_version: String,
+    /// When it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub expiration: Option<OffsetDateTime>,
+    /// The phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Why it failed validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<String>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub start_timestamp: Option<OffsetDateTime>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub completion_timestamp: Option<OffsetDateTime>,
+    /// Snapshots attempted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub volume_snapshots_attempted: u64,
+    /// Snapshots completed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub volume_snapshots_completed: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure_reason: String,
+    /// Error-level log entries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+    /// Warning-level log entries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u64,
+    /// Items counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Object metadata with annotations, as backups and restores carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupMeta {
+    /// Name, namespace, creation time and labels.
+    #[serde(flatten)]
+    pub meta: ObjectMeta,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Backup, as stored in `backups/<name>/velero-backup.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    /// `velero.io/v1`.
+    pub api_version: String,
+    /// `Backup`.
+    pub kind: String,
+    /// Name, namespace, labels, annotations.
+    pub metadata: BackupMeta,
+    /// What to back up.
+    pub spec: BackupSpec,
+    /// How it went.
+    #[serde(default)]
+    pub status: BackupStatus,
+}
+
+/// A restore's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The backup to restore.
+    pub backup_name: String,
+    /// Whether to recreate volumes from snapshots; unset means yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_p_vs: Option<bool>,
+}
+
+/// A restore's observed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Why it failed validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_errors: Vec<String>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub start_timestamp: Option<OffsetDateTime>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub completion_timestamp: Option<OffsetDateTime>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure_reason: String,
+    /// Error-level log entries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+    /// Warning-level log entries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u64,
+    /// Items counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// A Restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restore {
+    /// `velero.io/v1`.
+    pub api_version: String,
+    /// `Restore`.
+    pub kind: String,
+    /// Name, namespace, labels, annotations.
+    pub metadata: BackupMeta,
+    /// What to restore.
+    pub spec: RestoreSpec,
+    /// How it went.
+    #[serde(default)]
+    pub status: RestoreStatus,
+}
+
+macro_rules! annotated_resource {
+    ($ty:ty, $kind:literal) => {
+        impl Resource for $ty {
+            const KIND: &'static str = $kind;
+            fn namespace(&self) -> &str {
+                &self.metadata.meta.namespace
+            }
+            fn name(&self) -> &str {
+                &self.metadata.meta.name
+            }
+        }
+    };
+}
+
+annotated_resource!(Backup, "Backup");
+annotated_resource!(Restore, "Restore");

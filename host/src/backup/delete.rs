@@ -1,0 +1,83 @@
+//! Deleting a backup: its snapshots through the locations recorded with them, its objects,
+//! and the restores made from it.
+
+use super::layout::Layout;
+use super::snapshots::VolumeSnapshot;
+use super::{BackupError, fetch_gz, get_backup, storage_location_of};
+use crate::coffer::Coffer;
+use crate::locations::{object_store_for, volume_snapshotter_for};
+use crate::model::{AccessMode, Backup, Phase, Restore, VolumeSnapshotLocation};
+
+/// Deletes backup `name`. The record is removed only when everything else was; otherwise
+/// it stays in phase `Deleting` and the error lists what is left.
+pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Result<(), BackupError> {
+    let mut backup = get_backup(coffer, namespace, name)?;
+    if backup.status.phase == Some(Phase::InProgress) {
+        return Err(BackupError::Refused("backup is still in progress".into()));
+    }
+    if matches!(backup.status.phase, Some(Phase::FailedValidation)) {
+        coffer.state.write(|txn| txn.delete::<Backup>(namespace, name).map(drop))?;
+        return Ok(());
+    }
+    let location = backup.spec.storage_location.clone();
+    let bsl = storage_location_of(coffer, namespace, &location)?;
+    if bsl.spec.access_mode == AccessMode::ReadOnly {
+        return Err(BackupError::Refused(format!(
+            "cannot delete backup because backup storage location {location} is currently in read-only mode"
+        )));
+    }
+    backup.status.phase = Some(Phase::Deleting);
+    coffer.state.write(|txn| txn.put(&backup))?;
+
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let bucket = bsl.spec.object_storage.bucket.clone();
+    let mut errors: Vec<String> = Vec::new();
+    let snapshots: Vec<VolumeSnapshot> = match fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(name)).await? {
+        Some(json) => serde_json::from_slice(&json).map_err(|e| BackupError::Malformed { what: "volume snapshot list".into(), reason: e.to_string() })?,
+        None => Vec::new(),
+    };
+    for snapshot in snapshots.iter().filter(|s| !s.status.provider_snapshot_id.is_empty()) {
+        let vsl_name = &snapshot.spec.location;
+        let Some(vsl) = coffer.state.read()?.get::<VolumeSnapshotLocation>(namespace, vsl_name)? else {
+            errors.push(format!("error getting volume snapshot location {vsl_name}: not found"));
+            continue;
+        };
+        let result = async {
+            let mut handle = volume_snapshotter_for(coffer, &vsl).await.map_err(|e| e.to_string())?;
+            handle.delete_snapshot(&snapshot.status.provider_snapshot_id).await.map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = result {
+            errors.push(format!("error deleting snapshot {}: {e}", snapshot.status.provider_snapshot_id));
+        }
+    }
+
+    let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
+    let mut keys = store.list_objects(&bucket, &layout.backup_dir(name)).await?;
+    // The metadata goes last, so an interrupted delete still shows the backup as existing.
+    keys.sort_by_key(|k| k.ends_with("velero-backup.json"));
+    for key in keys {
+        if let Err(e) = store.delete_object(&bucket, &key).await {
+            errors.push(format!("error deleting object {key}: {e}"));
+        }
+    }
+    let restores: Vec<Restore> = coffer.state.read()?.list::<Restore>(namespace)?.into_iter().filter(|r| r.spec.backup_name == name).collect();
+    for restore in &restores {
+        let restore_name = &restore.metadata.meta.name;
+        for key in store.list_objects(&bucket, &layout.restore_dir(restore_name)).await? {
+            if let Err(e) = store.delete_object(&bucket, &key).await {
+                errors.push(format!("error deleting object {key}: {e}"));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(BackupError::Refused(format!("backup {name} was only partly deleted: {}", errors.join("; "))));
+    }
+    coffer.state.write(|txn| {
+        for restore in &restores {
+            txn.delete::<Restore>(namespace, &restore.metadata.meta.name)?;
+        }
+        txn.delete::<Backup>(namespace, name).map(drop)
+    })?;
+    Ok(())
+}

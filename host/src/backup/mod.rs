@@ -1,0 +1,125 @@
+//! Backups and restores: Velero's selection rules, object layout and tarball format, on
+//! locations' providers. This module calls providers only through their typed handles; it
+//! never sees wasmtime.
+
+mod delete;
+mod filters;
+mod item;
+mod layout;
+mod manifests;
+mod restore;
+mod run;
+mod run_log;
+mod selection;
+mod selector;
+mod snapshots;
+mod tarball;
+
+use thiserror::Error;
+
+pub use delete::delete_backup;
+pub use filters::validate_filters;
+pub use item::{Item, plural};
+pub use layout::Layout;
+pub use manifests::{ManifestError, read_manifests};
+pub use restore::{RestoreRequest, create_restore};
+pub use run::{BackupRequest, create_backup, default_ttl};
+pub use run_log::{Messages, RunLog};
+pub use selection::{Resolved, SERVER_DEFAULT_BSL, parse_default_snapshot_locations, resolve_locations};
+pub use selector::parse_selector;
+pub use snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
+pub use tarball::{Contents, FORMAT_VERSION, Limits, TarballError, item_path, read_tarball, write_tarball};
+
+use crate::coffer::Coffer;
+use crate::locations::LocationError;
+use crate::model::{Backup, BackupStorageLocation, Restore};
+use crate::sandbox::ProviderError;
+use crate::state::StateError;
+
+/// A backup or restore command failed before or outside its run (a failed run is recorded
+/// in the object's phase instead).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// A name is invalid, taken or unknown.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The operation is not allowed now.
+    #[error("{0}")]
+    Refused(String),
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// A stored document is malformed.
+    #[error("{what}: {reason}")]
+    Malformed {
+        /// Which document.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The backup `name` in `namespace`, or an error naming it.
+pub fn get_backup(coffer: &Coffer, namespace: &str, name: &str) -> Result<Backup, BackupError> {
+    coffer
+        .state
+        .read()?
+        .get::<Backup>(namespace, name)?
+        .ok_or_else(|| LocationError::NotFound { kind: "backup", name: name.into() }.into())
+}
+
+/// Every backup in `namespace`.
+pub fn list_backups(coffer: &Coffer, namespace: &str) -> Result<Vec<Backup>, BackupError> {
+    Ok(coffer.state.read()?.list(namespace)?)
+}
+
+/// The restore `name` in `namespace`, or an error naming it.
+pub fn get_restore(coffer: &Coffer, namespace: &str, name: &str) -> Result<Restore, BackupError> {
+    coffer
+        .state
+        .read()?
+        .get::<Restore>(namespace, name)?
+        .ok_or_else(|| LocationError::NotFound { kind: "restore", name: name.into() }.into())
+}
+
+/// Every restore in `namespace`.
+pub fn list_restores(coffer: &Coffer, namespace: &str) -> Result<Vec<Restore>, BackupError> {
+    Ok(coffer.state.read()?.list(namespace)?)
+}
+
+/// The backup storage location a backup or restore names.
+pub(crate) fn storage_location_of(coffer: &Coffer, namespace: &str, name: &str) -> Result<BackupStorageLocation, BackupError> {
+    coffer
+        .state
+        .read()?
+        .get::<BackupStorageLocation>(namespace, name)?
+        .ok_or_else(|| BackupError::Refused(format!("backup storage location {name} not found")))
+}
+
+/// Downloads `key` from a backup's location into memory, gunzipped.
+pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -> Result<Option<Vec<u8>>, BackupError> {
+    use std::io::Read;
+    let mut store = crate::locations::object_store_for(coffer, bsl).await?;
+    let bucket = &bsl.spec.object_storage.bucket;
+    if !store.object_exists(bucket, key).await? {
+        return Ok(None);
+    }
+    let gz = store.get_bytes(bucket, key).await?;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut out)
+        .map_err(|e| BackupError::Malformed { what: key.into(), reason: e.to_string() })?;
+    Ok(Some(out))
+}

@@ -1,0 +1,236 @@
+//! Restoring a backup into a directory: resources as files, volumes recreated from their
+//! snapshots with the new volume IDs written into the PersistentVolumes.
+
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+
+use super::item::Item;
+use super::layout::Layout;
+use super::run_log::{RunLog, Scope, gzip_json};
+use super::snapshots::VolumeSnapshot;
+use super::tarball::{Limits, item_path, read_tarball};
+use super::{BackupError, fetch_gz, get_backup, storage_location_of};
+use crate::coffer::Coffer;
+use crate::locations::{LocationError, object_store_for, validate_name, volume_snapshotter_for};
+use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
+
+/// The annotation recording where a restore wrote its resources.
+pub const TARGET_ANNOTATION: &str = "coffer.io/target-directory";
+
+/// What `restore create` asks for.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// Name.
+    pub name: String,
+    /// The backup.
+    pub backup: String,
+    /// The directory to write resources into; must be empty or absent.
+    pub target: PathBuf,
+    /// Whether to recreate volumes from snapshots (default yes).
+    pub restore_volumes: Option<bool>,
+}
+
+fn save(coffer: &Coffer, restore: &Restore) -> Result<(), BackupError> {
+    Ok(coffer.state.write(|txn| txn.put(restore))?)
+}
+
+/// Why a restore cannot start (empty when it can).
+fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Vec<String>, BackupError> {
+    let mut errors = Vec::new();
+    match get_backup(coffer, namespace, &request.backup) {
+        Ok(b) if matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => {}
+        Ok(b) => errors.push(format!(
+            "backup {} is in phase {}; only Completed or PartiallyFailed backups can be restored",
+            request.backup,
+            b.status.phase.map_or("Unknown".into(), |p| p.to_string())
+        )),
+        Err(BackupError::Location(LocationError::NotFound { .. })) => {
+            errors.push(format!("Error retrieving backup: can't find backup {namespace}/{}", request.backup));
+        }
+        Err(e) => return Err(e),
+    }
+    match std::fs::read_dir(&request.target).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => errors.push(format!("target directory {} is not empty", request.target.display())),
+        Ok(false) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(format!("target directory {}: {e}", request.target.display())),
+    }
+    Ok(errors)
+}
+
+/// Creates and runs a restore. Validation problems end it `FailedValidation`; a refused
+/// tarball or an unreachable location `Failed` (and then nothing is written); item and
+/// volume errors `PartiallyFailed`.
+pub async fn create_restore(
+    coffer: &Coffer,
+    namespace: &str,
+    request: RestoreRequest,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Restore, BackupError> {
+    validate_name("restore", &request.name)?;
+    let mut restore = Restore {
+        api_version: API_VERSION.into(),
+        kind: "Restore".into(),
+        metadata: BackupMeta {
+            meta: ObjectMeta::new(namespace, &request.name),
+            annotations: BTreeMap::from([(TARGET_ANNOTATION.to_owned(), request.target.display().to_string())]),
+        },
+        spec: RestoreSpec { backup_name: request.backup.clone(), restore_p_vs: request.restore_volumes },
+        status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
+    };
+    let errors = validate(coffer, namespace, &request)?;
+    coffer.state.write(|txn| {
+        if txn.get::<Restore>(namespace, &request.name)?.is_some() {
+            return Err(BackupError::Location(LocationError::AlreadyExists { kind: "restore", name: request.name.clone() }));
+        }
+        if errors.is_empty() {
+            restore.status.phase = Some(Phase::InProgress);
+            restore.status.start_timestamp = Some(now());
+        } else {
+            restore.status.phase = Some(Phase::FailedValidation);
+            restore.status.validation_errors = errors.clone();
+        }
+        Ok(txn.put(&restore)?)
+    })?;
+    if !errors.is_empty() {
+        return Ok(restore);
+    }
+    let backup = get_backup(coffer, namespace, &request.backup)?;
+    let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
+    let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;
+    if let Err(reason) = outcome {
+        log.error(Scope::Run, reason.clone());
+        restore.status.phase = Some(Phase::Failed);
+        restore.status.failure_reason = reason;
+    }
+    restore.status.errors = log.error_count();
+    restore.status.warnings = log.warning_count();
+    restore.status.completion_timestamp = Some(now());
+    // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero).
+    if let Ok(bsl) = storage_location_of(coffer, namespace, &backup.spec.storage_location) {
+        let layout = Layout::new(&bsl.spec.object_storage.prefix);
+        if let Ok(mut store) = object_store_for(coffer, &bsl).await {
+            let bucket = &bsl.spec.object_storage.bucket;
+            for (key, body) in [(layout.restore_results(&request.name), log.results_gz()), (layout.restore_log(&request.name), log.log_gz())] {
+                if let Err(e) = store.put_bytes(bucket, &key, body).await {
+                    tracing::warn!("uploading {key}: {e}");
+                }
+            }
+        }
+    }
+    save(coffer, &restore)?;
+    Ok(restore)
+}
+
+/// Recreates the volume of `pv` from its snapshot and returns the rewritten PV.
+async fn restore_volume(
+    coffer: &Coffer,
+    namespace: &str,
+    snapshot: &VolumeSnapshot,
+    pv: &Item,
+    handles: &mut BTreeMap<String, crate::sandbox::VolumeSnapshotterHandle>,
+) -> Result<Item, String> {
+    let location = &snapshot.spec.location;
+    if !handles.contains_key(location) {
+        let vsl = coffer
+            .state
+            .read()
+            .map_err(|e| e.to_string())?
+            .get::<VolumeSnapshotLocation>(namespace, location)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("error getting volume snapshot location {location}: not found"))?;
+        let handle = volume_snapshotter_for(coffer, &vsl).await.map_err(|e| e.to_string())?;
+        handles.insert(location.clone(), handle);
+    }
+    let handle = handles.get_mut(location).expect("inserted above");
+    let spec = &snapshot.spec;
+    let volume_id = handle
+        .create_volume_from_snapshot(&snapshot.status.provider_snapshot_id, &spec.volume_type, &spec.volume_az, spec.volume_iops)
+        .await
+        .map_err(|e| format!("error creating volume from snapshot {}: {e}", snapshot.status.provider_snapshot_id))?;
+    let rewritten = handle.set_volume_id(&pv.object.to_string(), &volume_id).await.map_err(|e| e.to_string())?;
+    let object = serde_json::from_str(&rewritten).map_err(|e| format!("the provider returned a malformed PersistentVolume: {e}"))?;
+    Item::from_object(object).map_err(|e| e.0)
+}
+
+/// Writes `item` under `target` at its tarball path; never overwrites.
+fn write_item(target: &Path, item: &Item) -> std::io::Result<()> {
+    let path = target.join(item_path(item, None));
+    std::fs::create_dir_all(path.parent().expect("item paths have a parent"))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    file.write_all(&serde_json::to_vec_pretty(&item.object)?)
+}
+
+async fn run(
+    coffer: &Coffer,
+    backup: &Backup,
+    request: &RestoreRequest,
+    restore: &mut Restore,
+    log: &mut RunLog,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(), String> {
+    let namespace = &backup.metadata.meta.namespace;
+    let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location).map_err(|e| e.to_string())?;
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let bucket = bsl.spec.object_storage.bucket.clone();
+    let mut store = object_store_for(coffer, &bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
+    let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
+    let file = tarball.try_clone().map_err(|e| e.to_string())?;
+    store
+        .get_object(&bucket, &layout.backup_contents(&backup.metadata.meta.name), file)
+        .await
+        .map_err(|e| format!("error downloading the backup tarball: {e}"))?;
+    tarball.rewind().map_err(|e| e.to_string())?;
+    // Everything is read and checked before anything is written.
+    let contents = read_tarball(std::io::BufReader::new(tarball), Limits::default()).map_err(|e| e.to_string())?;
+    let snapshots: Vec<VolumeSnapshot> =
+        match fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(&backup.metadata.meta.name)).await.map_err(|e| e.to_string())? {
+            Some(json) => serde_json::from_slice(&json).map_err(|e| format!("the volume snapshot list is malformed: {e}"))?,
+            None => Vec::new(),
+        };
+    std::fs::create_dir_all(&request.target).map_err(|e| format!("{}: {e}", request.target.display()))?;
+
+    let restore_volumes = request.restore_volumes != Some(false);
+    let mut counts = Progress { total_items: contents.items.len() as u64, items_backed_up: 0 };
+    progress(&counts);
+    let mut handles = BTreeMap::new();
+    let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in contents.items {
+        let scope_ns = item.namespace.clone();
+        let scope = scope_ns.as_deref().map_or(Scope::Cluster, Scope::Namespace);
+        let snapshot = snapshots
+            .iter()
+            .find(|s| s.spec.persistent_volume_name == item.name && s.status.phase == "Completed");
+        let item = match snapshot {
+            Some(snapshot) if item.kind == "PersistentVolume" && restore_volumes => {
+                match restore_volume(coffer, namespace, snapshot, &item, &mut handles).await {
+                    Ok(rewritten) => {
+                        log.info(&format!("Restored persistent volume {} from snapshot {}", item.name, snapshot.status.provider_snapshot_id));
+                        rewritten
+                    }
+                    Err(e) => {
+                        log.error(scope, format!("error restoring persistent volume {}: {e}", item.name));
+                        continue;
+                    }
+                }
+            }
+            _ => item,
+        };
+        if let Err(e) = write_item(&request.target, &item) {
+            log.error(scope, format!("error writing {} {}: {e}", item.kind, item.qualified_name()));
+            continue;
+        }
+        restored.entry(format!("{}/{}", item.api_version, item.kind)).or_default().push(item.qualified_name());
+        counts.items_backed_up += 1;
+        progress(&counts);
+    }
+    restored.values_mut().for_each(|v| v.sort());
+    let key = layout.restore_resource_list(&restore.metadata.meta.name);
+    if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {
+        log.warn(Scope::Run, format!("error uploading {key}: {e}"));
+    }
+    restore.status.progress = Some(counts);
+    restore.status.phase = Some(if log.error_count() > 0 { Phase::PartiallyFailed } else { Phase::Completed });
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Running a backup: validation, volume snapshots, the tarball, and the upload in Velero's
+//! layout with `velero-backup.json` written last.
+
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::filters::{Filter, validate_filters};
+use super::item::Item;
+use super::layout::Layout;
+use super::manifests::read_manifests;
+use super::run_log::{RunLog, Scope, gzip_json};
+use super::selection::resolve_locations;
+use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
+use super::tarball::{FORMAT_VERSION, write_tarball};
+use super::BackupError;
+use crate::coffer::Coffer;
+use crate::locations::{LocationError, object_store_for, validate_name, volume_snapshotter_for};
+use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
+use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
+
+/// How long a backup is kept when `--ttl` is not given (Velero's `--default-backup-ttl`).
+pub fn default_ttl() -> Duration {
+    Duration::from_secs(720 * 3600)
+}
+
+/// The annotation recording the manifest directory a backup read.
+pub const SOURCE_ANNOTATION: &str = "coffer.io/source-directory";
+
+/// What `backup create` asks for.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// Name.
+    pub name: String,
+    /// The directory of manifests to back up.
+    pub source: PathBuf,
+    /// Filters, locations, TTL.
+    pub spec: BackupSpec,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The server's `--default-volume-snapshot-locations`.
+    pub default_snapshot_locations: BTreeMap<String, String>,
+}
+
+fn save(coffer: &Coffer, backup: &Backup) -> Result<(), BackupError> {
+    Ok(coffer.state.write(|txn| txn.put(backup))?)
+}
+
+/// Creates and runs a backup. Validation problems end it in `FailedValidation` and fatal
+/// errors in `Failed` (both recorded, and returned as `Ok`); item and volume errors end it
+/// `PartiallyFailed`. `progress` is told after each item.
+pub async fn create_backup(
+    coffer: &Coffer,
+    namespace: &str,
+    request: BackupRequest,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Backup, BackupError> {
+    validate_name("backup", &request.name)?;
+    let mut spec = request.spec;
+    if spec.included_namespaces.is_empty() {
+        spec.included_namespaces = vec!["*".into()];
+    }
+    let ttl = *spec.ttl.get_or_insert_with(default_ttl);
+    let mut meta = ObjectMeta::new(namespace, &request.name);
+    meta.labels = request.labels;
+    let mut backup = Backup {
+        api_version: API_VERSION.into(),
+        kind: "Backup".into(),
+        metadata: BackupMeta {
+            meta,
+            annotations: BTreeMap::from([(SOURCE_ANNOTATION.to_owned(), request.source.display().to_string())]),
+        },
+        spec,
+        status: BackupStatus { version: Some(1), format_version: FORMAT_VERSION.into(), phase: Some(Phase::New), ..Default::default() },
+    };
+    let name = request.name.clone();
+    let resolved = coffer.state.write(|txn| {
+        if txn.get::<Backup>(namespace, &name)?.is_some() {
+            return Err(BackupError::Location(LocationError::AlreadyExists { kind: "backup", name: name.clone() }));
+        }
+        let mut errors = validate_filters(&backup.spec);
+        let resolved = match resolve_locations(txn, namespace, &backup.spec, &request.default_snapshot_locations)? {
+            Ok(resolved) => Some(resolved),
+            Err(more) => {
+                errors.extend(more);
+                None
+            }
+        };
+        let resolved = match resolved {
+            Some(resolved) if errors.is_empty() => resolved,
+            _ => {
+                backup.status.phase = Some(Phase::FailedValidation);
+                backup.status.validation_errors = errors;
+                txn.put(&backup)?;
+                return Ok(None);
+            }
+        };
+        // Velero persists what it resolved along with the start.
+        let start = now();
+        backup.spec.storage_location = resolved.storage_location.metadata.name.clone();
+        backup.spec.volume_snapshot_locations = resolved.snapshot_locations.iter().map(|v| v.metadata.name.clone()).collect();
+        backup.metadata.meta.labels.insert("velero.io/storage-location".into(), backup.spec.storage_location.clone());
+        backup.status.phase = Some(Phase::InProgress);
+        backup.status.start_timestamp = Some(start);
+        backup.status.expiration = Some(start + ttl);
+        txn.put(&backup)?;
+        Ok(Some(resolved))
+    })?;
+    let Some(resolved) = resolved else { return Ok(backup) };
+
+    let mut log = RunLog::new(format!("backup={namespace}/{name}"));
+    log.info("Setting up backup log");
+    let outcome = run(coffer, &mut backup, &resolved.storage_location, resolved.snapshot_locations, &request.source, &mut log, progress).await;
+    if let Err(reason) = outcome {
+        log.error(Scope::Run, reason.clone());
+        backup.status.phase = Some(Phase::Failed);
+        backup.status.failure_reason = reason;
+    }
+    backup.status.completion_timestamp = Some(now());
+    save(coffer, &backup)?;
+    Ok(backup)
+}
+
+/// A PersistentVolume's availability zone, from its labels.
+fn zone_of(pv: &Item) -> String {
+    ["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"]
+        .iter()
+        .find_map(|k| pv.object.pointer("/metadata/labels").and_then(|l| l.get(*k)).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The volume snapshot locations of a backup, each with its provider handle once opened.
+struct Snapshotters {
+    locations: Vec<(VolumeSnapshotLocation, Option<Result<VolumeSnapshotterHandle, String>>)>,
+}
+
+impl Snapshotters {
+    /// Snapshots `pv` with the first location whose provider claims it. `Ok(None)` when none
+    /// does; `Err` when the volume's snapshot failed.
+    async fn snapshot(
+        &mut self,
+        coffer: &Coffer,
+        backup: &Backup,
+        pv: &Item,
+        log: &mut RunLog,
+    ) -> Result<Option<VolumeSnapshot>, String> {
+        let document = pv.object.to_string();
+        for (vsl, handle) in &mut self.locations {
+            if handle.is_none() {
+                *handle = Some(volume_snapshotter_for(coffer, vsl).await.map_err(|e| e.to_string()));
+            }
+            let handle = match handle.as_mut().expect("set above") {
+                Ok(h) => h,
+                Err(e) => {
+                    log.error(Scope::Cluster, format!("error initializing volume snapshotter for {}: {e}", vsl.metadata.name));
+                    continue;
+                }
+            };
+            let volume_id = match handle.get_volume_id(&document).await {
+                Ok(Some(id)) => id,
+                Ok(None) => continue,
+                Err(e) => {
+                    log.error(Scope::Cluster, format!("error getting volume ID of persistent volume {}: {e}", pv.name));
+                    continue;
+                }
+            };
+            let zone = zone_of(pv);
+            let info = handle.get_volume_info(&volume_id, &zone).await.map_err(|e| format!("error getting volume info: {e}"))?;
+            let mut tags: Vec<(String, String)> = backup.metadata.meta.labels.clone().into_iter().collect();
+            tags.push(("velero.io/backup".into(), backup.metadata.meta.name.clone()));
+            tags.push(("velero.io/pv".into(), pv.name.clone()));
+            let mut record = VolumeSnapshot {
+                spec: SnapshotSpec {
+                    backup_name: backup.metadata.meta.name.clone(),
+                    backup_uid: format!("{}/{}", backup.metadata.meta.namespace, backup.metadata.meta.name),
+                    location: vsl.metadata.name.clone(),
+                    persistent_volume_name: pv.name.clone(),
+                    provider_volume_id: volume_id.clone(),
+                    volume_type: info.volume_type,
+                    volume_az: zone.clone(),
+                    volume_iops: info.iops,
+                },
+                status: SnapshotStatus { phase: "New".into(), ..Default::default() },
+            };
+            match handle.create_snapshot(&volume_id, &zone, &tags).await {
+                Ok(id) => {
+                    record.status = SnapshotStatus { provider_snapshot_id: id, phase: "Completed".into() };
+                    log.info(&format!("Snapshot of persistent volume {} completed: {}", pv.name, record.status.provider_snapshot_id));
+                    return Ok(Some(record));
+                }
+                Err(e) => return Err(format!("error taking snapshot of volume {volume_id} (persistent volume {}): {e}", pv.name)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The resource list: `group/version/Kind` → sorted `ns/name`.
+fn resource_list(items: &[&Item]) -> BTreeMap<String, Vec<String>> {
+    let mut list: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in items {
+        list.entry(format!("{}/{}", item.api_version, item.kind)).or_default().push(item.qualified_name());
+    }
+    list.values_mut().for_each(|v| v.sort());
+    list
+}
+
+/// The run proper. `Err` is a fatal reason (the backup becomes `Failed`).
+async fn run(
+    coffer: &Coffer,
+    backup: &mut Backup,
+    bsl: &crate::model::BackupStorageLocation,
+    snapshot_locations: Vec<VolumeSnapshotLocation>,
+    source: &std::path::Path,
+    log: &mut RunLog,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(), String> {
+    let name = backup.metadata.meta.name.clone();
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let bucket = bsl.spec.object_storage.bucket.clone();
+    let mut store = object_store_for(coffer, bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
+    match store.object_exists(&bucket, &layout.backup_metadata(&name)).await {
+        Ok(false) => {}
+        Ok(true) => return Err("backup already exists in object storage".into()),
+        Err(e) => return Err(format!("error checking if backup already exists in object storage: {e}")),
+    }
+
+    let items = read_manifests(source).map_err(|e| format!("error reading the resources to back up: {e}"))?;
+    let items = Filter::new(&backup.spec).apply(items);
+    let total = items.len() as u64;
+    let mut counts = Progress { total_items: total, items_backed_up: 0 };
+    progress(&counts);
+    log.info(&format!("Backing up {total} items"));
+
+    let snapshot_volumes = backup.spec.snapshot_volumes != Some(false);
+    let mut snapshotters = Snapshotters { locations: snapshot_locations.into_iter().map(|v| (v, None)).collect() };
+    let mut records = Vec::new();
+    let mut failed_snapshots = 0u64;
+    let mut included: Vec<&Item> = Vec::with_capacity(items.len());
+    for item in &items {
+        let scope = match &item.namespace {
+            Some(ns) => Scope::Namespace(ns),
+            None => Scope::Cluster,
+        };
+        if item.kind == "PersistentVolume" && snapshot_volumes {
+            match snapshotters.snapshot(coffer, backup, item, log).await {
+                Ok(Some(record)) => records.push(record),
+                Ok(None) => log.info(&format!(
+                    "Persistent volume {} is not a candidate for a snapshot: no applicable volumesnapshotter found",
+                    item.name
+                )),
+                Err(e) => {
+                    log.error(scope, e);
+                    failed_snapshots += 1;
+                    continue; // As Velero: a PV whose snapshot failed is not in the tarball.
+                }
+            }
+        }
+        included.push(item);
+        counts.items_backed_up += 1;
+        progress(&counts);
+    }
+    backup.status.volume_snapshots_attempted = records.len() as u64 + failed_snapshots;
+    backup.status.volume_snapshots_completed = records.iter().filter(|r| r.status.phase == "Completed").count() as u64;
+    backup.status.progress = Some(counts);
+
+    let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
+    write_tarball(included.iter().copied(), &mut tarball).map_err(|e| format!("error writing the backup tarball: {e}"))?;
+    tarball.flush().and_then(|()| tarball.rewind()).map_err(|e| format!("error writing the backup tarball: {e}"))?;
+
+    backup.status.errors = log.error_count();
+    backup.status.warnings = log.warning_count();
+    backup.status.phase = Some(if backup.status.errors > 0 { Phase::PartiallyFailed } else { Phase::Completed });
+    backup.status.completion_timestamp = Some(now());
+    log.info(&format!("Backed up a total of {} items", included.len()));
+    upload(&mut store, &bucket, &layout, backup, tarball, &records, &resource_list(&included), log).await
+}
+
+/// Uploads everything, `velero-backup.json` last; on failure removes what was uploaded, so a
+/// half-written backup is never visible.
+#[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one upload")]
+async fn upload(
+    store: &mut ObjectStoreHandle,
+    bucket: &str,
+    layout: &Layout,
+    backup: &Backup,
+    tarball: std::fs::File,
+    records: &[VolumeSnapshot],
+    resources: &BTreeMap<String, Vec<String>>,
+    log: &mut RunLog,
+) -> Result<(), String> {
+    let name = &backup.metadata.meta.name;
+    let mut written = Vec::new();
+    let result: Result<(), String> = async {
+        let key = layout.backup_contents(name);
+        store.put_object(bucket, &key, tarball).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
+        written.push(key);
+        let documents = [
+            (layout.backup_volume_snapshots(name), gzip_json(&records)),
+            (layout.backup_resource_list(name), gzip_json(resources)),
+            (layout.backup_results(name), log.results_gz()),
+            (layout.backup_log(name), log.log_gz()),
+        ];
+        for (key, body) in documents {
+            store.put_bytes(bucket, &key, body).await.map_err(|e| format!("error uploading {key}: {e}"))?;
+            written.push(key);
+        }
+        let metadata = serde_json::to_vec(backup).map_err(|e| e.to_string())?;
+        let key = layout.backup_metadata(name);
+        store.put_bytes(bucket, &key, metadata).await.map_err(|e| format!("error uploading the backup metadata: {e}"))?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        for key in written {
+            let _ = store.delete_object(bucket, &key).await;
+        }
+    }
+    result
+}

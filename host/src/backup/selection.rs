@@ -1,0 +1,148 @@
+//! Which locations a backup uses, by Velero's rules (`backup_controller.go`:
+//! `prepareBackupRequest`, `validateAndGetSnapshotLocations`), with Velero's messages.
+
+use std::collections::BTreeMap;
+
+use crate::model::{AccessMode, BackupSpec, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
+use crate::state::{StateError, Txn};
+
+/// The name Velero's server falls back to when no location is marked default
+/// (`--default-backup-storage-location`).
+pub const SERVER_DEFAULT_BSL: &str = "default";
+
+/// The locations a backup resolved to.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The one backup storage location.
+    pub storage_location: BackupStorageLocation,
+    /// At most one volume snapshot location per provider, ordered by provider.
+    pub snapshot_locations: Vec<VolumeSnapshotLocation>,
+}
+
+/// Resolves `spec`'s locations in `namespace`. `default_vsls` is the server's
+/// `--default-volume-snapshot-locations` (provider → name, providers compared verbatim).
+/// Every problem is returned, as Velero collects them into `validationErrors`.
+pub fn resolve_locations(
+    txn: &Txn<'_>,
+    namespace: &str,
+    spec: &BackupSpec,
+    default_vsls: &BTreeMap<String, String>,
+) -> Result<Result<Resolved, Vec<String>>, StateError> {
+    let mut errors = Vec::new();
+    let storage_location = resolve_storage_location(txn, namespace, spec, &mut errors)?;
+    let snapshot_locations = resolve_snapshot_locations(txn, namespace, spec, default_vsls, &mut errors)?;
+    Ok(match storage_location {
+        Some(storage_location) if errors.is_empty() => Ok(Resolved { storage_location, snapshot_locations }),
+        _ => Err(errors),
+    })
+}
+
+fn resolve_storage_location(
+    txn: &Txn<'_>,
+    namespace: &str,
+    spec: &BackupSpec,
+    errors: &mut Vec<String>,
+) -> Result<Option<BackupStorageLocation>, StateError> {
+    let (name, chosen_by_server) = if spec.storage_location.is_empty() {
+        let default = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default);
+        (default.map_or_else(|| SERVER_DEFAULT_BSL.to_owned(), |b| b.metadata.name), true)
+    } else {
+        (spec.storage_location.clone(), false)
+    };
+    let Some(bsl) = txn.get::<BackupStorageLocation>(namespace, &name)? else {
+        let not_found = format!("backupstoragelocations.velero.io {name:?} not found");
+        errors.push(if chosen_by_server {
+            format!(
+                "an existing backup storage location was not specified at backup creation time and the server default {name} does not exist. Please address this issue (see `coffer backup-location -h` for options) and create a new backup. Error: {not_found}"
+            )
+        } else {
+            format!(
+                "an existing backup storage location was not specified at backup creation time and the default {name} was not found. Please address this issue (see `coffer backup-location -h` for options) and create a new backup. Error: {not_found}"
+            )
+        });
+        return Ok(None);
+    };
+    if bsl.spec.access_mode == AccessMode::ReadOnly {
+        errors.push(format!("backup can't be created because backup storage location {name} is currently in read-only mode"));
+    }
+    if bsl.status.phase == Some(LocationPhase::Unavailable) {
+        errors.push(format!("backup can't be created because BackupStorageLocation {name} is in Unavailable status."));
+    }
+    Ok(Some(bsl))
+}
+
+fn resolve_snapshot_locations(
+    txn: &Txn<'_>,
+    namespace: &str,
+    spec: &BackupSpec,
+    default_vsls: &BTreeMap<String, String>,
+    errors: &mut Vec<String>,
+) -> Result<Vec<VolumeSnapshotLocation>, StateError> {
+    // 1 and 2: every named location exists, and at most one per provider.
+    let mut chosen: BTreeMap<String, VolumeSnapshotLocation> = BTreeMap::new();
+    let before = errors.len();
+    for name in &spec.volume_snapshot_locations {
+        let Some(vsl) = txn.get::<VolumeSnapshotLocation>(namespace, name)? else {
+            errors.push(format!(
+                "a VolumeSnapshotLocation CRD for the location {name} with the name specified in the backup spec needs to be created before this snapshot can be executed. Error: volumesnapshotlocations.velero.io {name:?} not found"
+            ));
+            continue;
+        };
+        let provider = vsl.spec.provider.clone();
+        if let Some(first) = chosen.get(&provider) {
+            errors.push(format!(
+                "more than one VolumeSnapshotLocation name specified for provider {provider}: {name}; unexpected name was {}",
+                first.metadata.name
+            ));
+            continue;
+        }
+        chosen.insert(provider, vsl);
+    }
+    if errors.len() > before {
+        return Ok(Vec::new());
+    }
+    // 3: each other provider: its only location, or the server default, or an error.
+    let mut by_provider: BTreeMap<String, Vec<VolumeSnapshotLocation>> = BTreeMap::new();
+    for vsl in txn.list::<VolumeSnapshotLocation>(namespace)? {
+        by_provider.entry(vsl.spec.provider.clone()).or_default().push(vsl);
+    }
+    for (provider, mut locations) in by_provider {
+        if chosen.contains_key(&provider) {
+            continue;
+        }
+        if locations.len() == 1 {
+            chosen.insert(provider, locations.remove(0));
+            continue;
+        }
+        let Some(default) = default_vsls.get(&provider) else {
+            errors.push(format!(
+                "provider {provider} has more than one possible volume snapshot location, and none were specified explicitly or as a default"
+            ));
+            continue;
+        };
+        match locations.into_iter().find(|v| &v.metadata.name == default) {
+            Some(vsl) => {
+                chosen.insert(provider, vsl);
+            }
+            None => errors.push(format!(
+                "error getting volume snapshot location named {default}: volumesnapshotlocations.velero.io {default:?} not found"
+            )),
+        }
+    }
+    Ok(chosen.into_values().collect())
+}
+
+/// Parses `--default-volume-snapshot-locations provider1:name1,provider2:name2`.
+pub fn parse_default_snapshot_locations(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (provider, name) = pair
+            .split_once(':')
+            .filter(|(p, n)| !p.is_empty() && !n.is_empty())
+            .ok_or_else(|| format!("{pair:?} is not provider:name"))?;
+        if out.insert(provider.to_owned(), name.to_owned()).is_some() {
+            return Err(format!("provider {provider:?} is given more than once"));
+        }
+    }
+    Ok(out)
+}
