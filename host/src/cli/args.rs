@@ -15,6 +15,10 @@ pub struct Cli {
     /// The namespace (tenant) to work in.
     #[arg(short = 'n', long, default_value = "velero", global = true)]
     pub namespace: String,
+    /// The server default volume snapshot location per provider, `provider:name,...`, used
+    /// when a provider has several locations and a backup names none.
+    #[arg(long, env = "COFFER_DEFAULT_VOLUME_SNAPSHOT_LOCATIONS", global = true, value_name = "PROVIDER:NAME,...")]
+    pub default_volume_snapshot_locations: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +33,12 @@ pub enum Command {
     /// Work with volume snapshot locations.
     #[command(name = "snapshot-location", visible_alias = "vsl", subcommand)]
     SnapshotLocation(SnapshotLocationCommand),
+    /// Work with backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Work with restores.
+    #[command(subcommand)]
+    Restore(RestoreCommand),
     /// Work with secrets (credentials for locations).
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -271,4 +281,136 @@ pub struct PluginGet {
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `backup` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up the resources in a directory of manifests, with snapshots of their volumes.
+    Create(BackupCreate),
+    /// Show backups.
+    Get(NamesOutput),
+    /// Describe a backup.
+    Describe(Describe),
+    /// Show a backup's log.
+    Logs(Name),
+    /// Download a backup's tarball.
+    Download(BackupDownload),
+    /// Delete backups: their objects, snapshots and restores.
+    Delete(DeleteArgs),
+}
+
+/// `backup create`.
+#[derive(Debug, Args)]
+pub struct BackupCreate {
+    /// Name of the backup.
+    pub name: String,
+    /// Directory of Kubernetes manifests (YAML or JSON, multi-document, `List` kinds).
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// Backup storage location; the default one when not given.
+    #[arg(long)]
+    pub storage_location: Option<String>,
+    /// Volume snapshot locations, at most one per provider.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub volume_snapshot_locations: Vec<String>,
+    /// Snapshot volumes (the default), or with `=false` not.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub snapshot_volumes: Option<bool>,
+    /// Namespaces to include (`*` for all, the default).
+    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to exclude.
+    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources to include, e.g. `pods,deployments.apps` (`*` for all, the default).
+    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
+    pub exclude_resources: Vec<String>,
+    /// Only items whose labels match, e.g. `app=web,tier!=db`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// How long to keep the backup, e.g. `72h` (default 720h).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Labels of the backup, `key1=value1,...`.
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub labels: Option<String>,
+    /// Show progress and wait for the outcome.
+    #[arg(short = 'w', long)]
+    pub wait: bool,
+}
+
+/// Names and an output format.
+#[derive(Debug, Args)]
+pub struct NamesOutput {
+    /// Names to show; all when none.
+    pub names: Vec<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `describe`.
+#[derive(Debug, Args)]
+pub struct Describe {
+    /// Name.
+    pub name: String,
+    /// Also list resources and snapshots.
+    #[arg(long)]
+    pub details: bool,
+}
+
+/// One name.
+#[derive(Debug, Args)]
+pub struct Name {
+    /// Name.
+    pub name: String,
+}
+
+/// `backup download`.
+#[derive(Debug, Args)]
+pub struct BackupDownload {
+    /// Name of the backup.
+    pub name: String,
+    /// Where to write the tarball (default `<name>-data.tar.gz`).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `restore` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Restore a backup's resources into a directory, recreating volumes from snapshots.
+    Create(RestoreCreate),
+    /// Show restores.
+    Get(NamesOutput),
+    /// Describe a restore.
+    Describe(Describe),
+    /// Show a restore's log.
+    Logs(Name),
+}
+
+/// `restore create`.
+#[derive(Debug, Args)]
+pub struct RestoreCreate {
+    /// Name of the restore (default `<backup>-<timestamp>`).
+    pub name: Option<String>,
+    /// The backup to restore.
+    #[arg(long)]
+    pub from_backup: String,
+    /// Empty directory to write the resources into.
+    #[arg(long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Recreate volumes from snapshots (the default), or with `=false` not.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub restore_volumes: Option<bool>,
+    /// Show progress and wait for the outcome.
+    #[arg(short = 'w', long)]
+    pub wait: bool,
 }

@@ -71,7 +71,7 @@ fn report_unavailable<'a>(items: impl Iterator<Item = (Option<LocationPhase>, &'
 }
 
 /// Asks before deleting unless `--confirm`; refuses when nobody can answer.
-fn confirmed(args: &DeleteArgs, what: &str) -> Result<Selection> {
+pub fn confirmed(args: &DeleteArgs, what: &str) -> Result<Selection> {
     let selection = match (args.all, args.names.is_empty()) {
         (true, true) => Selection::All,
         (false, false) => Selection::Names(args.names.clone()),

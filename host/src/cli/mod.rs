@@ -1,6 +1,7 @@
 //! The `coffer` command line: clap definitions in [`args`], execution in the other modules.
 
 pub mod args;
+mod backups;
 mod locations;
 mod output;
 mod parse;
@@ -35,7 +36,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         .await
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let ns = cli.namespace.as_str();
+    let default_vsls = cli.default_volume_snapshot_locations.as_deref();
     match cli.command {
+        Command::Backup(c) => backups::backup(&coffer, ns, c, default_vsls).await,
+        Command::Restore(c) => backups::restore(&coffer, ns, c).await,
         Command::BackupLocation(c) => locations::backup_location(&coffer, ns, c).await,
         Command::SnapshotLocation(c) => locations::snapshot_location(&coffer, ns, c).await,
         Command::Secret(c) => secrets::secret(&coffer, ns, c),
