@@ -31,8 +31,12 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Every document of `text`: YAML (several separated by `---`) or JSON.
-fn documents(text: &str) -> Result<Vec<Value>, String> {
+/// Every document of `text`: JSON values one after another for `.json` files, YAML documents
+/// separated by `---` otherwise.
+fn documents(text: &str, json: bool) -> Result<Vec<Value>, String> {
+    if json {
+        return serde_json::Deserializer::from_str(text).into_iter::<Value>().collect::<Result<_, _>>().map_err(|e| e.to_string());
+    }
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let value = Value::deserialize(doc).map_err(|e| e.to_string())?;
@@ -68,7 +72,8 @@ pub fn read_manifests(dir: &Path) -> Result<Vec<Item>, ManifestError> {
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| err(&file, e.to_string()))?;
         let mut values = Vec::new();
-        for doc in documents(&text).map_err(|e| err(&file, e))? {
+        let json = file.extension().is_some_and(|e| e == "json");
+        for doc in documents(&text, json).map_err(|e| err(&file, e))? {
             flatten(doc, &mut values);
         }
         for value in values {

@@ -287,7 +287,7 @@ pub struct PluginGet {
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Back up the resources in a directory of manifests, with snapshots of their volumes.
-    Create(BackupCreate),
+    Create(Box<BackupCreate>),
     /// Show backups.
     Get(NamesOutput),
     /// Describe a backup.

@@ -1,6 +1,6 @@
 //! `backup` and `restore`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -16,15 +16,17 @@ use super::args::{BackupCommand, BackupCreate, Describe, OutputFormat, RestoreCo
 use super::output::{Table, print_documents, timestamp};
 use super::parse;
 
-/// A progress bar on stderr, redrawn when the percentage changes.
+/// A progress bar on stderr, redrawn when the percentage changes; only its last state when
+/// stderr is not a terminal.
 fn progress_bar(enabled: bool, what: &'static str) -> impl FnMut(&Progress) {
     let mut last = u64::MAX;
+    let live = std::io::stderr().is_terminal();
     move |p: &Progress| {
         if !enabled {
             return;
         }
-        let percent = if p.total_items == 0 { 100 } else { p.items_backed_up * 100 / p.total_items };
-        if percent == last {
+        let percent = (p.items_backed_up * 100).checked_div(p.total_items).unwrap_or(100);
+        if percent == last || (!live && p.items_backed_up < p.total_items) {
             return;
         }
         last = percent;
@@ -229,7 +231,7 @@ async fn download(coffer: &Coffer, ns: &str, name: &str, output: Option<PathBuf>
 /// Runs a `backup` command.
 pub async fn backup(coffer: &Coffer, ns: &str, command: BackupCommand, default_vsls: Option<&str>) -> Result<()> {
     match command {
-        BackupCommand::Create(args) => create(coffer, ns, args, default_vsls).await,
+        BackupCommand::Create(args) => create(coffer, ns, *args, default_vsls).await,
         BackupCommand::Get(args) => {
             let found = if args.names.is_empty() {
                 backup::list_backups(coffer, ns)?
