@@ -1,6 +1,6 @@
 //! Sandbox benchmarks, each printed with a ratio against a native peer measured in the same
-//! run: instantiation, call latency, and 256 MiB put/get through the `filesystem` provider
-//! against `object_store`'s native `LocalFileSystem` on the same disk.
+//! run: instantiation, no-op and smallest-store call latency, and 256 MiB put/get through the
+//! `filesystem` provider against `object_store`'s native `LocalFileSystem` on the same disk.
 //!
 //! Run: `cargo bench -p coffer --bench sandbox` (`COFFER_BENCH_MIB` changes the object size).
 
@@ -58,6 +58,26 @@ async fn main() {
         drop(LocalFileSystem::new_with_prefix(&native_root).unwrap());
     }
     report("instantiate + init (filesystem provider)", wasm, per_op(started.elapsed(), n), "LocalFileSystem::new");
+
+    // A call that does nothing in the guest, against a native async call through a trait
+    // object (what calling a native provider costs).
+    let probe_wasm = std::fs::read(Path::new(env!("COFFER_TEST_COMPONENTS_DIR")).join("coffer_test_probe.wasm")).unwrap();
+    let probe = sandbox.load(&probe_wasm).await.unwrap();
+    let no_grants = grants_for("bench", probe.manifest(), BTreeMap::new(), None).unwrap();
+    let mut noop = ObjectStoreHandle::new(&sandbox, &probe, no_grants).await.unwrap();
+    let n = 50_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        assert!(noop.object_exists("b", "noop").await.unwrap());
+    }
+    let wasm = per_op(started.elapsed(), n);
+    let native_noop: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>> =
+        Box::new(|| Box::pin(async { std::hint::black_box(true) }));
+    let started = Instant::now();
+    for _ in 0..n {
+        assert!(native_noop().await);
+    }
+    report("call: no-op", wasm, per_op(started.elapsed(), n), "dyn async fn");
 
     // The smallest call that reaches the store: existence of a missing object.
     let mut store = ObjectStoreHandle::new(&sandbox, &fs, grants(&fs, &wasm_root)).await.unwrap();

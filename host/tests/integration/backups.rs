@@ -405,3 +405,28 @@ async fn hostile_tarballs_are_refused_and_nothing_is_written() {
     assert!(!w.path("escape.json").exists() && !w.root.join("../escape.json").exists());
     assert!(!Path::new("/tmp/coffer-escape.json").exists());
 }
+
+#[tokio::test]
+async fn a_failed_volume_snapshot_makes_the_backup_partially_failed() {
+    let w = World::new().await;
+    w.source();
+    w.bsl("main", true, AccessMode::ReadWrite).await;
+    w.vsl("local", "snapshots").await;
+    // Claimed by the local provider (inside volumeRoot) but not there.
+    let missing = s(&w.path("volumes/gone"));
+    std::fs::write(
+        w.path("source/broken.json"),
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-gone"}, "spec": {"hostPath": {"path": missing}}}).to_string(),
+    )
+    .unwrap();
+    let b = w.backup("b1").await;
+    assert_eq!(b.status.phase, Some(Phase::PartiallyFailed), "{b:?}");
+    assert_eq!(b.status.errors, 1);
+    assert_eq!((b.status.volume_snapshots_attempted, b.status.volume_snapshots_completed), (2, 1));
+    let log = backup_log(&w, "b1");
+    assert!(log.contains("level=error") && log.contains("error getting volume info") && log.contains("volume \\\"gone\\\""), "{log}");
+    let tarball = std::fs::File::open(w.backup_dir("b1").join("b1.tar.gz")).unwrap();
+    let contents = backup::read_tarball(tarball, backup::Limits::default()).unwrap();
+    assert!(contents.items.iter().all(|i| i.name != "pv-gone"), "a PV whose snapshot failed is left out, as in Velero");
+    assert!(contents.items.iter().any(|i| i.name == "pv-1"));
+}

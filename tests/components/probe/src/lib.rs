@@ -6,7 +6,7 @@
 //! - `tcp:ADDR`: a TCP connection;
 //! - `http:URL`: a GET through wasi:http;
 //! - `spin`: loops forever; `alloc:MIB`: allocates and touches that much memory;
-//! - `trap`: traps.
+//! - `trap`: traps; `noop`: does nothing (for call-latency benchmarks).
 //!
 //! `get-object(_, "credential")` writes whatever credential `init` delivered.
 
@@ -81,6 +81,7 @@ impl ObjectStore for Probe {
                 Ok(black_box(v).len() == mib << 20)
             }
             "trap" => std::process::abort(),
+            "noop" => Ok(true),
             _ => Err(Error::InvalidArgument(format!("unknown probe {command:?}"))),
         }
     }
