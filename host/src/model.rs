@@ -391,7 +391,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Items counted during a backup or restore.
+/// Items counted during a backup (and reported while a restore runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
@@ -492,6 +492,24 @@ pub struct RestoreSpec {
     pub restore_p_vs: Option<bool>,
 }
 
+/// Items counted during a restore (Velero's `RestoreProgress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    /// Items to restore.
+    #[serde(default)]
+    pub total_items: u64,
+    /// Items restored so far.
+    #[serde(default)]
+    pub items_restored: u64,
+}
+
+impl From<&Progress> for RestoreProgress {
+    fn from(p: &Progress) -> Self {
+        RestoreProgress { total_items: p.total_items, items_restored: p.items_backed_up }
+    }
+}
+
 /// A restore's observed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -519,7 +537,7 @@ pub struct RestoreStatus {
     pub warnings: u64,
     /// Items counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Progress>,
+    pub progress: Option<RestoreProgress>,
 }
 
 /// A Restore.

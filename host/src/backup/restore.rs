@@ -230,7 +230,7 @@ async fn run(
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {
         log.warn(Scope::Run, format!("error uploading {key}: {e}"));
     }
-    restore.status.progress = Some(counts);
+    restore.status.progress = Some((&counts).into());
     restore.status.phase = Some(if log.error_count() > 0 { Phase::PartiallyFailed } else { Phase::Completed });
     Ok(())
 }

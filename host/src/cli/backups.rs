@@ -296,7 +296,7 @@ fn describe_restore(coffer: &Coffer, ns: &str, args: &Describe) -> Result<()> {
     println!("Backup:  {}\n", r.spec.backup_name);
     println!("Restore PVs:  {}", match r.spec.restore_p_vs { None => "auto", Some(true) => "true", Some(false) => "false" });
     if let Some(p) = &st.progress {
-        println!("\nTotal items to be restored:  {}\nItems restored:              {}", p.total_items, p.items_backed_up);
+        println!("\nTotal items to be restored:  {}\nItems restored:              {}", p.total_items, p.items_restored);
     }
     Ok(())
 }

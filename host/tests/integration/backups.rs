@@ -261,27 +261,47 @@ fn backup_log(w: &World, name: &str) -> String {
     out
 }
 
+/// Validates `doc` against Velero's CRD `crd` (in tests/crds) with tests/tools/validate_crd.py.
+fn crd_check(crd: &str, doc: &Path) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/test-venv/bin/python3");
+    assert!(python.exists(), "{} is missing: run scripts/setup", python.display());
+    std::process::Command::new(&python)
+        .arg(root.join("tests/tools/validate_crd.py"))
+        .arg(root.join("tests/crds").join(crd))
+        .arg(doc)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn velero_backup_json_validates_against_the_crd() {
+async fn documents_validate_against_velero_crds() {
     let w = World::new().await;
     w.source();
     w.bsl("main", true, AccessMode::ReadWrite).await;
     w.vsl("local", "snapshots").await;
     w.backup("b1").await;
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin/python3");
-    assert!(python.exists(), "{} is missing: run scripts/setup", python.display());
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/validate_crd.py");
-    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/crds/velero.io_backups.yaml");
-    let check = |doc: &Path| std::process::Command::new(&python).arg(&tools).arg(&crd).arg(doc).output().unwrap();
     let doc = w.backup_dir("b1").join("velero-backup.json");
-    let out = check(&doc);
+    let out = crd_check("velero.io_backups.yaml", &doc);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     // The check can fail: a wrong phase is refused.
     let mut bad: serde_json::Value = serde_json::from_slice(&std::fs::read(&doc).unwrap()).unwrap();
     bad["status"]["phase"] = json!("Done");
     let bad_path = w.path("bad.json");
     std::fs::write(&bad_path, bad.to_string()).unwrap();
-    assert!(!check(&bad_path).status.success());
+    assert!(!crd_check("velero.io_backups.yaml", &bad_path).status.success());
+    // Locations as Coffer stores and prints them.
+    let bsl = locations::get_backup_storage_locations(&w.coffer, "velero", &["main".into()], false).unwrap().remove(0);
+    let vsl = locations::get_volume_snapshot_locations(&w.coffer, "velero", &["local".into()]).unwrap().remove(0);
+    for (crd, value) in [
+        ("velero.io_backupstoragelocations.yaml", serde_json::to_vec(&bsl).unwrap()),
+        ("velero.io_volumesnapshotlocations.yaml", serde_json::to_vec(&vsl).unwrap()),
+    ] {
+        let path = w.path("location.json");
+        std::fs::write(&path, value).unwrap();
+        let out = crd_check(crd, &path);
+        assert!(out.status.success(), "{crd}: {}", String::from_utf8_lossy(&out.stdout));
+    }
 }
 
 /// Objects as read back from a directory, by `Kind ns/name`, PV paths dropped.
