@@ -61,7 +61,7 @@ impl ObjectStoreHandle {
 
     /// Stores everything `source` yields as `key`. Returns the byte count.
     pub async fn put_object<R: Read + Send + 'static>(&mut self, bucket: &str, key: &str, source: R) -> Result<u64, ProviderError> {
-        let (input, reader) = input_from_reader(source);
+        let (input, detach, reader) = input_from_reader(source);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
         let body = live
@@ -71,6 +71,8 @@ impl ObjectStoreHandle {
             .push(Box::new(input) as DynInputStream)
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
         let stored = call_export!(self.slot, coffer_provider_object_store.call_put_object(bucket, key, body));
+        // A provider that kept the stream gets nothing more from it.
+        detach.detach().await;
         let read = reader.await.map_err(|e| self.error(ErrorKind::Source(std::io::Error::other(e))))?;
         let read = read.map_err(|e| self.error(ErrorKind::Source(e)))?;
         let stored = stored?;
@@ -87,7 +89,7 @@ impl ObjectStoreHandle {
 
     /// Writes object `key` into `sink`. Returns its length.
     pub async fn get_object<W: Write + Send + 'static>(&mut self, bucket: &str, key: &str, sink: W) -> Result<u64, ProviderError> {
-        let (output, moved, writer) = output_to_writer(sink);
+        let (output, detach, moved, writer) = output_to_writer(sink);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
         let sink = live
@@ -97,8 +99,8 @@ impl ObjectStoreHandle {
             .push(Box::new(output) as DynOutputStream)
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
         let result = call_export!(self.slot, coffer_provider_object_store.call_get_object(bucket, key, sink));
-        // The guest dropped its end when the call returned; a trapped instance's table is
-        // gone with it. Either way the writer task sees the channel close.
+        // The stream ends with the call, even if the provider kept it.
+        detach.detach();
         let written = writer.await.map_err(|e| self.error(ErrorKind::Sink(std::io::Error::other(e))))?;
         let length = result?;
         let written = written.map_err(|e| self.error(ErrorKind::Sink(e)))?;

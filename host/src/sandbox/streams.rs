@@ -3,8 +3,8 @@
 //! HTTP bodies without copying them into its own memory.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -15,9 +15,12 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// Chunks in flight per stream: bounds host memory per transfer to `CHUNK * DEPTH`.
 const DEPTH: usize = 4;
 
-/// The guest's `input-stream` over chunks that a host task produces.
+type SharedReceiver = Arc<tokio::sync::Mutex<Option<mpsc::Receiver<io::Result<Bytes>>>>>;
+
+/// The guest's `input-stream` over chunks that a host task produces. The host can detach it
+/// after the call, so a provider that keeps the stream cannot hold the producer forever.
 pub(crate) struct ChannelInput {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: SharedReceiver,
     pending: Option<Bytes>,
     failed: Option<io::Error>,
     closed: bool,
@@ -26,11 +29,15 @@ pub(crate) struct ChannelInput {
 #[async_trait::async_trait]
 impl Pollable for ChannelInput {
     async fn ready(&mut self) {
-        if self.pending.is_none() && !self.closed {
-            match self.rx.recv().await {
-                Some(Ok(chunk)) => self.pending = Some(chunk),
-                Some(Err(e)) => self.failed = Some(e),
+        if self.pending.is_none() && !self.closed && self.failed.is_none() {
+            let mut rx = self.rx.lock().await;
+            match rx.as_mut() {
                 None => self.closed = true,
+                Some(rx) => match rx.recv().await {
+                    Some(Ok(chunk)) => self.pending = Some(chunk),
+                    Some(Err(e)) => self.failed = Some(e),
+                    None => self.closed = true,
+                },
             }
         }
     }
@@ -43,11 +50,13 @@ impl InputStream for ChannelInput {
             return Err(StreamError::LastOperationFailed(e.into()));
         }
         if self.pending.is_none() && !self.closed {
-            match self.rx.try_recv() {
-                Ok(Ok(chunk)) => self.pending = Some(chunk),
-                Ok(Err(e)) => return Err(StreamError::LastOperationFailed(e.into())),
-                Err(mpsc::error::TryRecvError::Empty) => return Ok(Bytes::new()),
-                Err(mpsc::error::TryRecvError::Disconnected) => self.closed = true,
+            // Calls on one store are sequential, so the lock is free whenever the guest reads.
+            let Ok(mut rx) = self.rx.try_lock() else { return Ok(Bytes::new()) };
+            match rx.as_mut().map(|rx| rx.try_recv()) {
+                Some(Ok(Ok(chunk))) => self.pending = Some(chunk),
+                Some(Ok(Err(e))) => return Err(StreamError::LastOperationFailed(e.into())),
+                Some(Err(mpsc::error::TryRecvError::Empty)) => return Ok(Bytes::new()),
+                Some(Err(mpsc::error::TryRecvError::Disconnected)) | None => self.closed = true,
             }
         }
         match self.pending.as_mut() {
@@ -63,12 +72,23 @@ impl InputStream for ChannelInput {
     }
 }
 
+/// The host's hold on an input stream it gave away: detaching ends the stream for the guest
+/// and stops its producer.
+pub(crate) struct InputDetach(SharedReceiver);
+
+impl InputDetach {
+    pub(crate) async fn detach(self) {
+        self.0.lock().await.take();
+    }
+}
+
 /// Starts a blocking task reading `source` into a new input stream. The task's result says
 /// how many bytes it read, or why reading failed.
 pub(crate) fn input_from_reader<R: Read + Send + 'static>(
     mut source: R,
-) -> (ChannelInput, tokio::task::JoinHandle<io::Result<u64>>) {
+) -> (ChannelInput, InputDetach, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, rx) = mpsc::channel(DEPTH);
+    let rx: SharedReceiver = Arc::new(tokio::sync::Mutex::new(Some(rx)));
     let task = tokio::task::spawn_blocking(move || {
         let mut total = 0u64;
         loop {
@@ -96,19 +116,28 @@ pub(crate) fn input_from_reader<R: Read + Send + 'static>(
             }
         }
     });
-    (ChannelInput { rx, pending: None, failed: None, closed: false }, task)
+    (ChannelInput { rx: rx.clone(), pending: None, failed: None, closed: false }, InputDetach(rx), task)
 }
 
-/// The guest's `output-stream` into chunks that a host task consumes.
+type SharedSender = Arc<Mutex<Option<mpsc::Sender<Bytes>>>>;
+
+/// The guest's `output-stream` into chunks that a host task consumes. The host can detach it
+/// after the call, so a provider that keeps the stream cannot hold the consumer forever.
 pub(crate) struct ChannelOutput {
-    tx: Option<mpsc::Sender<Bytes>>,
+    tx: SharedSender,
     moved: Arc<AtomicU64>,
+}
+
+impl ChannelOutput {
+    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.tx.lock().expect("sender lock").clone()
+    }
 }
 
 #[async_trait::async_trait]
 impl Pollable for ChannelOutput {
     async fn ready(&mut self) {
-        if let Some(tx) = &self.tx {
+        if let Some(tx) = self.sender() {
             // Wait for room, then give the slot back: this stream is its only producer.
             if let Ok(permit) = tx.reserve().await {
                 drop(permit);
@@ -120,7 +149,7 @@ impl Pollable for ChannelOutput {
 #[async_trait::async_trait]
 impl OutputStream for ChannelOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let tx = self.tx.as_ref().ok_or(StreamError::Closed)?;
+        let tx = self.sender().ok_or(StreamError::Closed)?;
         let len = bytes.len() as u64;
         tx.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StreamError::trap("write without permit"),
@@ -137,7 +166,7 @@ impl OutputStream for ChannelOutput {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        match &self.tx {
+        match &self.sender() {
             None => Err(StreamError::Closed),
             Some(tx) if tx.is_closed() => {
                 Err(StreamError::LastOperationFailed(wasmtime::format_err!("the host stopped accepting data")))
@@ -147,12 +176,22 @@ impl OutputStream for ChannelOutput {
     }
 }
 
+/// The host's hold on an output stream it gave away: detaching ends the stream for the guest
+/// and lets the consumer finish.
+pub(crate) struct OutputDetach(SharedSender);
+
+impl OutputDetach {
+    pub(crate) fn detach(self) {
+        self.0.lock().expect("sender lock").take();
+    }
+}
+
 /// Starts a blocking task writing a new output stream's bytes into `sink`. The task ends when
-/// the guest drops the stream; its result is the byte count or the write error. The counter
-/// says how many bytes the guest wrote.
+/// the stream is dropped or detached; its result is the byte count or the write error. The
+/// counter says how many bytes the guest wrote.
 pub(crate) fn output_to_writer<W: Write + Send + 'static>(
     mut sink: W,
-) -> (ChannelOutput, Arc<AtomicU64>, tokio::task::JoinHandle<io::Result<u64>>) {
+) -> (ChannelOutput, OutputDetach, Arc<AtomicU64>, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
     let moved = Arc::new(AtomicU64::new(0));
     let task = tokio::task::spawn_blocking(move || {
@@ -164,5 +203,6 @@ pub(crate) fn output_to_writer<W: Write + Send + 'static>(
         sink.flush()?;
         Ok(total)
     });
-    (ChannelOutput { tx: Some(tx), moved: moved.clone() }, moved, task)
+    let tx: SharedSender = Arc::new(Mutex::new(Some(tx)));
+    (ChannelOutput { tx: tx.clone(), moved: moved.clone() }, OutputDetach(tx), moved, task)
 }

@@ -158,3 +158,18 @@ async fn memory_is_limited_per_instance() {
     assert!(matches!(err.kind, ErrorKind::Unavailable(_) | ErrorKind::MemoryLimit { .. }), "{err}");
     assert!(p.object_exists("b", "alloc:16").await.unwrap(), "still usable afterwards");
 }
+
+#[tokio::test]
+async fn a_provider_keeping_a_stream_cannot_stall_the_host() {
+    let sb = sandbox(Limits::default());
+    let probe = load(&sb, &test_component("probe")).await;
+    let mut p = ObjectStoreHandle::new(&sb, &probe, grants("bsl stash", &probe, &[], None)).await.unwrap();
+    let guard = Duration::from_secs(20);
+    // 64 MiB is more than the stream buffers: the producer would block forever.
+    let put = tokio::time::timeout(guard, p.put_bytes("b", "stash", vec![1; 64 << 20])).await.expect("put returns");
+    let err = put.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::LengthMismatch { reported: 0, .. }), "{err}");
+    let get = tokio::time::timeout(guard, p.get_bytes("b", "stash")).await.expect("get returns");
+    assert_eq!(get.unwrap(), Vec::<u8>::new());
+    assert!(p.object_exists("b", "noop").await.unwrap(), "the instance still serves calls");
+}

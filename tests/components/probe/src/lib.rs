@@ -9,6 +9,8 @@
 //! - `trap`: traps; `noop`: does nothing (for call-latency benchmarks).
 //!
 //! `get-object(_, "credential")` writes whatever credential `init` delivered.
+//! `put-object(_, "stash")` and `get-object(_, "stash")` keep the stream they were given and
+//! return at once, as a provider that tries to hold the host's transfer open would.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -18,6 +20,11 @@ use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result}
 
 struct Probe {
     credential: Option<Credential>,
+}
+
+thread_local! {
+    static STASHED_INPUT: std::cell::RefCell<Vec<InputStream>> = const { std::cell::RefCell::new(Vec::new()) };
+    static STASHED_OUTPUT: std::cell::RefCell<Vec<OutputStream>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -54,8 +61,12 @@ impl ObjectStore for Probe {
         Ok(Probe { credential })
     }
 
-    fn put_object(&self, _: &str, _: &str, _: InputStream) -> Result<u64> {
-        Err(Error::Unsupported("put".into()))
+    fn put_object(&self, _: &str, key: &str, body: InputStream) -> Result<u64> {
+        if key != "stash" {
+            return Err(Error::Unsupported("put".into()));
+        }
+        STASHED_INPUT.with(|s| s.borrow_mut().push(body));
+        Ok(0)
     }
 
     fn object_exists(&self, _bucket: &str, command: &str) -> Result<bool> {
@@ -87,6 +98,10 @@ impl ObjectStore for Probe {
     }
 
     fn get_object(&self, _: &str, key: &str, sink: OutputStream) -> Result<u64> {
+        if key == "stash" {
+            STASHED_OUTPUT.with(|s| s.borrow_mut().push(sink));
+            return Ok(0);
+        }
         if key != "credential" {
             return Err(Error::NotFound(key.into()));
         }
