@@ -38,6 +38,7 @@ fn main() {
     for (var, file) in [
         ("COFFER_FILESYSTEM_WASM", "coffer_provider_filesystem.wasm"),
         ("COFFER_LOCAL_WASM", "coffer_provider_local.wasm"),
+        ("COFFER_AWS_WASM", "coffer_provider_aws.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

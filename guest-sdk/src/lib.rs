@@ -43,6 +43,8 @@ mod credential;
 mod error;
 mod export;
 pub mod fs;
+pub mod http;
+pub mod sigv4;
 mod manifest;
 pub mod streams;
 

@@ -26,8 +26,17 @@ pub fn splice_all(from: &InputStream, to: &OutputStream) -> Result<u64, Error> {
             Err(e) => return Err(stream_error("copying the body", e)),
         }
     }
-    to.blocking_flush().map_err(|e| stream_error("flushing the body", e))?;
+    flush(to)?;
     Ok(total)
+}
+
+/// Flushes `to`. A stream that closed once everything was written to it (an HTTP body that
+/// reached its `content-length`) has taken all the data, so that is success.
+fn flush(to: &OutputStream) -> Result<(), Error> {
+    match to.blocking_flush() {
+        Ok(()) | Err(StreamError::Closed) => Ok(()),
+        Err(e) => Err(stream_error("flushing the body", e)),
+    }
 }
 
 /// Reads `from` to its end into memory. Only for small bodies (documents, not objects).
@@ -54,5 +63,5 @@ pub fn write_all(to: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
         to.write(&bytes[..len]).map_err(|e| stream_error("writing the body", e))?;
         bytes = &bytes[len..];
     }
-    to.blocking_flush().map_err(|e| stream_error("flushing the body", e))
+    flush(to)
 }

@@ -6,5 +6,8 @@ pub const FILESYSTEM: &[u8] = include_bytes!(env!("COFFER_FILESYSTEM_WASM"));
 /// `velero.io/local`: the default volume snapshotter.
 pub const LOCAL: &[u8] = include_bytes!(env!("COFFER_LOCAL_WASM"));
 
+/// `velero.io/aws`: S3 and S3-compatible object storage.
+pub const AWS: &[u8] = include_bytes!(env!("COFFER_AWS_WASM"));
+
 /// Every embedded component.
-pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL];
+pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS];

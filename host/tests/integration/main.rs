@@ -1,10 +1,13 @@
 //! Coffer's integration tests: one binary, a fresh temporary directory per test.
 
 mod common;
+mod conformance;
 mod backups;
 mod cli_backups;
 mod cli_locations;
 mod credentials;
 mod local_snapshots;
+mod s3;
 mod sandbox_isolation;
+mod servers;
 mod state_crash;

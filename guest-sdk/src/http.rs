@@ -1,0 +1,138 @@
+//! A blocking HTTP client over `wasi:http`, for providers that talk to a storage service.
+//! Request bodies can be spliced from a host input stream and response bodies into a host
+//! output stream, so object data need not pass through guest memory.
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::io::streams::{InputStream, OutputStream};
+
+use crate::Error;
+use crate::streams::{read_to_end, splice_all, write_all};
+
+/// A request body.
+pub enum Body<'a> {
+    /// No body.
+    Empty,
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
+    /// Everything from a stream (send `content-length` yourself if the server needs it).
+    Stream(&'a InputStream),
+}
+
+/// A response whose body has not been read yet.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    // Declared before `body`: the stream is a child of the body and must be dropped first.
+    stream: InputStream,
+    body: IncomingBody,
+}
+
+fn http_error(what: &str, e: ErrorCode) -> Error {
+    match e {
+        ErrorCode::HttpRequestDenied => Error::PermissionDenied(format!(
+            "{what}: the host denied the request (the endpoint is not one the location's config names)"
+        )),
+        ErrorCode::DnsTimeout
+        | ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout => Error::Unavailable(format!("{what}: {e:?}")),
+        other => Error::Other(format!("{what}: {other:?}")),
+    }
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The whole body in memory (for small documents).
+    pub fn bytes(self) -> Result<Vec<u8>, Error> {
+        let out = read_to_end(&self.stream)?;
+        drop(self.stream);
+        let _ = IncomingBody::finish(self.body);
+        Ok(out)
+    }
+
+    /// The body as text.
+    pub fn text(self) -> Result<String, Error> {
+        Ok(String::from_utf8_lossy(&self.bytes()?).into_owned())
+    }
+
+    /// Streams the body into `sink`; returns its length.
+    pub fn splice_into(self, sink: &OutputStream) -> Result<u64, Error> {
+        let n = splice_all(&self.stream, sink)?;
+        drop(self.stream);
+        let _ = IncomingBody::finish(self.body);
+        Ok(n)
+    }
+}
+
+/// Sends a request to `url` (`http(s)://authority/path?query`) and waits for the response
+/// head.
+pub fn send(method: &str, url: &str, headers: &[(String, String)], body: Body<'_>) -> Result<Response, Error> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::InvalidArgument(format!("{url:?} is not a URL")))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let fields: Vec<(String, Vec<u8>)> = headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    let fields = Fields::from_list(&fields).map_err(|e| Error::InvalidArgument(format!("request headers: {e:?}")))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "PUT" => Method::Put,
+        "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        other => Method::Other(other.to_owned()),
+    };
+    let bad = |what: &str| Error::InvalidArgument(format!("{url}: invalid {what}"));
+    request.set_method(&method).map_err(|()| bad("method"))?;
+    request
+        .set_scheme(Some(&match scheme {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => Scheme::Other(other.to_owned()),
+        }))
+        .map_err(|()| bad("scheme"))?;
+    request.set_authority(Some(authority)).map_err(|()| bad("authority"))?;
+    request.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+    let outgoing = request.body().map_err(|()| Error::Other("request body taken twice".into()))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| http_error(url, e))?;
+    {
+        let stream = outgoing.write().map_err(|()| Error::Other("request body stream taken twice".into()))?;
+        match body {
+            // With `content-length: 0` the stream is complete before any write, and even a
+            // flush would fail as closed.
+            Body::Empty | Body::Bytes([]) => {}
+            Body::Bytes(bytes) => write_all(&stream, bytes)?,
+            Body::Stream(input) => {
+                splice_all(input, &stream)?;
+            }
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| http_error(url, e))?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(e))) => return Err(http_error(url, e)),
+        _ => return Err(Error::Other(format!("{url}: the response was lost"))),
+    };
+    let status = response.status();
+    let headers = response.headers().entries();
+    let body = response.consume().map_err(|()| Error::Other("response body taken twice".into()))?;
+    let stream = body.stream().map_err(|()| Error::Other("response body stream taken twice".into()))?;
+    Ok(Response { status, headers, stream, body })
+}

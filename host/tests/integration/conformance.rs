@@ -1,0 +1,65 @@
+//! One suite of object-store semantics that every provider passes.
+
+use coffer::sandbox::{ErrorKind, ObjectStoreHandle};
+
+/// A body of `len` bytes with a pattern that shows misplaced chunks.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect()
+}
+
+/// Runs the suite on `store` in `bucket`, with a large-object round trip of `big_mib` MiB.
+pub async fn object_store_conformance(store: &mut ObjectStoreHandle, bucket: &str, big_mib: usize) {
+    // Missing objects: exists is false, get is NotFound, delete succeeds.
+    assert!(!store.object_exists(bucket, "nothing/here").await.unwrap());
+    let err = store.get_bytes(bucket, "nothing/here").await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::NotFound(_)), "{err}");
+    store.delete_object(bucket, "nothing/here").await.unwrap();
+
+    // Put, overwrite, get.
+    store.put_bytes(bucket, "a/one.json", b"first".to_vec()).await.unwrap();
+    store.put_bytes(bucket, "a/one.json", b"second".to_vec()).await.unwrap();
+    assert_eq!(store.get_bytes(bucket, "a/one.json").await.unwrap(), b"second");
+    assert!(store.object_exists(bucket, "a/one.json").await.unwrap());
+    store.put_bytes(bucket, "a/empty", Vec::new()).await.unwrap();
+    assert_eq!(store.get_bytes(bucket, "a/empty").await.unwrap(), b"");
+    store.put_bytes(bucket, "a/b/c/deep", b"x".to_vec()).await.unwrap();
+    store.put_bytes(bucket, "a/b2/x", b"x".to_vec()).await.unwrap();
+    store.put_bytes(bucket, "top", b"x".to_vec()).await.unwrap();
+
+    // Common prefixes are whole and end with the delimiter; loose objects are not prefixes.
+    assert_eq!(store.list_common_prefixes(bucket, "", "/").await.unwrap(), ["a/"]);
+    assert_eq!(store.list_common_prefixes(bucket, "a/", "/").await.unwrap(), ["a/b/", "a/b2/"]);
+    assert_eq!(store.list_common_prefixes(bucket, "a/b", "/").await.unwrap(), ["a/b/", "a/b2/"]);
+    assert!(store.list_common_prefixes(bucket, "zzz/", "/").await.unwrap().is_empty());
+    let mut all = store.list_objects(bucket, "a/").await.unwrap();
+    all.sort();
+    assert_eq!(all, ["a/b/c/deep", "a/b2/x", "a/empty", "a/one.json"]);
+
+    // Pagination: more than one page of keys.
+    let n = 1005;
+    for i in 0..n {
+        store.put_bytes(bucket, &format!("many/{i:04}"), vec![b'k']).await.unwrap();
+    }
+    let keys = store.list_objects(bucket, "many/").await.unwrap();
+    assert_eq!(keys.len(), n, "all keys past the first page");
+    for i in 0..10 {
+        store.put_bytes(bucket, &format!("dirs/d{i:04}/x"), vec![]).await.unwrap();
+    }
+    assert_eq!(store.list_common_prefixes(bucket, "dirs/", "/").await.unwrap().len(), 10);
+
+    // Deletes.
+    store.delete_object(bucket, "a/b/c/deep").await.unwrap();
+    assert!(!store.object_exists(bucket, "a/b/c/deep").await.unwrap());
+    assert_eq!(store.list_common_prefixes(bucket, "a/", "/").await.unwrap(), ["a/b2/"]);
+
+    // A large object, streamed both ways.
+    let big = pattern(big_mib << 20);
+    let stored = store.put_bytes(bucket, "big/object", big.clone()).await.unwrap();
+    assert_eq!(stored, big.len() as u64);
+    let back = store.get_bytes(bucket, "big/object").await.unwrap();
+    assert!(back == big, "the large object came back different ({} bytes)", back.len());
+
+    // A signed URL names the object.
+    let url = store.create_signed_url(bucket, "a/one.json", std::time::Duration::from_secs(600)).await.unwrap();
+    assert!(url.contains("one.json"), "{url}");
+}

@@ -1,0 +1,70 @@
+//! Real servers for the tests, started on 127.0.0.1 from the project's test virtualenv
+//! (installed by scripts/setup) and stopped when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The test virtualenv's `bin/` directory.
+pub fn venv_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv/bin");
+    assert!(bin.join("python3").exists(), "{} is missing: run scripts/setup", bin.display());
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(port: u16, child: &mut Child, name: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited early: {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{name} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// moto's server (S3 and EC2), on a fresh port.
+pub fn moto() -> Server {
+    let port = free_port();
+    let mut child = Command::new(venv_bin().join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    wait_for(port, &mut child, "moto_server");
+    Server { child, url: format!("http://127.0.0.1:{port}"), port }
+}
+
+/// Sends one raw HTTP/1.1 request and returns the status line (for setting up servers that
+/// check no signatures, such as moto).
+pub fn raw_http(port: u16, method: &str, path: &str) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(conn, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    response.lines().next().unwrap_or_default().to_owned()
+}

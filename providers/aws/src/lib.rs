@@ -1,0 +1,328 @@
+//! `velero.io/aws`: an S3 object store over `wasi:http`, signing with SigV4.
+//!
+//! Config (Velero's AWS plugin keys): `region` (required unless `s3Url` is set), `s3Url`
+//! (custom endpoint, addressed path-style), `s3ForcePathStyle`, `publicUrl` (for signed URLs),
+//! `profile`, `serverSideEncryption`, `kmsKeyId`, `tagging`, plus the injected `bucket`,
+//! `prefix` and `caCert`. The credential is an AWS shared-credentials file. Objects larger
+//! than one part are uploaded with multipart upload, one bounded part at a time.
+//!
+//! Not supported yet, and refused by name rather than ignored: `insecureSkipTLSVerify=true`,
+//! `caCert`, `checksumAlgorithm` other than empty, `customerKeyEncryptionFile`.
+
+mod clock;
+mod credentials;
+mod xml;
+
+use std::time::Duration;
+
+use coffer_guest_sdk::http::{self, Body, Response};
+use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
+use coffer_guest_sdk::streams::{InputStream, OutputStream, StreamError};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+
+/// Size of one upload part: what a put holds in guest memory at a time.
+const PART_SIZE: usize = 8 << 20;
+/// Keys per ListObjectsV2 page (the S3 maximum).
+const PAGE: &str = "1000";
+
+const KEYS: &[&str] = &[
+    "region", "s3Url", "s3ForcePathStyle", "publicUrl", "profile", "serverSideEncryption", "kmsKeyId", "tagging",
+    "insecureSkipTLSVerify", "checksumAlgorithm", "signatureVersion", "enableSharedConfig", "customerKeyEncryptionFile",
+];
+
+struct S3 {
+    /// `https://s3.<region>.amazonaws.com` or `s3Url`, without a trailing `/`.
+    endpoint: String,
+    public_endpoint: String,
+    path_style: bool,
+    region: String,
+    credentials: AwsCredentials,
+    extra_put_headers: Vec<(String, String)>,
+}
+
+fn authority(endpoint: &str) -> &str {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Maps an S3 error response to the SDK error of the same meaning.
+fn s3_error(what: &str, status: u16, body: &str) -> Error {
+    let code = xml::text(body, "Code").unwrap_or_default();
+    let message = xml::text(body, "Message").unwrap_or_default();
+    let text = format!("{what}: {status} {code} {message}").trim_end().to_owned();
+    match (status, code.as_str()) {
+        (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload") | (404, _) => Error::NotFound(text),
+        (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken") => Error::Unauthenticated(text),
+        (403, _) | (_, "AccessDenied") => Error::PermissionDenied(text),
+        (_, "PreconditionFailed") | (412, _) => Error::AlreadyExists(text),
+        (500..=599, _) => Error::Unavailable(text),
+        _ => Error::Other(text),
+    }
+}
+
+/// Reads up to `limit` bytes from `input`; fewer only at its end.
+fn read_part(input: &InputStream, limit: usize) -> Result<Vec<u8>> {
+    let mut part = Vec::with_capacity(limit.min(1 << 20));
+    while part.len() < limit {
+        match input.blocking_read((limit - part.len()) as u64) {
+            Ok(chunk) => part.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => return Err(Error::Other(format!("reading the body: {}", e.to_debug_string()))),
+        }
+    }
+    Ok(part)
+}
+
+impl S3 {
+    /// The URL path (encoded) and host for `key` (or the bucket itself when empty).
+    fn locate(&self, endpoint: &str, bucket: &str, key: &str) -> (String, String) {
+        let key = sigv4::uri_encode(key, true);
+        if self.path_style {
+            let base = endpoint.split_once("://").map_or("", |(_, r)| r).split_once('/').map_or("", |(_, p)| p);
+            let base = if base.is_empty() { String::new() } else { format!("/{}", base.trim_end_matches('/')) };
+            (format!("{base}/{bucket}/{key}"), authority(endpoint).to_owned())
+        } else {
+            (format!("/{key}"), format!("{bucket}.{}", authority(endpoint)))
+        }
+    }
+
+    fn scheme(endpoint: &str) -> &str {
+        endpoint.split_once("://").map_or("https", |(s, _)| s)
+    }
+
+    /// Sends one signed request.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one S3 request")]
+    fn request(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+        query: &[(String, String)],
+        extra_headers: &[(String, String)],
+        body: Body<'_>,
+        payload_hash: &str,
+    ) -> Result<Response> {
+        let (path, host) = self.locate(&self.endpoint, bucket, key);
+        let date = clock::now();
+        let mut headers = vec![
+            ("host".to_owned(), host.clone()),
+            ("x-amz-content-sha256".to_owned(), payload_hash.to_owned()),
+            ("x-amz-date".to_owned(), date.clone()),
+        ];
+        if let Some(token) = &self.credentials.session_token {
+            headers.push(("x-amz-security-token".to_owned(), token.clone()));
+        }
+        headers.extend(extra_headers.iter().cloned());
+        let request = sigv4::Request { method, path: &path, query, headers: &headers, payload_hash };
+        let auth = sigv4::authorization(&request, &self.credentials, &self.region, "s3", &date);
+        headers.retain(|(k, _)| k != "host");
+        headers.push(("authorization".to_owned(), auth));
+        let query = sigv4::canonical_query(query);
+        let url = format!("{}://{host}{path}{}{query}", Self::scheme(&self.endpoint), if query.is_empty() { "" } else { "?" });
+        http::send(method, &url, &headers, body)
+    }
+
+    /// A request without a body whose response must be a success; returns it.
+    fn simple(&self, what: &str, method: &str, bucket: &str, key: &str, query: &[(String, String)]) -> Result<Response> {
+        let response = self.request(method, bucket, key, query, &[], Body::Empty, EMPTY_SHA256)?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        let status = response.status;
+        Err(s3_error(what, status, &response.text()?))
+    }
+
+    fn expect_ok(what: &str, response: Response) -> Result<Response> {
+        if (200..300).contains(&response.status) {
+            Ok(response)
+        } else {
+            let status = response.status;
+            Err(s3_error(what, status, &response.text()?))
+        }
+    }
+
+    fn put_bytes(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        let mut headers = vec![("content-length".to_owned(), bytes.len().to_string())];
+        headers.extend(self.extra_put_headers.iter().cloned());
+        let hash = sigv4::sha256_hex(bytes);
+        let response = self.request("PUT", bucket, key, &[], &headers, Body::Bytes(bytes), &hash)?;
+        Self::expect_ok(&format!("PutObject {key}"), response).map(drop)
+    }
+
+    fn multipart(&self, bucket: &str, key: &str, first: Vec<u8>, body: &InputStream) -> Result<u64> {
+        let what = format!("multipart upload of {key}");
+        let response = self.request("POST", bucket, key, &[("uploads".into(), String::new())], &self.extra_put_headers, Body::Empty, EMPTY_SHA256)?;
+        let created = Self::expect_ok(&what, response)?.text()?;
+        let upload_id = xml::text(&created, "UploadId").ok_or_else(|| Error::Other(format!("{what}: no UploadId in {created}")))?;
+        let result = (|| {
+            let mut etags = Vec::new();
+            let mut total = 0u64;
+            let mut part = first;
+            while !part.is_empty() {
+                let number = etags.len() + 1;
+                let query = [("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id.clone())];
+                let headers = [("content-length".to_owned(), part.len().to_string())];
+                let hash = sigv4::sha256_hex(&part);
+                let response = self.request("PUT", bucket, key, &query, &headers, Body::Bytes(&part), &hash)?;
+                let response = Self::expect_ok(&format!("{what}, part {number}"), response)?;
+                etags.push(response.header("etag").ok_or_else(|| Error::Other(format!("{what}: part {number} has no ETag")))?);
+                total += part.len() as u64;
+                part = read_part(body, PART_SIZE)?;
+            }
+            let parts: String = etags
+                .iter()
+                .enumerate()
+                .map(|(i, etag)| format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, xml::escape(etag)))
+                .collect();
+            let document = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+            let query = [("uploadId".to_owned(), upload_id.clone())];
+            let headers = [("content-length".to_owned(), document.len().to_string())];
+            let hash = sigv4::sha256_hex(document.as_bytes());
+            let response = self.request("POST", bucket, key, &query, &headers, Body::Bytes(document.as_bytes()), &hash)?;
+            let text = Self::expect_ok(&what, response)?.text()?;
+            // S3 can report a failed completion inside a 200 response.
+            if text.contains("<Error>") {
+                return Err(s3_error(&what, 200, &text));
+            }
+            Ok(total)
+        })();
+        if result.is_err() {
+            let _ = self.simple(&what, "DELETE", bucket, key, &[("uploadId".into(), upload_id)]);
+        }
+        result
+    }
+
+    /// Every page of ListObjectsV2 for `prefix` (and `delimiter`), handed to `page`.
+    fn list(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, mut page: impl FnMut(&str)) -> Result<()> {
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type".to_owned(), "2".to_owned()), ("prefix".to_owned(), prefix.to_owned()), ("max-keys".to_owned(), PAGE.to_owned())];
+            if let Some(d) = delimiter {
+                query.push(("delimiter".to_owned(), d.to_owned()));
+            }
+            if let Some(t) = &token {
+                query.push(("continuation-token".to_owned(), t.clone()));
+            }
+            let text = self.simple(&format!("ListObjectsV2 {prefix}"), "GET", bucket, "", &query)?.text()?;
+            page(&text);
+            match (xml::text(&text, "IsTruncated").as_deref(), xml::text(&text, "NextContinuationToken")) {
+                (Some("true"), Some(next)) => token = Some(next),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+impl ObjectStore for S3 {
+    fn manifest() -> Manifest {
+        Manifest::new("velero.io/aws", "Amazon S3 and S3-compatible object storage (config: region, s3Url, ...)")
+            .endpoint_key("s3Url")
+            .endpoint_key("publicUrl")
+            .endpoint_template("https://s3.{region}.amazonaws.com")
+            .endpoint_template("https://{bucket}.s3.{region}.amazonaws.com")
+    }
+
+    fn init(config: Vec<(String, String)>, credential: Option<Credential>) -> Result<Self> {
+        let config = Config::parse_object_store(config, KEYS)?;
+        if config.bool("insecureSkipTLSVerify")? == Some(true) {
+            return Err(Error::invalid_config("insecureSkipTLSVerify", "not supported yet: Coffer always verifies TLS"));
+        }
+        if config.get("caCert").is_some_and(|c| !c.is_empty()) {
+            return Err(Error::invalid_config("caCert", "custom CA bundles are not supported yet by velero.io/aws"));
+        }
+        if config.get("customerKeyEncryptionFile").is_some() {
+            return Err(Error::invalid_config("customerKeyEncryptionFile", "SSE-C is not supported yet"));
+        }
+        match config.get("checksumAlgorithm") {
+            None | Some("") => {}
+            Some(a @ ("CRC32" | "CRC32C" | "SHA1" | "SHA256")) => {
+                return Err(Error::invalid_config("checksumAlgorithm", format!("{a} is not supported yet; set it empty")));
+            }
+            Some(other) => return Err(Error::invalid_config("checksumAlgorithm", format!("invalid checksum algorithm: {other}"))),
+        }
+        let s3_url = config.get("s3Url").filter(|u| !u.is_empty());
+        if let Some(url) = s3_url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(Error::invalid_config("s3Url", format!("Invalid s3 url {url}, URL must be valid according to https://golang.org/pkg/net/url/#Parse and start with http:// or https://")));
+            }
+        }
+        let region = match (config.get("region").filter(|r| !r.is_empty()), s3_url) {
+            (Some(r), _) => r.to_owned(),
+            (None, Some(_)) => "us-east-1".to_owned(),
+            (None, None) => return Err(Error::invalid_config("region", "required when s3Url is not set")),
+        };
+        let endpoint = s3_url.map_or_else(|| format!("https://s3.{region}.amazonaws.com"), |u| u.trim_end_matches('/').to_owned());
+        let public_endpoint = config.get("publicUrl").filter(|u| !u.is_empty()).map_or_else(|| endpoint.clone(), |u| u.trim_end_matches('/').to_owned());
+        // A custom endpoint is addressed path-style: virtual hosts need DNS the endpoint may not have.
+        let path_style = config.bool("s3ForcePathStyle")?.unwrap_or(false) || s3_url.is_some();
+        let credential = credential.ok_or_else(|| Error::Unauthenticated("no credential: give the location --credential or create the default credential".into()))?;
+        let credentials = credentials::parse(&credential, config.get("profile").unwrap_or("default"))?;
+        let mut extra_put_headers = Vec::new();
+        match (config.get("kmsKeyId").filter(|k| !k.is_empty()), config.get("serverSideEncryption").filter(|s| !s.is_empty())) {
+            (Some(kms), _) => {
+                extra_put_headers.push(("x-amz-server-side-encryption".to_owned(), "aws:kms".to_owned()));
+                extra_put_headers.push(("x-amz-server-side-encryption-aws-kms-key-id".to_owned(), kms.to_owned()));
+            }
+            (None, Some(sse)) => extra_put_headers.push(("x-amz-server-side-encryption".to_owned(), sse.to_owned())),
+            (None, None) => {}
+        }
+        if let Some(tagging) = config.get("tagging").filter(|t| !t.is_empty()) {
+            extra_put_headers.push(("x-amz-tagging".to_owned(), tagging.to_owned()));
+        }
+        Ok(S3 { endpoint, public_endpoint, path_style, region, credentials, extra_put_headers })
+    }
+
+    fn put_object(&self, bucket: &str, key: &str, body: InputStream) -> Result<u64> {
+        let first = read_part(&body, PART_SIZE)?;
+        if first.len() < PART_SIZE {
+            self.put_bytes(bucket, key, &first)?;
+            return Ok(first.len() as u64);
+        }
+        self.multipart(bucket, key, first, &body)
+    }
+
+    fn object_exists(&self, bucket: &str, key: &str) -> Result<bool> {
+        let response = self.request("HEAD", bucket, key, &[], &[], Body::Empty, EMPTY_SHA256)?;
+        match response.status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            status => Err(s3_error(&format!("HeadObject {key}"), status, &response.text()?)),
+        }
+    }
+
+    fn get_object(&self, bucket: &str, key: &str, sink: OutputStream) -> Result<u64> {
+        let response = self.simple(&format!("GetObject {key}"), "GET", bucket, key, &[])?;
+        response.splice_into(&sink)
+    }
+
+    fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.list(bucket, prefix, Some(delimiter), |page| {
+            out.extend(xml::elements(page, "CommonPrefixes").iter().filter_map(|c| xml::text(c, "Prefix")));
+        })?;
+        Ok(out)
+    }
+
+    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.list(bucket, prefix, None, |page| {
+            out.extend(xml::elements(page, "Contents").iter().filter_map(|c| xml::text(c, "Key")));
+        })?;
+        Ok(out)
+    }
+
+    fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        match self.simple(&format!("DeleteObject {key}"), "DELETE", bucket, key, &[]) {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_signed_url(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String> {
+        let (path, host) = self.locate(&self.public_endpoint, bucket, key);
+        let query = sigv4::presign_query(&path, &host, &self.credentials, &self.region, "s3", &clock::now(), ttl.as_secs().max(1));
+        Ok(format!("{}://{host}{path}?{query}", Self::scheme(&self.public_endpoint)))
+    }
+}
+
+coffer_guest_sdk::export_object_store!(S3);
