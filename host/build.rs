@@ -39,6 +39,7 @@ fn main() {
         ("COFFER_FILESYSTEM_WASM", "coffer_provider_filesystem.wasm"),
         ("COFFER_LOCAL_WASM", "coffer_provider_local.wasm"),
         ("COFFER_AWS_WASM", "coffer_provider_aws.wasm"),
+        ("COFFER_AWS_EBS_WASM", "coffer_provider_aws_ebs.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

@@ -47,6 +47,7 @@ pub mod http;
 pub mod sigv4;
 mod manifest;
 pub mod streams;
+pub mod xml;
 
 pub use config::{Config, OBJECT_STORE_INJECTED_KEYS};
 pub use credential::Credential;

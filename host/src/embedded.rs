@@ -9,5 +9,8 @@ pub const LOCAL: &[u8] = include_bytes!(env!("COFFER_LOCAL_WASM"));
 /// `velero.io/aws`: S3 and S3-compatible object storage.
 pub const AWS: &[u8] = include_bytes!(env!("COFFER_AWS_WASM"));
 
+/// `velero.io/aws`: EBS volume snapshots.
+pub const AWS_EBS: &[u8] = include_bytes!(env!("COFFER_AWS_EBS_WASM"));
+
 /// Every embedded component.
-pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS];
+pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS, AWS_EBS];

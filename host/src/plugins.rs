@@ -76,8 +76,8 @@ pub enum PluginError {
         /// Why.
         error: LoadError,
     },
-    /// Another plugin already has the name.
-    #[error("{path}: a provider named {name:?} is already installed ({existing})")]
+    /// Another plugin of the same kind already has the name.
+    #[error("{path}: a provider named {name:?} of this kind is already installed ({existing})")]
     Duplicate {
         /// The file being added.
         path: String,
@@ -137,7 +137,8 @@ impl Registry {
         let wasm = fs::read(path).map_err(|error| PluginError::Io { path: shown.clone(), error })?;
         let component = sandbox.load(&wasm).await.map_err(|error| PluginError::Invalid { path: shown.clone(), error })?;
         let name = &component.manifest().name;
-        if let Some(existing) = self.plugins.iter().find(|p| p.name() == name) {
+        // A name is unique per kind: `velero.io/aws` is both an object store and a snapshotter.
+        if let Some(existing) = self.plugins.iter().find(|p| p.name() == name && p.component.kind() == component.kind()) {
             return Err(PluginError::Duplicate {
                 path: shown,
                 name: name.clone(),
@@ -158,10 +159,12 @@ impl Registry {
     /// The `kind` plugin for provider name `provider` (Velero's naming rule applies).
     pub fn resolve(&self, provider: &str, kind: ProviderKind) -> Result<&Plugin, PluginError> {
         let canonical = canonical_name(provider);
-        match self.plugins.iter().find(|p| p.name() == canonical) {
-            Some(p) if p.component.kind() == kind => Ok(p),
-            Some(p) => Err(PluginError::WrongKind { provider: provider.into(), is: p.component.kind(), wanted: kind }),
-            None => Err(PluginError::UnknownProvider {
+        let mut named = self.plugins.iter().filter(|p| p.name() == canonical);
+        let first = named.clone().next();
+        match (named.find(|p| p.component.kind() == kind), first) {
+            (Some(p), _) => Ok(p),
+            (None, Some(p)) => Err(PluginError::WrongKind { provider: provider.into(), is: p.component.kind(), wanted: kind }),
+            (None, None) => Err(PluginError::UnknownProvider {
                 provider: provider.into(),
                 canonical,
                 kind,
@@ -184,7 +187,7 @@ impl Registry {
             move |error| PluginError::Io { path, error }
         };
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let file_name = loaded.name().replace('/', "_");
+        let file_name = format!("{}-{}", loaded.name().replace('/', "_"), loaded.component.kind());
         let target = self.dir.join(format!("{file_name}.wasm"));
         let temp = self.dir.join(format!(".{file_name}.wasm.tmp"));
         fs::copy(file, &temp).map_err(io(&temp))?;

@@ -6,6 +6,7 @@ mod backups;
 mod cli_backups;
 mod cli_locations;
 mod credentials;
+mod ebs;
 mod local_snapshots;
 mod s3;
 mod sandbox_isolation;

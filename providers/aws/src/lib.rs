@@ -9,16 +9,12 @@
 //! Not supported yet, and refused by name rather than ignored: `insecureSkipTLSVerify=true`,
 //! `caCert`, `checksumAlgorithm` other than empty, `customerKeyEncryptionFile`.
 
-mod clock;
-mod credentials;
-mod xml;
-
 use std::time::Duration;
 
 use coffer_guest_sdk::http::{self, Body, Response};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
 use coffer_guest_sdk::streams::{InputStream, OutputStream, StreamError};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
 
 /// Size of one upload part: what a put holds in guest memory at a time.
 const PART_SIZE: usize = 8 << 20;
@@ -103,7 +99,7 @@ impl S3 {
         payload_hash: &str,
     ) -> Result<Response> {
         let (path, host) = self.locate(&self.endpoint, bucket, key);
-        let date = clock::now();
+        let date = sigv4::amz_date_now();
         let mut headers = vec![
             ("host".to_owned(), host.clone()),
             ("x-amz-content-sha256".to_owned(), payload_hash.to_owned()),
@@ -256,7 +252,7 @@ impl ObjectStore for S3 {
         // A custom endpoint is addressed path-style: virtual hosts need DNS the endpoint may not have.
         let path_style = config.bool("s3ForcePathStyle")?.unwrap_or(false) || s3_url.is_some();
         let credential = credential.ok_or_else(|| Error::Unauthenticated("no credential: give the location --credential or create the default credential".into()))?;
-        let credentials = credentials::parse(&credential, config.get("profile").unwrap_or("default"))?;
+        let credentials = sigv4::parse_shared_credentials(&credential, config.get("profile").unwrap_or("default"))?;
         let mut extra_put_headers = Vec::new();
         match (config.get("kmsKeyId").filter(|k| !k.is_empty()), config.get("serverSideEncryption").filter(|s| !s.is_empty())) {
             (Some(kms), _) => {
@@ -320,7 +316,7 @@ impl ObjectStore for S3 {
 
     fn create_signed_url(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String> {
         let (path, host) = self.locate(&self.public_endpoint, bucket, key);
-        let query = sigv4::presign_query(&path, &host, &self.credentials, &self.region, "s3", &clock::now(), ttl.as_secs().max(1));
+        let query = sigv4::presign_query(&path, &host, &self.credentials, &self.region, "s3", &sigv4::amz_date_now(), ttl.as_secs().max(1));
         Ok(format!("{}://{host}{path}?{query}", Self::scheme(&self.public_endpoint)))
     }
 }

@@ -18,7 +18,7 @@ pub fn amz_date(unix: u64) -> String {
 }
 
 /// Now, as [`amz_date`].
-pub fn now() -> String {
+pub fn amz_date_now() -> String {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     amz_date(unix)
 }

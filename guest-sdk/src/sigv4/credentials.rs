@@ -1,10 +1,10 @@
 //! AWS shared-credentials files (`[profile]` sections of `key = value`).
 
-use coffer_guest_sdk::sigv4::AwsCredentials;
-use coffer_guest_sdk::{Credential, Error};
+use super::AwsCredentials;
+use crate::{Credential, Error};
 
 /// The access key of `profile` in the INI text of `credential`.
-pub fn parse(credential: &Credential, profile: &str) -> Result<AwsCredentials, Error> {
+pub fn parse_shared_credentials(credential: &Credential, profile: &str) -> Result<AwsCredentials, Error> {
     let text = credential.expose_str()?;
     let mut section = String::new();
     let (mut id, mut secret, mut token) = (None, None, None);
@@ -46,9 +46,9 @@ mod tests {
     #[test]
     fn profiles() {
         let c = Credential::new(b"[default]\naws_access_key_id = A\naws_secret_access_key = S\n\n[profile other]\naws_access_key_id=B\naws_secret_access_key=T\naws_session_token=X\n".to_vec());
-        assert_eq!(parse(&c, "default").unwrap().access_key_id, "A");
-        let other = parse(&c, "other").unwrap();
+        assert_eq!(parse_shared_credentials(&c, "default").unwrap().access_key_id, "A");
+        let other = parse_shared_credentials(&c, "other").unwrap();
         assert_eq!((other.access_key_id.as_str(), other.session_token.as_deref()), ("B", Some("X")));
-        assert!(matches!(parse(&c, "missing"), Err(Error::Unauthenticated(_))));
+        assert!(matches!(parse_shared_credentials(&c, "missing"), Err(Error::Unauthenticated(_))));
     }
 }

@@ -1,4 +1,5 @@
-//! Just enough XML for S3's responses: the text of elements by name.
+//! Just enough XML for storage services' responses (S3, EC2, Azure): the text of elements by
+//! name, and escaping.
 
 /// Undoes XML's five entity escapes and numeric character references.
 pub fn unescape(s: &str) -> String {

@@ -1,4 +1,11 @@
-//! AWS Signature Version 4: signing requests and presigning URLs.
+//! AWS Signature Version 4: signing requests and presigning URLs, reading shared-credentials
+//! files, and the request date.
+
+mod credentials;
+mod date;
+
+pub use credentials::parse_shared_credentials;
+pub use date::{amz_date, amz_date_now};
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
