@@ -40,6 +40,7 @@ fn main() {
         ("COFFER_LOCAL_WASM", "coffer_provider_local.wasm"),
         ("COFFER_AWS_WASM", "coffer_provider_aws.wasm"),
         ("COFFER_AWS_EBS_WASM", "coffer_provider_aws_ebs.wasm"),
+        ("COFFER_AZURE_WASM", "coffer_provider_azure.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

@@ -12,5 +12,8 @@ pub const AWS: &[u8] = include_bytes!(env!("COFFER_AWS_WASM"));
 /// `velero.io/aws`: EBS volume snapshots.
 pub const AWS_EBS: &[u8] = include_bytes!(env!("COFFER_AWS_EBS_WASM"));
 
+/// `velero.io/azure`: Azure Blob Storage.
+pub const AZURE: &[u8] = include_bytes!(env!("COFFER_AZURE_WASM"));
+
 /// Every embedded component.
-pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS, AWS_EBS];
+pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS, AWS_EBS, AZURE];

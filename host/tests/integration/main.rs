@@ -2,6 +2,7 @@
 
 mod common;
 mod conformance;
+mod azure;
 mod backups;
 mod cli_backups;
 mod cli_locations;

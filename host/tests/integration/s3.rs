@@ -16,7 +16,7 @@ use crate::servers::{moto, raw_http, venv_bin};
 const CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
 /// Size of the large-object round trip (1 GiB unless COFFER_CONFORMANCE_BIG_MIB says).
-fn big_mib() -> usize {
+pub fn big_mib() -> usize {
     std::env::var("COFFER_CONFORMANCE_BIG_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024)
 }
 

@@ -59,6 +59,22 @@ pub fn moto() -> Server {
     Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }
 
+/// Azurite's blob service (checks SharedKey signatures), on a fresh port, in memory.
+pub fn azurite() -> Server {
+    let port = free_port();
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-node/node_modules/.bin/azurite-blob");
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    let mut child = Command::new(bin)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .args(["--silent", "--loose", "--skipApiVersionCheck", "--disableTelemetry", "--inMemoryPersistence"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("azurite starts");
+    wait_for(port, &mut child, "azurite");
+    Server { child, url: format!("http://127.0.0.1:{port}/devstoreaccount1"), port }
+}
+
 /// Sends one raw HTTP/1.1 request and returns the status line (for setting up servers that
 /// check no signatures, such as moto).
 pub fn raw_http(port: u16, method: &str, path: &str) -> String {

@@ -1,0 +1,279 @@
+//! `velero.io/azure`: Azure Blob Storage over `wasi:http`, signed with SharedKey.
+//!
+//! Config (Velero's Azure plugin keys): `storageAccount` (required), `storageAccountURI` (an
+//! endpoint other than `https://<account>.blob.core.windows.net`, such as Azurite's
+//! `http://127.0.0.1:10000/devstoreaccount1`), `storageAccountKeyEnvVar` (the variable of the
+//! credential holding the key, default `AZURE_STORAGE_KEY`), `blockSizeInBytes` (default
+//! 8 MiB, at most 100 MiB), `resourceGroup` and `subscriptionId` (accepted; used only with
+//! Azure AD), plus the injected `bucket` (the container), `prefix` and `caCert`. The credential
+//! is Velero's `AZURE_*` dotenv file. Not supported yet, and refused by name: `useAAD=true`,
+//! `activeDirectoryAuthorityURI`, `caCert`.
+
+mod shared_key;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use coffer_guest_sdk::http::{self, Body, Response};
+use coffer_guest_sdk::sigv4::uri_encode;
+use coffer_guest_sdk::streams::{InputStream, OutputStream, StreamError};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
+
+use shared_key::API_VERSION;
+
+const KEYS: &[&str] = &[
+    "storageAccount", "storageAccountURI", "storageAccountKeyEnvVar", "resourceGroup", "subscriptionId", "useAAD",
+    "activeDirectoryAuthorityURI", "blockSizeInBytes", "credentialsFile",
+];
+const DEFAULT_BLOCK: usize = 8 << 20;
+const MAX_BLOCK: usize = 100 << 20;
+
+struct Blob {
+    account: String,
+    key: Vec<u8>,
+    /// `scheme://authority`, and the path prefix (`/devstoreaccount1` on path-style endpoints).
+    origin: String,
+    base_path: String,
+    block_size: usize,
+}
+
+/// `KEY=value` lines of a dotenv file (quotes and `export ` allowed).
+fn dotenv(text: &str, name: &str) -> Option<String> {
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#')).find_map(|line| {
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"').trim_matches('\'').to_owned())
+    })
+}
+
+fn azure_error(what: &str, status: u16, body: &str) -> Error {
+    let code = xml::text(body, "Code").unwrap_or_default();
+    let message = xml::text(body, "Message").unwrap_or_default().lines().next().unwrap_or_default().to_owned();
+    let text = format!("{what}: {status} {code} {message}").trim_end().to_owned();
+    match (status, code.as_str()) {
+        (_, "AuthenticationFailed" | "InvalidAuthenticationInfo") => Error::Unauthenticated(text),
+        (404, _) => Error::NotFound(text),
+        (403, _) => Error::PermissionDenied(text),
+        (409, _) | (412, _) => Error::AlreadyExists(text),
+        (500..=599, _) => Error::Unavailable(text),
+        _ => Error::Other(text),
+    }
+}
+
+fn read_block(input: &InputStream, limit: usize) -> Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(limit.min(1 << 20));
+    while block.len() < limit {
+        match input.blocking_read((limit - block.len()) as u64) {
+            Ok(chunk) => block.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => return Err(Error::Other(format!("reading the body: {}", e.to_debug_string()))),
+        }
+    }
+    Ok(block)
+}
+
+impl Blob {
+    /// The encoded URL path of `blob` in `container` (or of the container when `blob` is empty).
+    fn path(&self, container: &str, blob: &str) -> String {
+        if blob.is_empty() {
+            format!("{}/{container}", self.base_path)
+        } else {
+            format!("{}/{container}/{}", self.base_path, uri_encode(blob, true))
+        }
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        container: &str,
+        blob: &str,
+        query: &[(String, String)],
+        extra: &[(String, String)],
+        body: Body<'_>,
+    ) -> Result<Response> {
+        let path = self.path(container, blob);
+        let mut headers = vec![
+            ("x-ms-date".to_owned(), shared_key::rfc1123(shared_key::unix_now())),
+            ("x-ms-version".to_owned(), API_VERSION.to_owned()),
+        ];
+        headers.extend(extra.iter().cloned());
+        let auth = shared_key::authorization(&self.account, &self.key, method, &path, query, &headers);
+        headers.push(("authorization".to_owned(), auth));
+        let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", uri_encode(v, false))).collect();
+        let url = format!("{}{path}{}{}", self.origin, if encoded.is_empty() { "" } else { "?" }, encoded.join("&"));
+        http::send(method, &url, &headers, body)
+    }
+
+    fn checked(what: &str, response: Response) -> Result<Response> {
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        let status = response.status;
+        Err(azure_error(what, status, &response.text()?))
+    }
+
+    fn put_block_blob(&self, container: &str, blob: &str, bytes: &[u8]) -> Result<()> {
+        let headers = [
+            ("x-ms-blob-type".to_owned(), "BlockBlob".to_owned()),
+            ("content-length".to_owned(), bytes.len().to_string()),
+        ];
+        let response = self.request("PUT", container, blob, &[], &headers, Body::Bytes(bytes))?;
+        Self::checked(&format!("Put Blob {blob}"), response).map(drop)
+    }
+
+    fn put_blocks(&self, container: &str, blob: &str, first: Vec<u8>, body: &InputStream) -> Result<u64> {
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        let mut block = first;
+        while !block.is_empty() {
+            let id = STANDARD.encode(format!("coffer-{:08}", ids.len()));
+            let query = [("comp".to_owned(), "block".to_owned()), ("blockid".to_owned(), id.clone())];
+            let headers = [("content-length".to_owned(), block.len().to_string())];
+            let response = self.request("PUT", container, blob, &query, &headers, Body::Bytes(&block))?;
+            Self::checked(&format!("Put Block {} of {blob}", ids.len()), response)?;
+            ids.push(id);
+            total += block.len() as u64;
+            block = read_block(body, self.block_size)?;
+        }
+        let list: String = ids.iter().map(|id| format!("<Latest>{id}</Latest>")).collect();
+        let document = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
+        let headers = [("content-length".to_owned(), document.len().to_string())];
+        let response = self.request("PUT", container, blob, &[("comp".into(), "blocklist".into())], &headers, Body::Bytes(document.as_bytes()))?;
+        Self::checked(&format!("Put Block List of {blob}"), response)?;
+        Ok(total)
+    }
+
+    /// Every page of List Blobs, handed to `page`.
+    fn list(&self, container: &str, prefix: &str, delimiter: Option<&str>, mut page: impl FnMut(&str)) -> Result<()> {
+        let mut marker = String::new();
+        loop {
+            let mut query = vec![
+                ("comp".to_owned(), "list".to_owned()),
+                ("maxresults".to_owned(), "1000".to_owned()),
+                ("prefix".to_owned(), prefix.to_owned()),
+                ("restype".to_owned(), "container".to_owned()),
+            ];
+            if let Some(d) = delimiter {
+                query.push(("delimiter".to_owned(), d.to_owned()));
+            }
+            if !marker.is_empty() {
+                query.push(("marker".to_owned(), marker.clone()));
+            }
+            let response = self.request("GET", container, "", &query, &[], Body::Empty)?;
+            let text = Self::checked(&format!("List Blobs {prefix}"), response)?.text()?;
+            page(&text);
+            marker = xml::text(&text, "NextMarker").unwrap_or_default();
+            if marker.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl ObjectStore for Blob {
+    fn manifest() -> Manifest {
+        Manifest::new("velero.io/azure", "Azure Blob Storage (config: storageAccount, storageAccountURI, ...)")
+            .endpoint_key("storageAccountURI")
+            .endpoint_template("https://{storageAccount}.blob.core.windows.net")
+    }
+
+    fn init(config: Vec<(String, String)>, credential: Option<Credential>) -> Result<Self> {
+        let config = Config::parse_object_store(config, KEYS)?;
+        if config.bool("useAAD")? == Some(true) {
+            return Err(Error::invalid_config("useAAD", "Azure AD authentication is not supported yet; use a storage account key"));
+        }
+        if config.get("activeDirectoryAuthorityURI").is_some() {
+            return Err(Error::invalid_config("activeDirectoryAuthorityURI", "Azure AD authentication is not supported yet"));
+        }
+        if config.get("caCert").is_some_and(|c| !c.is_empty()) {
+            return Err(Error::invalid_config("caCert", "custom CA bundles are not supported yet by velero.io/azure"));
+        }
+        let account = config.require("storageAccount")?.to_owned();
+        let endpoint = match config.get("storageAccountURI").filter(|u| !u.is_empty()) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_owned(),
+            Some(u) => return Err(Error::invalid_config("storageAccountURI", format!("{u:?} must start with http:// or https://"))),
+            None => format!("https://{account}.blob.core.windows.net"),
+        };
+        let (scheme, rest) = endpoint.split_once("://").expect("checked above");
+        let (authority, base_path) = rest.split_once('/').map_or((rest, String::new()), |(a, p)| (a, format!("/{p}")));
+        let block_size = match config.parsed::<usize>("blockSizeInBytes") {
+            Ok(Some(size)) if size > 0 && size <= MAX_BLOCK => size,
+            _ => DEFAULT_BLOCK,
+        };
+        let credential = credential.ok_or_else(|| Error::Unauthenticated("no credential: give the location --credential or create the default credential".into()))?;
+        let var = config.get("storageAccountKeyEnvVar").unwrap_or("AZURE_STORAGE_KEY");
+        let key_text = dotenv(credential.expose_str()?, var)
+            .ok_or_else(|| Error::Unauthenticated(format!("the credential has no {var} (the storage account key)")))?;
+        let key = STANDARD.decode(key_text.as_bytes()).map_err(|_| Error::Unauthenticated(format!("{var} in the credential is not base64")))?;
+        Ok(Blob { account, key, origin: format!("{scheme}://{authority}"), base_path, block_size })
+    }
+
+    fn put_object(&self, container: &str, blob: &str, body: InputStream) -> Result<u64> {
+        let first = read_block(&body, self.block_size)?;
+        if first.len() < self.block_size {
+            self.put_block_blob(container, blob, &first)?;
+            return Ok(first.len() as u64);
+        }
+        self.put_blocks(container, blob, first, &body)
+    }
+
+    fn object_exists(&self, container: &str, blob: &str) -> Result<bool> {
+        let response = self.request("HEAD", container, blob, &[], &[], Body::Empty)?;
+        match response.status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            status => Err(azure_error(&format!("Get Blob Properties {blob}"), status, &response.text()?)),
+        }
+    }
+
+    fn get_object(&self, container: &str, blob: &str, sink: OutputStream) -> Result<u64> {
+        let response = self.request("GET", container, blob, &[], &[], Body::Empty)?;
+        Self::checked(&format!("Get Blob {blob}"), response)?.splice_into(&sink)
+    }
+
+    fn list_common_prefixes(&self, container: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.list(container, prefix, Some(delimiter), |page| {
+            out.extend(xml::elements(page, "BlobPrefix").iter().filter_map(|p| xml::text(p, "Name")));
+        })?;
+        Ok(out)
+    }
+
+    fn list_objects(&self, container: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.list(container, prefix, None, |page| {
+            out.extend(xml::elements(page, "Blob").iter().filter_map(|b| xml::text(b, "Name")));
+        })?;
+        Ok(out)
+    }
+
+    fn delete_object(&self, container: &str, blob: &str) -> Result<()> {
+        let response = self.request("DELETE", container, blob, &[], &[], Body::Empty)?;
+        match Self::checked(&format!("Delete Blob {blob}"), response) {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_signed_url(&self, container: &str, blob: &str, ttl: Duration) -> Result<String> {
+        let expiry = shared_key::iso8601(shared_key::unix_now() + ttl.as_secs().max(1));
+        let sas = shared_key::blob_read_sas(&self.account, &self.key, container, blob, &expiry);
+        let query: Vec<String> = sas.iter().map(|(k, v)| format!("{k}={}", uri_encode(v, false))).collect();
+        Ok(format!("{}{}?{}", self.origin, self.path(container, blob), query.join("&")))
+    }
+}
+
+coffer_guest_sdk::export_object_store!(Blob);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_values() {
+        let text = "AZURE_SUBSCRIPTION_ID=sub\nexport AZURE_STORAGE_KEY=\"a2V5\"\n# AZURE_CLOUD_NAME=x\n";
+        assert_eq!(dotenv(text, "AZURE_STORAGE_KEY").as_deref(), Some("a2V5"));
+        assert_eq!(dotenv(text, "AZURE_CLOUD_NAME"), None);
+    }
+}
