@@ -11,7 +11,7 @@ use coffer::secrets;
 
 use crate::common::{grants, load, sandbox};
 use crate::conformance::object_store_conformance;
-use crate::servers::{moto, raw_http, venv_bin};
+use crate::servers::{moto, raw_http, s3s_fs, venv_bin};
 
 const CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
@@ -39,6 +39,34 @@ async fn aws_provider_passes_the_conformance_suite_on_moto() {
     );
     let out = std::process::Command::new(venv_bin().join("python3")).args(["-c", &script]).env_remove("AWS_CA_BUNDLE").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "written by coffer", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_are_right_where_the_server_checks_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = s3s_fs(tmp.path(), &["velero"]);
+    let sb = sandbox(Limits::default());
+    let aws = load(&sb, embedded::AWS).await;
+    let config = [("s3Url", server.url.as_str()), ("region", "us-east-1")];
+    let mut store = ObjectStoreHandle::new(&sb, &aws, grants("bsl s3s", &aws, &config, Some(CREDENTIALS))).await.unwrap();
+    // Every operation, multipart upload included (24 MiB is three parts), signed and checked.
+    object_store_conformance(&mut store, "velero", 24).await;
+    assert_eq!(std::fs::read(tmp.path().join("velero/a/one.json")).unwrap(), b"second", "stored where S3 says");
+
+    // A presigned URL downloads the object.
+    let url = store.create_signed_url("velero", "a/one.json", std::time::Duration::from_secs(600)).await.unwrap();
+    let script = format!("import urllib.request; print(urllib.request.urlopen('{url}').read().decode())");
+    let out = std::process::Command::new(venv_bin().join("python3")).args(["-c", &script]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "second", "{url}: {}", String::from_utf8_lossy(&out.stderr));
+
+    // A wrong secret is an authentication error naming the server's complaint.
+    let wrong = "[default]\naws_access_key_id = testing\naws_secret_access_key = wrong\n";
+    let mut bad = ObjectStoreHandle::new(&sb, &aws, grants("bsl s3s", &aws, &config, Some(wrong))).await.unwrap();
+    let err = bad.object_exists("velero", "a/one.json").await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Unauthenticated(_) | ErrorKind::PermissionDenied(_)), "{err}");
+    let err = bad.put_bytes("velero", "x", b"y".to_vec()).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Unauthenticated(_)), "{err}");
+    assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
 }
 
 #[tokio::test]

@@ -75,6 +75,26 @@ pub fn azurite() -> Server {
     Server { child, url: format!("http://127.0.0.1:{port}/devstoreaccount1"), port }
 }
 
+/// s3s-fs (S3 on a directory, checking SigV4 with access key and secret `testing`), on a fresh
+/// port, with the given buckets.
+pub fn s3s_fs(root: &std::path::Path, buckets: &[&str]) -> Server {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/bin/s3s-fs");
+    assert!(bin.exists(), "{} is missing: run scripts/setup", bin.display());
+    for bucket in buckets {
+        std::fs::create_dir_all(root.join(bucket)).unwrap();
+    }
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "testing", "--secret-key", "testing"])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3s-fs starts");
+    wait_for(port, &mut child, "s3s-fs");
+    Server { child, url: format!("http://127.0.0.1:{port}"), port }
+}
+
 /// Sends one raw HTTP/1.1 request and returns the status line (for setting up servers that
 /// check no signatures, such as moto).
 pub fn raw_http(port: u16, method: &str, path: &str) -> String {

@@ -109,6 +109,10 @@ impl S3 {
             headers.push(("x-amz-security-token".to_owned(), token.clone()));
         }
         headers.extend(extra_headers.iter().cloned());
+        // Some servers insist on a length even for requests without a body.
+        if matches!(body, Body::Empty) && !matches!(method, "GET" | "HEAD") {
+            headers.push(("content-length".to_owned(), "0".to_owned()));
+        }
         let request = sigv4::Request { method, path: &path, query, headers: &headers, payload_hash };
         let auth = sigv4::authorization(&request, &self.credentials, &self.region, "s3", &date);
         headers.retain(|(k, _)| k != "host");
