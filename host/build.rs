@@ -41,6 +41,7 @@ fn main() {
         ("COFFER_AWS_WASM", "coffer_provider_aws.wasm"),
         ("COFFER_AWS_EBS_WASM", "coffer_provider_aws_ebs.wasm"),
         ("COFFER_AZURE_WASM", "coffer_provider_azure.wasm"),
+        ("COFFER_GCP_WASM", "coffer_provider_gcp.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

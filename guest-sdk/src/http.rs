@@ -3,7 +3,7 @@
 //! output stream, so object data need not pass through guest memory.
 
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::http::types::{ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
 use wasip2::io::streams::{InputStream, OutputStream};
 
 use crate::Error;
@@ -44,6 +44,9 @@ fn http_error(what: &str, e: ErrorCode) -> Error {
         | ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout => Error::Unavailable(format!("{what}: {e:?}")),
+        ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) | ErrorCode::TlsProtocolError => Error::Unavailable(format!(
+            "{what}: TLS failed ({e:?}); a server whose certificate is not from a public CA needs the location's caCert"
+        )),
         other => Error::Other(format!("{what}: {other:?}")),
     }
 }
@@ -79,9 +82,40 @@ impl Response {
     }
 }
 
+/// A request whose body has been handed to the host and whose response has not arrived yet.
+/// Holding several lets a provider keep more than one request in flight.
+pub struct Pending {
+    url: String,
+    future: FutureIncomingResponse,
+}
+
+impl Pending {
+    /// Waits for the response head.
+    pub fn wait(self) -> Result<Response, Error> {
+        let url = self.url;
+        self.future.subscribe().block();
+        let response = match self.future.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(e))) => return Err(http_error(&url, e)),
+            _ => return Err(Error::Other(format!("{url}: the response was lost"))),
+        };
+        let status = response.status();
+        let headers = response.headers().entries();
+        let body = response.consume().map_err(|()| Error::Other("response body taken twice".into()))?;
+        let stream = body.stream().map_err(|()| Error::Other("response body stream taken twice".into()))?;
+        Ok(Response { status, headers, stream, body })
+    }
+}
+
 /// Sends a request to `url` (`http(s)://authority/path?query`) and waits for the response
 /// head.
 pub fn send(method: &str, url: &str, headers: &[(String, String)], body: Body<'_>) -> Result<Response, Error> {
+    start(method, url, headers, body)?.wait()
+}
+
+/// Sends a request to `url` (`http(s)://authority/path?query`), body included, without
+/// waiting for the response.
+pub fn start(method: &str, url: &str, headers: &[(String, String)], body: Body<'_>) -> Result<Pending, Error> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| Error::InvalidArgument(format!("{url:?} is not a URL")))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -111,28 +145,27 @@ pub fn send(method: &str, url: &str, headers: &[(String, String)], body: Body<'_
     request.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
     let outgoing = request.body().map_err(|()| Error::Other("request body taken twice".into()))?;
     let future = outgoing_handler::handle(request, None).map_err(|e| http_error(url, e))?;
-    {
-        let stream = outgoing.write().map_err(|()| Error::Other("request body stream taken twice".into()))?;
-        match body {
-            // With `content-length: 0` the stream is complete before any write, and even a
-            // flush would fail as closed.
-            Body::Empty | Body::Bytes([]) => {}
-            Body::Bytes(bytes) => write_all(&stream, bytes)?,
-            Body::Stream(input) => {
-                splice_all(input, &stream)?;
-            }
-        }
+    let pending = Pending { url: url.to_owned(), future };
+    if let Err(write_error) = write_body(&outgoing, body) {
+        // The body stream closes early when the request has already ended: the host refused
+        // it, or the server answered before taking it all. The answer says why.
+        drop(outgoing);
+        return Err(match pending.wait() {
+            Err(cause) => cause,
+            Ok(response) => Error::Other(format!("{write_error} (the server answered {} first)", response.status)),
+        });
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| http_error(url, e))?;
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(http_error(url, e)),
-        _ => return Err(Error::Other(format!("{url}: the response was lost"))),
-    };
-    let status = response.status();
-    let headers = response.headers().entries();
-    let body = response.consume().map_err(|()| Error::Other("response body taken twice".into()))?;
-    let stream = body.stream().map_err(|()| Error::Other("response body stream taken twice".into()))?;
-    Ok(Response { status, headers, stream, body })
+    Ok(pending)
+}
+
+fn write_body(outgoing: &OutgoingBody, body: Body<'_>) -> Result<(), Error> {
+    let stream = outgoing.write().map_err(|()| Error::Other("request body stream taken twice".into()))?;
+    match body {
+        // With `content-length: 0` the stream is complete before any write, and even a flush
+        // would fail as closed.
+        Body::Empty | Body::Bytes([]) => Ok(()),
+        Body::Bytes(bytes) => write_all(&stream, bytes),
+        Body::Stream(input) => splice_all(input, &stream).map(drop),
+    }
 }

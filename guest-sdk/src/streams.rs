@@ -51,6 +51,20 @@ pub fn read_to_end(from: &InputStream) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Reads from `from` until `limit` bytes are in hand or the stream ends: one upload part
+/// (shorter than `limit` only when it is the last).
+pub fn read_up_to(from: &InputStream, limit: usize) -> Result<Vec<u8>, Error> {
+    let mut part = Vec::with_capacity(limit.min(CHUNK as usize));
+    while part.len() < limit {
+        match from.blocking_read((limit - part.len()) as u64) {
+            Ok(chunk) => part.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(stream_error("reading the body", e)),
+        }
+    }
+    Ok(part)
+}
+
 /// Writes all of `bytes` to `to` and flushes it.
 pub fn write_all(to: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
     while !bytes.is_empty() {

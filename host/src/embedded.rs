@@ -15,5 +15,8 @@ pub const AWS_EBS: &[u8] = include_bytes!(env!("COFFER_AWS_EBS_WASM"));
 /// `velero.io/azure`: Azure Blob Storage.
 pub const AZURE: &[u8] = include_bytes!(env!("COFFER_AZURE_WASM"));
 
+/// `velero.io/gcp`: Google Cloud Storage.
+pub const GCP: &[u8] = include_bytes!(env!("COFFER_GCP_WASM"));
+
 /// Every embedded component.
-pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS, AWS_EBS, AZURE];
+pub const ALL: &[&[u8]] = &[FILESYSTEM, LOCAL, AWS, AWS_EBS, AZURE, GCP];

@@ -16,5 +16,6 @@ pub(crate) mod volume_snapshotter {
         path: "../wit",
         world: "volume-snapshotter-provider",
         exports: { default: async },
+        with: { "coffer:provider/digest": super::object_store::coffer::provider::digest },
     });
 }

@@ -9,6 +9,7 @@ use thiserror::Error;
 use url::Url;
 
 use super::manifest::Manifest;
+use super::tls::TlsOptions;
 use crate::secret::SecretBytes;
 
 /// A directory of the host mounted into the instance.
@@ -67,6 +68,8 @@ pub struct Grants {
     pub directories: Vec<DirectoryGrant>,
     /// HTTP origins the instance may reach.
     pub endpoints: Vec<Endpoint>,
+    /// How its HTTPS is verified.
+    pub tls: TlsOptions,
 }
 
 impl Grants {
@@ -78,6 +81,7 @@ impl Grants {
             credential: None,
             directories: Vec::new(),
             endpoints: Vec::new(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -128,6 +132,14 @@ pub enum GrantError {
         /// Its value.
         value: String,
     },
+    /// `caCert` holds no usable certificate.
+    #[error("{location}: caCert {reason}")]
+    BadCaCert {
+        /// The location.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Substitutes `{key}` placeholders in `template` from `config`; `None` when a placeholder's
@@ -148,7 +160,8 @@ fn fill_template(template: &str, config: &BTreeMap<String, String>) -> Option<St
 /// The one function that decides what a provider instance may touch.
 ///
 /// A provider gets only: the directories named by the config keys its manifest lists, the HTTP
-/// origins named by its URL keys and endpoint templates, and `credential` (the location's own
+/// origins named by its URL keys and endpoint templates (over TLS verified with the public
+/// roots plus `caCert`, or not at all with `insecureSkipTLSVerify=true`), and `credential` (the location's own
 /// secret key or the default credential, resolved by the caller). It never gets environment
 /// variables, arguments, sockets or other files. `config` is what `init` receives.
 pub fn grants_for(
@@ -214,7 +227,15 @@ pub fn grants_for(
     endpoints.sort();
     endpoints.dedup();
 
-    Ok(Grants { location: location.into(), config, credential, directories, endpoints })
+    // The host makes the TLS connections, so it honours the location's TLS settings itself.
+    let extra_roots = match config.get("caCert").filter(|c| !c.is_empty()) {
+        Some(pem) => TlsOptions::parse_roots(pem).map_err(|reason| GrantError::BadCaCert { location: location.into(), reason })?,
+        None => Vec::new(),
+    };
+    let skip_verify = config.get("insecureSkipTLSVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let tls = TlsOptions { extra_roots, skip_verify };
+
+    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls })
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl HostState {
         Ok(HostState {
             wasi: builder.build(),
             http: WasiHttpCtx::new(),
-            hooks: HttpPolicy::new(grants.location.clone(), grants.endpoints.clone()),
+            hooks: HttpPolicy::new(grants.location.clone(), grants.endpoints.clone(), grants.tls.client_config()),
             table: ResourceTable::new(),
             limiter: Limiter { memory_bytes, refused_memory: false },
             cpu_ticks: 0,

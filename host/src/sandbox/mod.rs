@@ -10,6 +10,7 @@
 mod bindings;
 mod cache;
 mod component;
+mod digest;
 mod engine;
 mod error;
 mod grants;
@@ -19,6 +20,7 @@ mod manifest;
 mod object_store;
 mod slot;
 mod streams;
+mod tls;
 mod volume_snapshotter;
 
 use std::path::Path;
@@ -32,6 +34,7 @@ use wasmtime::component::Linker;
 pub use component::{LoadError, ProviderComponent, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
 pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
+pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};
 pub use object_store::ObjectStoreHandle;
 pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
@@ -90,6 +93,7 @@ impl Sandbox {
         // they can do is decided per instance by the WasiCtx and the HTTP policy.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
+        digest::add_to_linker(&mut linker).map_err(err)?;
         let cache = ComponentCache::new(&engine, cache_dir);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Sandbox { inner: Arc::new(Inner { engine, linker, cache, limits, _ticker: ticker }) })

@@ -8,6 +8,7 @@ mod cli_backups;
 mod cli_locations;
 mod credentials;
 mod ebs;
+mod gcs;
 mod local_snapshots;
 mod s3;
 mod sandbox_isolation;

@@ -11,7 +11,7 @@ use coffer::secrets;
 
 use crate::common::{grants, load, sandbox};
 use crate::conformance::object_store_conformance;
-use crate::servers::{moto, raw_http, s3s_fs, venv_bin};
+use crate::servers::{moto, moto_tls, raw_http, s3s_fs, venv_bin};
 
 const CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
@@ -31,14 +31,29 @@ async fn aws_provider_passes_the_conformance_suite_on_moto() {
     let mut store = ObjectStoreHandle::new(&sb, &aws, g).await.unwrap();
     object_store_conformance(&mut store, "velero", big_mib()).await;
 
-    // What Coffer wrote, a real S3 client reads back.
+    // What Coffer wrote, awscli reads back.
     store.put_bytes("velero", "interop/hello.txt", b"written by coffer".to_vec()).await.unwrap();
-    let script = format!(
-        "import boto3; s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing'); print(s3.get_object(Bucket='velero', Key='interop/hello.txt')['Body'].read().decode())",
-        server.url
-    );
-    let out = std::process::Command::new(venv_bin().join("python3")).args(["-c", &script]).env_remove("AWS_CA_BUNDLE").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "written by coffer", "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(awscli_get(&server.url, "velero/interop/hello.txt", out.path()), b"written by coffer");
+}
+
+/// Downloads `bucket/key` from the S3 endpoint `url` with awscli (access key and secret
+/// `testing`); returns the bytes.
+fn awscli_get(url: &str, bucket_key: &str, dir: &std::path::Path) -> Vec<u8> {
+    let file = dir.join("downloaded");
+    let out = std::process::Command::new(venv_bin().join("aws"))
+        .args(["--endpoint-url", url, "--region", "us-east-1", "s3", "cp", &format!("s3://{bucket_key}")])
+        .arg(&file)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_CONFIG_FILE", dir.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aws s3 cp: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(file).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,6 +67,11 @@ async fn signatures_are_right_where_the_server_checks_them() {
     // Every operation, multipart upload included (24 MiB is three parts), signed and checked.
     object_store_conformance(&mut store, "velero", 24).await;
     assert_eq!(std::fs::read(tmp.path().join("velero/a/one.json")).unwrap(), b"second", "stored where S3 says");
+    // A multipart object Coffer wrote, awscli reads back, its own signatures checked too.
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    store.put_bytes("velero", "interop/big", big.clone()).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    assert!(awscli_get(&server.url, "velero/interop/big", out.path()) == big, "awscli read back the multipart object");
 
     // A presigned URL downloads the object.
     let url = store.create_signed_url("velero", "a/one.json", std::time::Duration::from_secs(600)).await.unwrap();
@@ -119,4 +139,46 @@ async fn a_down_server_makes_the_location_unavailable() {
     assert_eq!(bsl.status.phase, Some(LocationPhase::Unavailable));
     assert!(bsl.status.message.starts_with("BackupStorageLocation \"s3\" is unavailable: unavailable:"), "{}", bsl.status.message);
     assert!(bsl.status.message.contains(&format!("127.0.0.1:{closed}")), "{}", bsl.status.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_is_verified_with_the_public_roots_plus_the_locations_ca_cert() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = moto_tls(certs.path());
+    let ca = std::fs::read_to_string(certs.path().join("ca.pem")).unwrap();
+    let script = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing', verify='{}').create_bucket(Bucket='velero')",
+        server.url,
+        certs.path().join("ca.pem").display()
+    );
+    let made = std::process::Command::new(venv_bin().join("python3")).args(["-c", &script]).env_remove("AWS_CA_BUNDLE").output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let sb = sandbox(Limits::default());
+    let aws = load(&sb, embedded::AWS).await;
+    let base = [("s3Url", server.url.as_str()), ("region", "us-east-1")];
+
+    // The test CA is not a public one: without caCert the handshake fails, and says what to do.
+    let mut untrusting = ObjectStoreHandle::new(&sb, &aws, grants("bsl tls", &aws, &base, Some(CREDENTIALS))).await.unwrap();
+    let err = untrusting.object_exists("velero", "x").await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("caCert"), "{err}");
+
+    // With the CA as the location's caCert, everything works over TLS.
+    let with_ca = [base[0], base[1], ("caCert", ca.as_str())];
+    let mut trusting = ObjectStoreHandle::new(&sb, &aws, grants("bsl tls", &aws, &with_ca, Some(CREDENTIALS))).await.unwrap();
+    trusting.put_bytes("velero", "over/tls", b"encrypted in transit".to_vec()).await.unwrap();
+    assert!(trusting.object_exists("velero", "over/tls").await.unwrap());
+
+    // insecureSkipTLSVerify=true accepts the certificate unverified.
+    let skip = [base[0], base[1], ("insecureSkipTLSVerify", "true")];
+    let mut skipping = ObjectStoreHandle::new(&sb, &aws, grants("bsl tls", &aws, &skip, Some(CREDENTIALS))).await.unwrap();
+    assert!(skipping.object_exists("velero", "over/tls").await.unwrap());
+
+    // A caCert without a certificate is refused when the location's grants are made.
+    let config: BTreeMap<String, String> = [("s3Url", server.url.as_str()), ("caCert", "not a certificate")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let err = coffer::sandbox::grants_for("bsl tls", aws.manifest(), config, None).unwrap_err().to_string();
+    assert!(err.contains("bsl tls: caCert holds no PEM certificate"), "{err}");
 }

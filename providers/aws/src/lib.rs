@@ -4,20 +4,25 @@
 //! (custom endpoint, addressed path-style), `s3ForcePathStyle`, `publicUrl` (for signed URLs),
 //! `profile`, `serverSideEncryption`, `kmsKeyId`, `tagging`, plus the injected `bucket`,
 //! `prefix` and `caCert`. The credential is an AWS shared-credentials file. Objects larger
-//! than one part are uploaded with multipart upload, one bounded part at a time.
+//! than one part are uploaded with multipart upload: one part in guest memory at a time,
+//! while up to [`PARTS_IN_FLIGHT`] earlier parts await the server's answer.
 //!
-//! Not supported yet, and refused by name rather than ignored: `insecureSkipTLSVerify=true`,
-//! `caCert`, `checksumAlgorithm` other than empty, `customerKeyEncryptionFile`.
+//! `caCert` and `insecureSkipTLSVerify` are honoured by the host, which makes the TLS
+//! connections. Not supported yet, and refused by name rather than ignored: `checksumAlgorithm`
+//! other than empty, `customerKeyEncryptionFile`.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use coffer_guest_sdk::http::{self, Body, Response};
+use coffer_guest_sdk::http::{self, Body, Pending, Response};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
-use coffer_guest_sdk::streams::{InputStream, OutputStream, StreamError};
+use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
 use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
 
 /// Size of one upload part: what a put holds in guest memory at a time.
 const PART_SIZE: usize = 8 << 20;
+/// Upload parts whose bodies are sent and whose responses are still awaited.
+const PARTS_IN_FLIGHT: usize = 3;
 /// Keys per ListObjectsV2 page (the S3 maximum).
 const PAGE: &str = "1000";
 
@@ -56,19 +61,6 @@ fn s3_error(what: &str, status: u16, body: &str) -> Error {
     }
 }
 
-/// Reads up to `limit` bytes from `input`; fewer only at its end.
-fn read_part(input: &InputStream, limit: usize) -> Result<Vec<u8>> {
-    let mut part = Vec::with_capacity(limit.min(1 << 20));
-    while part.len() < limit {
-        match input.blocking_read((limit - part.len()) as u64) {
-            Ok(chunk) => part.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(Error::Other(format!("reading the body: {}", e.to_debug_string()))),
-        }
-    }
-    Ok(part)
-}
-
 impl S3 {
     /// The URL path (encoded) and host for `key` (or the bucket itself when empty).
     fn locate(&self, endpoint: &str, bucket: &str, key: &str) -> (String, String) {
@@ -86,7 +78,7 @@ impl S3 {
         endpoint.split_once("://").map_or("https", |(s, _)| s)
     }
 
-    /// Sends one signed request.
+    /// Sends one signed request and waits for its response.
     #[allow(clippy::too_many_arguments, reason = "the parts of one S3 request")]
     fn request(
         &self,
@@ -98,6 +90,21 @@ impl S3 {
         body: Body<'_>,
         payload_hash: &str,
     ) -> Result<Response> {
+        self.start(method, bucket, key, query, extra_headers, body, payload_hash)?.wait()
+    }
+
+    /// Sends one signed request without waiting for its response.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one S3 request")]
+    fn start(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+        query: &[(String, String)],
+        extra_headers: &[(String, String)],
+        body: Body<'_>,
+        payload_hash: &str,
+    ) -> Result<Pending> {
         let (path, host) = self.locate(&self.endpoint, bucket, key);
         let date = sigv4::amz_date_now();
         let mut headers = vec![
@@ -119,7 +126,7 @@ impl S3 {
         headers.push(("authorization".to_owned(), auth));
         let query = sigv4::canonical_query(query);
         let url = format!("{}://{host}{path}{}{query}", Self::scheme(&self.endpoint), if query.is_empty() { "" } else { "?" });
-        http::send(method, &url, &headers, body)
+        http::start(method, &url, &headers, body)
     }
 
     /// A request without a body whose response must be a success; returns it.
@@ -156,18 +163,32 @@ impl S3 {
         let upload_id = xml::text(&created, "UploadId").ok_or_else(|| Error::Other(format!("{what}: no UploadId in {created}")))?;
         let result = (|| {
             let mut etags = Vec::new();
+            let mut in_flight = VecDeque::new();
             let mut total = 0u64;
             let mut part = first;
-            while !part.is_empty() {
+            let mut finish_oldest = |in_flight: &mut VecDeque<Pending>| -> Result<()> {
+                let Some(pending) = in_flight.pop_front() else { return Ok(()) };
                 let number = etags.len() + 1;
+                let response = Self::expect_ok(&format!("{what}, part {number}"), pending.wait()?)?;
+                etags.push(response.header("etag").ok_or_else(|| Error::Other(format!("{what}: part {number} has no ETag")))?);
+                Ok(())
+            };
+            let mut number = 0;
+            while !part.is_empty() {
+                number += 1;
                 let query = [("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id.clone())];
                 let headers = [("content-length".to_owned(), part.len().to_string())];
+                // Hashing this part overlaps with the server storing the parts in flight.
                 let hash = sigv4::sha256_hex(&part);
-                let response = self.request("PUT", bucket, key, &query, &headers, Body::Bytes(&part), &hash)?;
-                let response = Self::expect_ok(&format!("{what}, part {number}"), response)?;
-                etags.push(response.header("etag").ok_or_else(|| Error::Other(format!("{what}: part {number} has no ETag")))?);
+                in_flight.push_back(self.start("PUT", bucket, key, &query, &headers, Body::Bytes(&part), &hash)?);
                 total += part.len() as u64;
-                part = read_part(body, PART_SIZE)?;
+                if in_flight.len() >= PARTS_IN_FLIGHT {
+                    finish_oldest(&mut in_flight)?;
+                }
+                part = read_up_to(body, PART_SIZE)?;
+            }
+            while !in_flight.is_empty() {
+                finish_oldest(&mut in_flight)?;
             }
             let parts: String = etags
                 .iter()
@@ -224,12 +245,9 @@ impl ObjectStore for S3 {
 
     fn init(config: Vec<(String, String)>, credential: Option<Credential>) -> Result<Self> {
         let config = Config::parse_object_store(config, KEYS)?;
-        if config.bool("insecureSkipTLSVerify")? == Some(true) {
-            return Err(Error::invalid_config("insecureSkipTLSVerify", "not supported yet: Coffer always verifies TLS"));
-        }
-        if config.get("caCert").is_some_and(|c| !c.is_empty()) {
-            return Err(Error::invalid_config("caCert", "custom CA bundles are not supported yet by velero.io/aws"));
-        }
+        // The host makes the TLS connections and honours caCert and insecureSkipTLSVerify; the
+        // value is checked here so that a typo is an error rather than verification.
+        config.bool("insecureSkipTLSVerify")?;
         if config.get("customerKeyEncryptionFile").is_some() {
             return Err(Error::invalid_config("customerKeyEncryptionFile", "SSE-C is not supported yet"));
         }
@@ -241,10 +259,11 @@ impl ObjectStore for S3 {
             Some(other) => return Err(Error::invalid_config("checksumAlgorithm", format!("invalid checksum algorithm: {other}"))),
         }
         let s3_url = config.get("s3Url").filter(|u| !u.is_empty());
-        if let Some(url) = s3_url {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(Error::invalid_config("s3Url", format!("Invalid s3 url {url}, URL must be valid according to https://golang.org/pkg/net/url/#Parse and start with http:// or https://")));
-            }
+        if let Some(url) = s3_url
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            return Err(Error::invalid_config("s3Url", format!("Invalid s3 url {url}, URL must be valid according to https://golang.org/pkg/net/url/#Parse and start with http:// or https://")));
         }
         let region = match (config.get("region").filter(|r| !r.is_empty()), s3_url) {
             (Some(r), _) => r.to_owned(),
@@ -273,7 +292,7 @@ impl ObjectStore for S3 {
     }
 
     fn put_object(&self, bucket: &str, key: &str, body: InputStream) -> Result<u64> {
-        let first = read_part(&body, PART_SIZE)?;
+        let first = read_up_to(&body, PART_SIZE)?;
         if first.len() < PART_SIZE {
             self.put_bytes(bucket, key, &first)?;
             return Ok(first.len() as u64);

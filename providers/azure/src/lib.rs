@@ -5,9 +5,9 @@
 //! `http://127.0.0.1:10000/devstoreaccount1`), `storageAccountKeyEnvVar` (the variable of the
 //! credential holding the key, default `AZURE_STORAGE_KEY`), `blockSizeInBytes` (default
 //! 8 MiB, at most 100 MiB), `resourceGroup` and `subscriptionId` (accepted; used only with
-//! Azure AD), plus the injected `bucket` (the container), `prefix` and `caCert`. The credential
-//! is Velero's `AZURE_*` dotenv file. Not supported yet, and refused by name: `useAAD=true`,
-//! `activeDirectoryAuthorityURI`, `caCert`.
+//! Azure AD), plus the injected `bucket` (the container), `prefix` and `caCert` (honoured by
+//! the host, which makes the TLS connections). The credential is Velero's `AZURE_*` dotenv file.
+//! Not supported yet, and refused by name: `useAAD=true`, `activeDirectoryAuthorityURI`.
 
 mod shared_key;
 
@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use coffer_guest_sdk::http::{self, Body, Response};
 use coffer_guest_sdk::sigv4::uri_encode;
-use coffer_guest_sdk::streams::{InputStream, OutputStream, StreamError};
+use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
 use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
 
 use shared_key::API_VERSION;
@@ -61,17 +61,6 @@ fn azure_error(what: &str, status: u16, body: &str) -> Error {
     }
 }
 
-fn read_block(input: &InputStream, limit: usize) -> Result<Vec<u8>> {
-    let mut block = Vec::with_capacity(limit.min(1 << 20));
-    while block.len() < limit {
-        match input.blocking_read((limit - block.len()) as u64) {
-            Ok(chunk) => block.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(Error::Other(format!("reading the body: {}", e.to_debug_string()))),
-        }
-    }
-    Ok(block)
-}
 
 impl Blob {
     /// The encoded URL path of `blob` in `container` (or of the container when `blob` is empty).
@@ -134,7 +123,7 @@ impl Blob {
             Self::checked(&format!("Put Block {} of {blob}", ids.len()), response)?;
             ids.push(id);
             total += block.len() as u64;
-            block = read_block(body, self.block_size)?;
+            block = read_up_to(body, self.block_size)?;
         }
         let list: String = ids.iter().map(|id| format!("<Latest>{id}</Latest>")).collect();
         let document = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
@@ -186,9 +175,6 @@ impl ObjectStore for Blob {
         if config.get("activeDirectoryAuthorityURI").is_some() {
             return Err(Error::invalid_config("activeDirectoryAuthorityURI", "Azure AD authentication is not supported yet"));
         }
-        if config.get("caCert").is_some_and(|c| !c.is_empty()) {
-            return Err(Error::invalid_config("caCert", "custom CA bundles are not supported yet by velero.io/azure"));
-        }
         let account = config.require("storageAccount")?.to_owned();
         let endpoint = match config.get("storageAccountURI").filter(|u| !u.is_empty()) {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_owned(),
@@ -210,7 +196,7 @@ impl ObjectStore for Blob {
     }
 
     fn put_object(&self, container: &str, blob: &str, body: InputStream) -> Result<u64> {
-        let first = read_block(&body, self.block_size)?;
+        let first = read_up_to(&body, self.block_size)?;
         if first.len() < self.block_size {
             self.put_block_blob(container, blob, &first)?;
             return Ok(first.len() as u64);

@@ -1,0 +1,206 @@
+//! TLS of one instance's outbound HTTPS: the public web roots plus the location's `caCert`, or
+//! no verification at all when the config sets `insecureSkipTLSVerify=true` (Velero's aws key,
+//! for self-signed test servers). The host does the TLS, so providers need no certificate code.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
+
+/// How an instance's HTTPS is verified, decided from its location's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM certificates trusted besides the public roots (the location's `caCert`).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Accept any certificate (`insecureSkipTLSVerify=true`).
+    pub skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// The certificates in `pem`; an error says why there are none.
+    pub(crate) fn parse_roots(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+        let roots = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        if roots.is_empty() {
+            return Err("holds no PEM certificate".into());
+        }
+        Ok(roots)
+    }
+
+    /// The client config. Every location without TLS settings shares one.
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+        static PUBLIC_ROOTS: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        if *self == TlsOptions::default() {
+            return PUBLIC_ROOTS.get_or_init(|| self.build()).clone();
+        }
+        self.build()
+    }
+
+    fn build(&self) -> Arc<ClientConfig> {
+        // The provider is named rather than taken from the process default, which is ambiguous
+        // when more than one is compiled in.
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions");
+        let config = if self.skip_verify {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate)).with_no_client_auth()
+        } else {
+            let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+            // Certificates were parsed when the grants were made; one rustls will not use as a
+            // trust anchor simply adds nothing.
+            roots.add_parsable_certificates(self.extra_roots.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Arc::new(config)
+    }
+}
+
+/// Verifies handshake signatures but trusts any certificate: `insecureSkipTLSVerify=true`.
+#[derive(Debug)]
+struct AcceptAnyCertificate;
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A response body that fails when no frame arrives for the between-bytes timeout.
+struct TimedBody {
+    incoming: hyper::body::Incoming,
+    timeout: tokio::time::Interval,
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }))),
+            Poll::Ready(Some(Ok(frame))) => {
+                self.timeout.reset();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                ready!(self.timeout.poll_tick(cx));
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+/// The connection's remaining work, run by wasmtime after the response head is handed over.
+pub(crate) type ConnectionFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+/// Sends an `https` request over TLS configured by `config`, as wasmtime's default sender does
+/// with its fixed one (HTTP/1.1; the request options' timeouts, 600 s by default).
+pub(crate) async fn send_https(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    config: Arc<ClientConfig>,
+) -> Result<(http::Response<WasiBody>, ConnectionFuture), HttpError> {
+    let default = Duration::from_secs(600);
+    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(default);
+    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(default);
+    let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout).unwrap_or(default).max(Duration::from_nanos(1));
+
+    let uri = request.uri();
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let server_name = ServerName::try_from(host.clone()).map_err(HttpError::InvalidDnsNameError)?;
+    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port))).await {
+        Ok(stream) => stream.map_err(HttpError::Connect)?,
+        Err(_) => return Err(HttpError::ConnectionTimeout),
+    };
+    let tls = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(HttpError::Tls)?;
+    let (mut sender, connection) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(tls)))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)??;
+
+    // Only a proxy gets the scheme and authority in the request line.
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    *request.uri_mut() = http::Uri::builder().path_and_query(path).build().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let send = async {
+        let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)??;
+        let mut timeout = tokio::time::interval(between_bytes_timeout);
+        timeout.reset();
+        Ok::<_, HttpError>(response.map(|incoming| TimedBody { incoming, timeout }.boxed_unsync()))
+    };
+    // Drive the connection while waiting for the response head.
+    let mut send = pin!(send);
+    let mut connection = Some(connection);
+    let response = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+        Poll::Ready(result) => Poll::Ready(result),
+        Poll::Pending => {
+            let Some(conn) = connection.as_mut() else { return Poll::Pending };
+            let done = ready!(Pin::new(conn).poll(cx));
+            connection = None;
+            match done {
+                Ok(()) => send.as_mut().poll(cx),
+                Err(e) => Poll::Ready(Err(HttpError::from(e))),
+            }
+        }
+    })
+    .await?;
+    let rest: ConnectionFuture = Box::new(async move {
+        match connection {
+            Some(conn) => conn.await.map_err(|e| if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }),
+            None => Ok(()),
+        }
+    });
+    Ok((response, rest))
+}
