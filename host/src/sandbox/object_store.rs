@@ -100,7 +100,7 @@ impl ObjectStoreHandle {
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
         let result = call_export!(self.slot, coffer_provider_object_store.call_get_object(bucket, key, sink));
         // The stream ends with the call, even if the provider kept it.
-        detach.detach();
+        detach.detach().await;
         let written = writer.await.map_err(|e| self.error(ErrorKind::Sink(std::io::Error::other(e))))?;
         let length = result?;
         let written = written.map_err(|e| self.error(ErrorKind::Sink(e)))?;

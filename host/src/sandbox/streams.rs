@@ -1,12 +1,12 @@
-//! Host ends of the `wasi:io` streams that carry object bodies: bounded channels of up to
-//! 1 MiB chunks, so memory stays bounded and the guest can splice them straight into files or
+//! Host ends of the `wasi:io` streams that carry object bodies: bounded channels of chunks of
+//! about 1 MiB, so memory stays bounded and the guest can splice them straight into files or
 //! HTTP bodies without copying them into its own memory.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
@@ -119,29 +119,54 @@ pub(crate) fn input_from_reader<R: Read + Send + 'static>(
     (ChannelInput { rx: rx.clone(), pending: None, failed: None, closed: false }, InputDetach(rx), task)
 }
 
-type SharedSender = Arc<Mutex<Option<mpsc::Sender<Bytes>>>>;
+/// Writes smaller than this are gathered before they go to the consumer: HTTP bodies arrive
+/// in frames of a few KiB, and one hand-off per frame would cost more than the copy.
+const GATHER: usize = 256 << 10;
 
-/// The guest's `output-stream` into chunks that a host task consumes. The host can detach it
-/// after the call, so a provider that keeps the stream cannot hold the consumer forever.
+/// What the guest's end and the host's detach handle share.
+struct OutputShared {
+    /// `None` once detached.
+    tx: Option<mpsc::Sender<Bytes>>,
+    /// Bytes written and not yet handed to the consumer.
+    gathered: BytesMut,
+    /// A chunk a flush could not hand over for lack of room; `ready` hands it over.
+    unsent: Option<Bytes>,
+}
+
+type SharedOutput = Arc<Mutex<OutputShared>>;
+
+fn host_stopped() -> StreamError {
+    StreamError::LastOperationFailed(wasmtime::format_err!("the host stopped accepting data"))
+}
+
+/// The guest's `output-stream` into chunks that a host task consumes. Small writes are
+/// gathered; everything written reaches the consumer by the next flush, or when the host
+/// detaches the stream after the call, whichever comes first. Detaching also means a provider
+/// that keeps the stream cannot hold the consumer forever.
 pub(crate) struct ChannelOutput {
-    tx: SharedSender,
+    shared: SharedOutput,
     moved: Arc<AtomicU64>,
 }
 
 impl ChannelOutput {
-    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
-        self.tx.lock().expect("sender lock").clone()
+    fn shared(&self) -> std::sync::MutexGuard<'_, OutputShared> {
+        self.shared.lock().expect("output stream lock")
     }
 }
 
 #[async_trait::async_trait]
 impl Pollable for ChannelOutput {
     async fn ready(&mut self) {
-        if let Some(tx) = self.sender() {
+        let (tx, unsent) = {
+            let mut shared = self.shared();
+            (shared.tx.clone(), shared.unsent.take())
+        };
+        let Some(tx) = tx else { return };
+        match unsent {
+            // A failed send means the consumer is gone; the next call reports it.
+            Some(chunk) => drop(tx.send(chunk).await),
             // Wait for room, then give the slot back: this stream is its only producer.
-            if let Ok(permit) = tx.reserve().await {
-                drop(permit);
-            }
+            None => drop(tx.reserve().await),
         }
     }
 }
@@ -149,40 +174,78 @@ impl Pollable for ChannelOutput {
 #[async_trait::async_trait]
 impl OutputStream for ChannelOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let tx = self.sender().ok_or(StreamError::Closed)?;
         let len = bytes.len() as u64;
-        tx.try_send(bytes).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StreamError::trap("write without permit"),
-            mpsc::error::TrySendError::Closed(_) => {
-                StreamError::LastOperationFailed(wasmtime::format_err!("the host stopped accepting data"))
+        let mut shared = self.shared();
+        let tx = shared.tx.clone().ok_or(StreamError::Closed)?;
+        if shared.unsent.is_some() {
+            return Err(StreamError::trap("write without permit"));
+        }
+        let chunk = if shared.gathered.is_empty() && bytes.len() >= GATHER {
+            bytes
+        } else {
+            shared.gathered.extend_from_slice(&bytes);
+            if shared.gathered.len() < GATHER {
+                drop(shared);
+                self.moved.fetch_add(len, Ordering::Relaxed);
+                return Ok(());
             }
+            shared.gathered.split().freeze()
+        };
+        drop(shared);
+        // `check_write` saw a free slot, and only this stream takes slots.
+        tx.try_send(chunk).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StreamError::trap("write without permit"),
+            mpsc::error::TrySendError::Closed(_) => host_stopped(),
         })?;
         self.moved.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
+        let mut shared = self.shared();
+        let tx = shared.tx.clone().ok_or(StreamError::Closed)?;
+        if shared.gathered.is_empty() || shared.unsent.is_some() {
+            return Ok(());
+        }
+        let chunk = shared.gathered.split().freeze();
+        match tx.try_send(chunk) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(chunk)) => {
+                shared.unsent = Some(chunk);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(host_stopped()),
+        }
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        match &self.sender() {
+        let shared = self.shared();
+        match &shared.tx {
             None => Err(StreamError::Closed),
-            Some(tx) if tx.is_closed() => {
-                Err(StreamError::LastOperationFailed(wasmtime::format_err!("the host stopped accepting data")))
-            }
+            Some(tx) if tx.is_closed() => Err(host_stopped()),
+            Some(_) if shared.unsent.is_some() => Ok(0),
             Some(tx) => Ok(if tx.capacity() > 0 { CHUNK } else { 0 }),
         }
     }
 }
 
-/// The host's hold on an output stream it gave away: detaching ends the stream for the guest
-/// and lets the consumer finish.
-pub(crate) struct OutputDetach(SharedSender);
+/// The host's hold on an output stream it gave away: detaching hands the consumer what the
+/// guest wrote and did not flush, ends the stream for the guest, and lets the consumer finish.
+pub(crate) struct OutputDetach(SharedOutput);
 
 impl OutputDetach {
-    pub(crate) fn detach(self) {
-        self.0.lock().expect("sender lock").take();
+    pub(crate) async fn detach(self) {
+        let (tx, unsent, gathered) = {
+            let mut shared = self.0.lock().expect("output stream lock");
+            (shared.tx.take(), shared.unsent.take(), shared.gathered.split().freeze())
+        };
+        let Some(tx) = tx else { return };
+        for chunk in unsent.into_iter().chain((!gathered.is_empty()).then_some(gathered)) {
+            // A failed send means the consumer is gone, and its result says why.
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -203,6 +266,66 @@ pub(crate) fn output_to_writer<W: Write + Send + 'static>(
         sink.flush()?;
         Ok(total)
     });
-    let tx: SharedSender = Arc::new(Mutex::new(Some(tx)));
-    (ChannelOutput { tx: tx.clone(), moved: moved.clone() }, OutputDetach(tx), moved, task)
+    let shared = Arc::new(Mutex::new(OutputShared { tx: Some(tx), gathered: BytesMut::new(), unsent: None }));
+    (ChannelOutput { shared: shared.clone(), moved: moved.clone() }, OutputDetach(shared), moved, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer() -> (ChannelOutput, OutputDetach, tokio::task::JoinHandle<io::Result<u64>>, Arc<Mutex<Vec<u8>>>) {
+        #[derive(Clone, Default)]
+        struct Collect(Arc<Mutex<Vec<u8>>>);
+        impl Write for Collect {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Collect::default();
+        let seen = sink.0.clone();
+        let (output, detach, _, task) = output_to_writer(sink);
+        (output, detach, task, seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn small_writes_are_gathered_and_all_arrive_by_detach_even_unflushed() {
+        let (mut output, detach, task, seen) = consumer();
+        let mut expected = Vec::new();
+        for i in 0..1000u32 {
+            let piece = vec![(i % 251) as u8; 1000 + (i as usize % 7)];
+            while output.check_write().unwrap() == 0 {
+                output.ready().await;
+            }
+            output.write(Bytes::from(piece.clone())).unwrap();
+            expected.extend_from_slice(&piece);
+        }
+        // Nothing flushed: the last gathered bytes are still on the guest's side.
+        detach.detach().await;
+        assert_eq!(task.await.unwrap().unwrap(), expected.len() as u64);
+        assert!(*seen.lock().unwrap() == expected);
+        assert!(matches!(output.write(Bytes::from_static(b"late")), Err(StreamError::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_flush_hands_over_what_was_gathered() {
+        let (mut output, detach, task, seen) = consumer();
+        output.write(Bytes::from_static(b"hello")).unwrap();
+        output.flush().unwrap();
+        output.ready().await;
+        // The consumer gets it without the stream being detached.
+        for _ in 0..200 {
+            if seen.lock().unwrap().as_slice() == b"hello" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen.lock().unwrap().as_slice(), b"hello");
+        detach.detach().await;
+        assert_eq!(task.await.unwrap().unwrap(), 5);
+    }
 }
