@@ -274,7 +274,10 @@ pub(crate) fn output_to_writer<W: Write + Send + 'static>(
 mod tests {
     use super::*;
 
-    fn consumer() -> (ChannelOutput, OutputDetach, tokio::task::JoinHandle<io::Result<u64>>, Arc<Mutex<Vec<u8>>>) {
+    type Consumer = (ChannelOutput, OutputDetach, tokio::task::JoinHandle<io::Result<u64>>, Arc<Mutex<Vec<u8>>>);
+
+    /// An output stream whose consumer collects what it receives.
+    fn consumer() -> Consumer {
         #[derive(Clone, Default)]
         struct Collect(Arc<Mutex<Vec<u8>>>);
         impl Write for Collect {
