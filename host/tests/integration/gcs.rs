@@ -2,12 +2,12 @@
 //! sandbox, authenticating with a service-account key at an OAuth token endpoint that verifies
 //! its assertions (tests/tools/gcs_token_server.py).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use coffer::embedded;
-use coffer::sandbox::{ErrorKind, Limits, ObjectStoreHandle};
+use coffer::sandbox::{ErrorKind, Limits, ObjectStoreHandle, ProviderComponent, ProviderError, Sandbox};
+use tempfile::TempDir;
 
 use crate::common::{grants, load, sandbox};
 use crate::conformance::object_store_conformance;
@@ -24,63 +24,84 @@ fn gcs_client(server: &Server, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn issued(dir: &Path) -> u32 {
-    std::fs::read_to_string(dir.join("issued")).unwrap().parse().unwrap()
+/// fake-gcs-server and the token endpoint with its keys, and the gcp component in a sandbox.
+struct Peers {
+    _data: TempDir,
+    keys: TempDir,
+    server: Server,
+    tokens: Server,
+    sb: Sandbox,
+    gcp: ProviderComponent,
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
+impl Peers {
+    async fn start() -> Peers {
+        let data = tempfile::tempdir().unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let server = fake_gcs(data.path());
+        let tokens = gcs_token_server(keys.path());
+        let sb = sandbox(Limits::default());
+        let gcp = load(&sb, embedded::GCP).await;
+        Peers { _data: data, keys, server, tokens, sb, gcp }
+    }
+
+    /// The token server's `key.json` (trusted) or `wrong-key.json` (not).
+    fn key(&self, file: &str) -> String {
+        std::fs::read_to_string(self.keys.path().join(file)).unwrap()
+    }
+
+    fn token_endpoint(&self) -> String {
+        format!("{}/token", self.tokens.url)
+    }
+
+    /// How many tokens the token server issued.
+    fn issued(&self) -> u32 {
+        std::fs::read_to_string(self.keys.path().join("issued")).unwrap().parse().unwrap()
+    }
+
+    async fn store(&self, config: &[(&str, &str)], credential: Option<&str>) -> Result<ObjectStoreHandle, ProviderError> {
+        ObjectStoreHandle::new(&self.sb, &self.gcp, grants("bsl gcp", &self.gcp, config, credential)).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gcp_provider_passes_the_conformance_suite_on_fake_gcs_server() {
-    let data = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let server = fake_gcs(data.path());
-    let tokens = gcs_token_server(keys.path());
-    gcs_client(&server, "client.create_bucket('velero')");
-    let sb = sandbox(Limits::default());
-    let gcp = load(&sb, embedded::GCP).await;
-    assert_eq!(gcp.manifest().name, "velero.io/gcp");
+    let peers = Peers::start().await;
+    let server = &peers.server;
+    gcs_client(server, "client.create_bucket('velero')");
+    assert_eq!(peers.gcp.manifest().name, "velero.io/gcp");
     let endpoint = format!("{}/storage/v1/", server.url);
-    let token_endpoint = format!("{}/token", tokens.url);
+    let token_endpoint = peers.token_endpoint();
     let config = [("storeEndpoint", endpoint.as_str()), ("tokenEndpoint", token_endpoint.as_str()), ("bucket", "velero")];
-    let key = read(&keys.path().join("key.json"));
-    let mut store = ObjectStoreHandle::new(&sb, &gcp, grants("bsl gcp", &gcp, &config, Some(&key))).await.unwrap();
+    let mut store = peers.store(&config, Some(&peers.key("key.json"))).await.unwrap();
     object_store_conformance(&mut store, "velero", crate::s3::big_mib()).await;
     // One token served every call: it is cached until it nears its expiry.
-    assert_eq!(issued(keys.path()), 1);
+    assert_eq!(peers.issued(), 1);
 
     // The GCS client reads what Coffer wrote, and a V4 signed URL downloads it.
     store.put_bytes("velero", "interop/hello world.txt", b"written by coffer".to_vec()).await.unwrap();
-    let read_back = gcs_client(&server, "print(client.bucket('velero').blob('interop/hello world.txt').download_as_bytes().decode())");
+    let read_back = gcs_client(server, "print(client.bucket('velero').blob('interop/hello world.txt').download_as_bytes().decode())");
     assert_eq!(read_back, "written by coffer");
     let url = store.create_signed_url("velero", "interop/hello world.txt", Duration::from_secs(600)).await.unwrap();
     assert!(url.contains("X-Goog-Algorithm=GOOG4-RSA-SHA256") && url.contains("X-Goog-Signature="), "{url}");
-    let fetched = gcs_client(&server, &format!("import urllib.request; print(urllib.request.urlopen('{url}').read().decode())"));
+    let fetched = gcs_client(server, &format!("import urllib.request; print(urllib.request.urlopen('{url}').read().decode())"));
     assert_eq!(fetched, "written by coffer", "{url}");
 }
 
 #[tokio::test]
 async fn an_untrusted_key_is_an_authentication_error() {
-    let data = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let server = fake_gcs(data.path());
-    let tokens = gcs_token_server(keys.path());
-    let sb = sandbox(Limits::default());
-    let gcp = load(&sb, embedded::GCP).await;
-    let token_endpoint = format!("{}/token", tokens.url);
-    let config = [("storeEndpoint", server.url.as_str()), ("tokenEndpoint", token_endpoint.as_str())];
-    let wrong = read(&keys.path().join("wrong-key.json"));
-    let mut store = ObjectStoreHandle::new(&sb, &gcp, grants("bsl gcp", &gcp, &config, Some(&wrong))).await.unwrap();
+    let peers = Peers::start().await;
+    let token_endpoint = peers.token_endpoint();
+    let config = [("storeEndpoint", peers.server.url.as_str()), ("tokenEndpoint", token_endpoint.as_str())];
+    let mut store = peers.store(&config, Some(&peers.key("wrong-key.json"))).await.unwrap();
     let err = store.object_exists("velero", "x").await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Unauthenticated(_)), "{err}");
     assert!(err.to_string().contains("Invalid JWT Signature"), "{err}");
-    assert_eq!(issued(keys.path()), 0);
+    assert_eq!(peers.issued(), 0);
 
     // Not a service-account key at all: refused at init, naming what is wrong.
     let user = r#"{"type": "authorized_user", "client_id": "x", "refresh_token": "y"}"#;
-    let err = match ObjectStoreHandle::new(&sb, &gcp, grants("bsl gcp", &gcp, &config, Some(user))).await {
+    let err = match peers.store(&config, Some(user)).await {
         Err(e) => e,
         Ok(_) => panic!("an authorized_user credential is refused"),
     };
@@ -91,19 +112,13 @@ async fn an_untrusted_key_is_an_authentication_error() {
 async fn the_token_endpoint_must_be_named_by_the_config() {
     // The key's token_uri points at a host the location's config does not name: the host
     // refuses the connection, so a credential cannot steer the provider anywhere.
-    let data = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let server = fake_gcs(data.path());
-    let _tokens = gcs_token_server(keys.path());
-    let sb = sandbox(Limits::default());
-    let gcp = load(&sb, embedded::GCP).await;
-    let config = [("storeEndpoint", server.url.as_str())];
-    let key = read(&keys.path().join("key.json"));
-    let mut store = ObjectStoreHandle::new(&sb, &gcp, grants("bsl gcp", &gcp, &config, Some(&key))).await.unwrap();
+    let peers = Peers::start().await;
+    let config = [("storeEndpoint", peers.server.url.as_str())];
+    let mut store = peers.store(&config, Some(&peers.key("key.json"))).await.unwrap();
     let err = store.object_exists("velero", "x").await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::PermissionDenied(_)), "{err}");
     assert!(err.to_string().contains("not one the location's config names"), "{err}");
-    assert_eq!(issued(keys.path()), 0);
+    assert_eq!(peers.issued(), 0);
 }
 
 #[tokio::test]

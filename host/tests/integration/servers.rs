@@ -47,16 +47,7 @@ fn wait_for(port: u16, child: &mut Child, name: &str) {
 
 /// moto's server (S3 and EC2), on a fresh port.
 pub fn moto() -> Server {
-    let port = free_port();
-    let mut child = Command::new(venv_bin().join("moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server starts");
-    wait_for(port, &mut child, "moto_server");
-    Server { child, url: format!("http://127.0.0.1:{port}"), port }
+    start_moto("http", &[])
 }
 
 /// moto's server over HTTPS, with a server certificate for 127.0.0.1 signed by a test CA
@@ -65,19 +56,22 @@ pub fn moto_tls(dir: &std::path::Path) -> Server {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/make_test_certs.py");
     let made = Command::new(venv_bin().join("python3")).arg(script).arg(dir).status().unwrap();
     assert!(made.success(), "test certificates made");
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    start_moto("https", &["-c".as_ref(), cert.as_os_str(), "-k".as_ref(), key.as_os_str()])
+}
+
+fn start_moto(scheme: &str, extra: &[&std::ffi::OsStr]) -> Server {
     let port = free_port();
     let mut child = Command::new(venv_bin().join("moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string(), "-c"])
-        .arg(dir.join("server.pem"))
-        .arg("-k")
-        .arg(dir.join("server.key"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
         .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("moto_server starts");
-    wait_for(port, &mut child, "moto_server (TLS)");
-    Server { child, url: format!("https://127.0.0.1:{port}"), port }
+    wait_for(port, &mut child, "moto_server");
+    Server { child, url: format!("{scheme}://127.0.0.1:{port}"), port }
 }
 
 /// Azurite's blob service (checks SharedKey signatures), on a fresh port, in memory.
