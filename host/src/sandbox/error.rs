@@ -75,6 +75,10 @@ pub enum ErrorKind {
     /// Writing the downloaded data failed on the host side.
     #[error("writing the fetched data failed: {0}")]
     Sink(std::io::Error),
+    /// The provider answered something that cannot be right, such as a listed key outside the
+    /// prefix it was asked for.
+    #[error("answered nonsense: {0}")]
+    InvalidAnswer(String),
     /// The provider reported a length that differs from what crossed the stream.
     #[error("reported {reported} bytes but {moved} crossed the stream")]
     LengthMismatch {

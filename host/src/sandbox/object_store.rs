@@ -125,12 +125,22 @@ impl ObjectStoreHandle {
 
     /// Prefixes under `prefix` up to the next `delimiter`, each whole and ending in it.
     pub async fn list_common_prefixes(&mut self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>, ProviderError> {
-        call_export!(self.slot, coffer_provider_object_store.call_list_common_prefixes(bucket, prefix, delimiter))
+        let prefixes = call_export!(self.slot, coffer_provider_object_store.call_list_common_prefixes(bucket, prefix, delimiter))?;
+        match prefixes.iter().find(|p| !p.starts_with(prefix) || !p.ends_with(delimiter) || p.len() <= prefix.len()) {
+            Some(bad) => Err(self.error(ErrorKind::InvalidAnswer(format!(
+                "common prefix {bad:?} is not a longer prefix of {prefix:?} ending in {delimiter:?}"
+            )))),
+            None => Ok(prefixes),
+        }
     }
 
     /// Every key under `prefix`.
     pub async fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<String>, ProviderError> {
-        call_export!(self.slot, coffer_provider_object_store.call_list_objects(bucket, prefix))
+        let keys = call_export!(self.slot, coffer_provider_object_store.call_list_objects(bucket, prefix))?;
+        match keys.iter().find(|k| !k.starts_with(prefix)) {
+            Some(bad) => Err(self.error(ErrorKind::InvalidAnswer(format!("listed key {bad:?} is outside the prefix {prefix:?}")))),
+            None => Ok(keys),
+        }
     }
 
     /// Deletes `key`; a missing key is not an error.

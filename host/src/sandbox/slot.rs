@@ -146,7 +146,12 @@ impl<P: Provider> Slot<P> {
                 } else if matches!(trap.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                     ErrorKind::CpuLimit(self.limits().cpu_per_call)
                 } else {
-                    ErrorKind::Trap(format!("{trap:#}"))
+                    // The trap code says what happened; the wasm backtrace is for the log.
+                    tracing::debug!(location = %self.location(), "provider trapped: {trap:?}");
+                    match trap.downcast_ref::<Trap>() {
+                        Some(code) => ErrorKind::Trap(code.to_string()),
+                        None => ErrorKind::Trap(trap.root_cause().to_string()),
+                    }
                 }
             }
         };

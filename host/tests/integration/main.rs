@@ -9,6 +9,7 @@ mod cli_locations;
 mod credentials;
 mod ebs;
 mod gcs;
+mod hostile_tenants;
 mod local_snapshots;
 mod s3;
 mod sandbox_isolation;

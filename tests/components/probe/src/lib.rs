@@ -9,17 +9,30 @@
 //! - `trap`: traps; `noop`: does nothing (for call-latency benchmarks).
 //!
 //! `get-object(_, "credential")` writes whatever credential `init` delivered.
+//!
+//! Config `onPut` makes every other put hostile: `trap` traps after reading part of the body,
+//! `recurse` overflows the stack, `spin` loops forever, `lie` reads the body and reports a
+//! different length. Config `onList=garbage` makes `list-objects` and `list-common-prefixes`
+//! answer keys outside the prefix they were asked for; otherwise they answer nothing.
 //! `put-object(_, "stash")` and `get-object(_, "stash")` keep the stream they were given and
 //! return at once, as a provider that tries to hold the host's transfer open would.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use coffer_guest_sdk::streams::{InputStream, OutputStream, write_all};
+use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to, write_all};
 use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
 
 struct Probe {
     credential: Option<Credential>,
+    on_put: Option<String>,
+    garbage_lists: bool,
+}
+
+/// Recurses until the stack runs out.
+#[allow(unconditional_recursion, reason = "it is meant to overflow the stack")]
+fn recurse(depth: u64) -> u64 {
+    black_box(recurse(black_box(depth + 1)) + 1)
 }
 
 thread_local! {
@@ -57,16 +70,28 @@ impl ObjectStore for Probe {
     }
 
     fn init(config: Vec<(String, String)>, credential: Option<Credential>) -> Result<Self> {
-        Config::parse_object_store(config, &["root", "url"])?;
-        Ok(Probe { credential })
+        let config = Config::parse_object_store(config, &["root", "url", "onPut", "onList"])?;
+        let garbage_lists = config.get("onList") == Some("garbage");
+        Ok(Probe { credential, on_put: config.get("onPut").map(str::to_owned), garbage_lists })
     }
 
     fn put_object(&self, _: &str, key: &str, body: InputStream) -> Result<u64> {
-        if key != "stash" {
-            return Err(Error::Unsupported("put".into()));
+        if key == "stash" {
+            STASHED_INPUT.with(|s| s.borrow_mut().push(body));
+            return Ok(0);
         }
-        STASHED_INPUT.with(|s| s.borrow_mut().push(body));
-        Ok(0)
+        match self.on_put.as_deref() {
+            Some("trap") => {
+                read_up_to(&body, 1024)?;
+                std::process::abort()
+            }
+            Some("recurse") => Ok(recurse(0)),
+            Some("spin") => loop {
+                black_box(&body);
+            },
+            Some("lie") => Ok(read_up_to(&body, usize::MAX)?.len() as u64 + 1),
+            _ => Err(Error::Unsupported("put".into())),
+        }
     }
 
     fn object_exists(&self, _bucket: &str, command: &str) -> Result<bool> {
@@ -93,6 +118,8 @@ impl ObjectStore for Probe {
             }
             "trap" => std::process::abort(),
             "noop" => Ok(true),
+            // A hostile store under test of its puts: nothing exists there yet.
+            _ if self.on_put.is_some() => Ok(false),
             _ => Err(Error::InvalidArgument(format!("unknown probe {command:?}"))),
         }
     }
@@ -111,11 +138,11 @@ impl ObjectStore for Probe {
     }
 
     fn list_common_prefixes(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        Ok(if self.garbage_lists { vec!["../../elsewhere/".into()] } else { Vec::new() })
     }
 
     fn list_objects(&self, _: &str, _: &str) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        Ok(if self.garbage_lists { vec!["/etc/passwd".into()] } else { Vec::new() })
     }
 
     fn delete_object(&self, _: &str, _: &str) -> Result<()> {
