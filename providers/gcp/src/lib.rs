@@ -198,7 +198,7 @@ impl Gcs {
                         drop(response.bytes()?);
                         return Ok(end);
                     }
-                    308 if !next.is_empty() || sent < chunk.len() => {
+                    308 => {
                         let kept = response
                             .header("range")
                             .and_then(|r| r.rsplit_once('-').and_then(|(_, last)| last.trim().parse::<u64>().ok()))
@@ -211,6 +211,9 @@ impl Gcs {
                     }
                     status => return Err(gcs_error(&format!("{what}, bytes {start}-{}", end - 1), status, &response.text()?)),
                 }
+            }
+            if next.is_empty() {
+                return Err(Error::Other(format!("{what}: the server kept every byte but did not complete the upload")));
             }
             offset = end;
             chunk = next;
