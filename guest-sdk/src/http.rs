@@ -60,6 +60,16 @@ impl Response {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// The response itself when its status is 2xx; otherwise the error that `to_error` makes of
+    /// `what`, the status and the body (the service's error document).
+    pub fn success_or(self, what: &str, to_error: impl FnOnce(&str, u16, &str) -> Error) -> Result<Response, Error> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let status = self.status;
+        Err(to_error(what, status, &self.text()?))
+    }
+
     /// The whole body in memory (for small documents).
     pub fn bytes(self) -> Result<Vec<u8>, Error> {
         let out = read_to_end(&self.stream)?;

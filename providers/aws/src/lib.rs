@@ -131,21 +131,11 @@ impl S3 {
 
     /// A request without a body whose response must be a success; returns it.
     fn simple(&self, what: &str, method: &str, bucket: &str, key: &str, query: &[(String, String)]) -> Result<Response> {
-        let response = self.request(method, bucket, key, query, &[], Body::Empty, EMPTY_SHA256)?;
-        if (200..300).contains(&response.status) {
-            return Ok(response);
-        }
-        let status = response.status;
-        Err(s3_error(what, status, &response.text()?))
+        Self::expect_ok(what, self.request(method, bucket, key, query, &[], Body::Empty, EMPTY_SHA256)?)
     }
 
     fn expect_ok(what: &str, response: Response) -> Result<Response> {
-        if (200..300).contains(&response.status) {
-            Ok(response)
-        } else {
-            let status = response.status;
-            Err(s3_error(what, status, &response.text()?))
-        }
+        response.success_or(what, s3_error)
     }
 
     fn put_bytes(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<()> {

@@ -95,11 +95,7 @@ impl Blob {
     }
 
     fn checked(what: &str, response: Response) -> Result<Response> {
-        if (200..300).contains(&response.status) {
-            return Ok(response);
-        }
-        let status = response.status;
-        Err(azure_error(what, status, &response.text()?))
+        response.success_or(what, azure_error)
     }
 
     fn put_block_blob(&self, container: &str, blob: &str, bytes: &[u8]) -> Result<()> {

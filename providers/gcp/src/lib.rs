@@ -65,11 +65,7 @@ fn gcs_error(what: &str, status: u16, body: &str) -> Error {
 }
 
 fn checked(what: &str, response: Response) -> Result<Response> {
-    if (200..300).contains(&response.status) {
-        return Ok(response);
-    }
-    let status = response.status;
-    Err(gcs_error(what, status, &response.text()?))
+    response.success_or(what, gcs_error)
 }
 
 fn with_query(url: &str, query: &[(&str, &str)]) -> String {
