@@ -8,6 +8,7 @@ use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
 use crate::sandbox::{Limits, Sandbox, SandboxError};
 use crate::state::{State, StateError};
+use crate::tenants::CallGates;
 
 /// The data directory could not be opened.
 #[derive(Debug, Error)]
@@ -39,6 +40,8 @@ pub struct Coffer {
     pub sandbox: Sandbox,
     /// The provider components.
     pub registry: Registry,
+    /// The tenants' caps on provider calls in flight.
+    pub call_gates: CallGates,
 }
 
 impl Coffer {
@@ -48,6 +51,6 @@ impl Coffer {
         let keyring = Keyring::open(data_dir)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
         let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
-        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry })
+        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default() })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
+//! - [`tenants`]: API tokens and quotas of a shared host;
 
 pub mod backup;
 pub mod coffer;
@@ -18,3 +19,4 @@ pub mod sandbox;
 pub mod secret;
 pub mod secrets;
 pub mod state;
+pub mod tenants;

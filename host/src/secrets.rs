@@ -42,9 +42,8 @@ fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Creates secret `name` holding `values` (key → content), each sealed with the keyring.
-pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
-    validate_name(KIND, name)?;
+/// Seals `values` (key → content) for secret `name`, checking the keys.
+fn seal_values(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<BTreeMap<String, String>, SecretError> {
     if values.is_empty() {
         return Err(SecretError::Empty);
     }
@@ -58,6 +57,13 @@ pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(
             return Err(SecretError::DuplicateKey { key });
         }
     }
+    Ok(sealed_data)
+}
+
+/// Creates secret `name` holding `values` (key → content), each sealed with the keyring.
+pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
+    validate_name(KIND, name)?;
+    let sealed_data = seal_values(coffer, namespace, name, values)?;
     let secret = Secret { api_version: "v1".into(), kind: "Secret".into(), metadata: ObjectMeta::new(namespace, name), sealed_data };
     coffer.state.write(|txn| {
         if txn.get::<Secret>(namespace, name)?.is_some() {
@@ -67,6 +73,20 @@ pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(
         Ok(())
     })?;
     Ok(secret)
+}
+
+/// Sets keys of secret `name` (adding or replacing them; other keys stay). Locations read
+/// credentials afresh for every provider instance, so the next call uses the new values.
+pub fn set_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
+    let sealed = seal_values(coffer, namespace, name, values)?;
+    coffer.state.write(|txn| {
+        let Some(mut secret) = txn.get::<Secret>(namespace, name)? else {
+            return Err(SecretError::Location(LocationError::NotFound { kind: KIND, name: name.into() }));
+        };
+        secret.sealed_data.extend(sealed);
+        txn.put(&secret)?;
+        Ok(secret)
+    })
 }
 
 /// The named secrets, or all when `names` is empty.

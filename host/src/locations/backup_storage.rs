@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 
 use crate::coffer::Coffer;
+use crate::tenants::quota_of;
 use crate::model::{
     API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, LocationStatus, ObjectMeta,
     ObjectStorage, SecretKeySelector, now,
@@ -241,9 +242,11 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
         .registry
         .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
-    let credential = {
+    let (credential, quota) = {
         let txn = coffer.state.read()?;
-        resolve_credential(&txn, &coffer.keyring, &bsl.metadata.namespace, &location, bsl.spec.credential.as_ref())?
+        let namespace = &bsl.metadata.namespace;
+        let credential = resolve_credential(&txn, &coffer.keyring, namespace, &location, bsl.spec.credential.as_ref())?;
+        (credential, quota_of(coffer, &txn, namespace)?)
     };
     // Like Velero: the config plus the injected bucket, prefix and CA bundle.
     let mut config = bsl.spec.config.clone();
@@ -256,7 +259,8 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
             .map_err(|e| LocationError::InvalidField { field: "objectStorage.caCert".into(), reason: e.to_string() })?;
         config.insert("caCert".into(), String::from_utf8_lossy(&pem).into_owned());
     }
-    let grants = grants_for(&location, plugin.component.manifest(), config, credential)?;
+    let mut grants = grants_for(&location, plugin.component.manifest(), config, credential)?;
+    grants.quota = quota;
     Ok(ObjectStoreHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 

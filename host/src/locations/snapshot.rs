@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::coffer::Coffer;
+use crate::tenants::quota_of;
 use crate::model::{
     API_VERSION, LocationPhase, LocationStatus, ObjectMeta, SecretKeySelector, VolumeSnapshotLocation,
     VolumeSnapshotLocationSpec, now,
@@ -128,11 +129,14 @@ pub async fn volume_snapshotter_for(
         .registry
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
-    let credential = {
+    let (credential, quota) = {
         let txn = coffer.state.read()?;
-        resolve_credential(&txn, &coffer.keyring, &vsl.metadata.namespace, &location, vsl.spec.credential.as_ref())?
+        let namespace = &vsl.metadata.namespace;
+        let credential = resolve_credential(&txn, &coffer.keyring, namespace, &location, vsl.spec.credential.as_ref())?;
+        (credential, quota_of(coffer, &txn, namespace)?)
     };
-    let grants = grants_for(&location, plugin.component.manifest(), vsl.spec.config.clone(), credential)?;
+    let mut grants = grants_for(&location, plugin.component.manifest(), vsl.spec.config.clone(), credential)?;
+    grants.quota = quota;
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 

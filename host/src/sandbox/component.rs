@@ -133,7 +133,7 @@ impl Sandbox {
         };
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         let grants = Grants::none("describe");
-        let mut store: Store<HostState> = slot::new_store(self, &grants).map_err(describe_err)?;
+        let mut store: Store<HostState> = slot::new_store(self, &grants, &self.inner.limits).map_err(describe_err)?;
         let manifest: Manifest = match &pre {
             Pre::ObjectStore(p) => {
                 let b = p.instantiate_async(&mut store).await.map_err(describe_err)?;

@@ -9,6 +9,7 @@ use thiserror::Error;
 use url::Url;
 
 use super::manifest::Manifest;
+use super::quota::Quota;
 use super::tls::TlsOptions;
 use crate::secret::SecretBytes;
 
@@ -70,6 +71,8 @@ pub struct Grants {
     pub endpoints: Vec<Endpoint>,
     /// How its HTTPS is verified.
     pub tls: TlsOptions,
+    /// Its tenant's limits and call cap.
+    pub quota: Quota,
 }
 
 impl Grants {
@@ -82,6 +85,7 @@ impl Grants {
             directories: Vec::new(),
             endpoints: Vec::new(),
             tls: TlsOptions::default(),
+            quota: Quota::default(),
         }
     }
 }
@@ -235,7 +239,7 @@ pub fn grants_for(
     let skip_verify = config.get("insecureSkipTLSVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let tls = TlsOptions { extra_roots, skip_verify };
 
-    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls })
+    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls, quota: Quota::default() })
 }
 
 #[cfg(test)]

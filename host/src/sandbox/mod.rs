@@ -8,6 +8,7 @@
 //! call gets a fresh instance; nothing else is affected.
 
 mod bindings;
+mod call_stats;
 mod cache;
 mod component;
 mod digest;
@@ -18,6 +19,7 @@ mod host_state;
 mod http_policy;
 mod manifest;
 mod object_store;
+mod quota;
 mod slot;
 mod streams;
 mod tls;
@@ -31,12 +33,14 @@ use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+pub use call_stats::{CallStats, Histogram};
 pub use component::{LoadError, ProviderComponent, ProviderKind};
 pub use error::{ErrorKind, ProviderError};
 pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
 pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};
 pub use object_store::ObjectStoreHandle;
+pub use quota::Quota;
 pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
 
 use cache::ComponentCache;
@@ -74,6 +78,7 @@ struct Inner {
     linker: Linker<HostState>,
     cache: ComponentCache,
     limits: Limits,
+    calls: CallStats,
     _ticker: EpochTicker,
 }
 
@@ -96,11 +101,16 @@ impl Sandbox {
         digest::add_to_linker(&mut linker).map_err(err)?;
         let cache = ComponentCache::new(&engine, cache_dir);
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Sandbox { inner: Arc::new(Inner { engine, linker, cache, limits, _ticker: ticker }) })
+        Ok(Sandbox { inner: Arc::new(Inner { engine, linker, cache, limits, calls: CallStats::default(), _ticker: ticker }) })
     }
 
-    /// The limits every instance runs under.
+    /// The limits every instance runs under (a tenant's quota may tighten them).
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Counts and latencies of every provider call made so far.
+    pub fn call_stats(&self) -> &CallStats {
+        &self.inner.calls
     }
 }

@@ -12,9 +12,8 @@ use super::grants::Grants;
 use super::host_state::HostState;
 use super::{Limits, Sandbox};
 
-/// Creates a store for `grants` with the sandbox's memory and CPU limits.
-pub(crate) fn new_store(sandbox: &Sandbox, grants: &Grants) -> wasmtime::Result<Store<HostState>> {
-    let limits = &sandbox.inner.limits;
+/// Creates a store for `grants` with memory and CPU `limits`.
+pub(crate) fn new_store(sandbox: &Sandbox, grants: &Grants, limits: &Limits) -> wasmtime::Result<Store<HostState>> {
     let mut store = Store::new(&sandbox.inner.engine, HostState::new(grants, limits.memory_bytes)?);
     store.limiter(|state| &mut state.limiter);
     let budget = (limits.cpu_per_call.as_millis() / TICK.as_millis()).max(1) as u64;
@@ -55,6 +54,7 @@ pub(crate) struct Slot<P: Provider> {
     sandbox: Sandbox,
     pre: P::Pre,
     grants: Grants,
+    limits: Limits,
     live: Option<Live<P>>,
 }
 
@@ -62,7 +62,9 @@ impl<P: Provider> Slot<P> {
     /// A slot for `grants`, instantiated and initialised at once so that configuration errors
     /// surface here.
     pub(crate) async fn new(sandbox: Sandbox, pre: P::Pre, grants: Grants) -> Result<Self, ProviderError> {
-        let mut slot = Slot { sandbox, pre, grants, live: None };
+        let limits = grants.quota.effective(&sandbox.inner.limits);
+        let mut slot = Slot { sandbox, pre, grants, limits, live: None };
+        let _turn = slot.turn().await;
         slot.live().await?;
         Ok(slot)
     }
@@ -76,16 +78,26 @@ impl<P: Provider> Slot<P> {
         ProviderError { location: self.grants.location.clone(), kind }
     }
 
-    /// The sandbox's limits.
+    /// The limits this slot's instance runs under: the sandbox's, tightened by the quota.
     pub(crate) fn limits(&self) -> &Limits {
-        &self.sandbox.inner.limits
+        &self.limits
+    }
+
+    /// Counts one call in the sandbox's statistics.
+    pub(crate) fn record(&self, operation: &'static str, ok: bool, elapsed: std::time::Duration) {
+        self.sandbox.inner.calls.record(operation, ok, elapsed);
+    }
+
+    /// Waits for the tenant's turn to call a provider (at once without a call cap).
+    pub(crate) async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.grants.quota.turn().await
     }
 
     /// The live instance, created and initialised if there is none, with a fresh CPU budget.
     pub(crate) async fn live(&mut self) -> Result<&mut Live<P>, ProviderError> {
         if self.live.is_none() {
             let mut store =
-                new_store(&self.sandbox, &self.grants).map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
+                new_store(&self.sandbox, &self.grants, &self.limits).map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
             let bindings =
                 P::instantiate(&self.pre, &mut store).await.map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
             let config: Vec<(String, String)> = self.grants.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -164,10 +176,14 @@ impl<P: Provider> Slot<P> {
 macro_rules! call_export {
     ($slot:expr, $interface:ident . $method:ident ( $($arg:expr),* )) => {{
         let deadline = $slot.limits().call_deadline;
+        let _turn = $slot.turn().await;
+        let started = std::time::Instant::now();
         let live = $slot.live().await?;
         let outcome =
             tokio::time::timeout(deadline, live.bindings.$interface().$method(&mut live.store, $($arg),*)).await;
-        $slot.settle(outcome)
+        let result = $slot.settle(outcome);
+        $slot.record(stringify!($method).trim_start_matches("call_"), result.is_ok(), started.elapsed());
+        result
     }};
 }
 pub(crate) use call_export;

@@ -1,0 +1,56 @@
+//! What one tenant's provider instances may use: limits no looser than the sandbox's, and a
+//! cap on how many of its provider calls run at once.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Limits;
+
+/// A tenant's share of the sandbox. The default takes nothing away.
+#[derive(Debug, Clone, Default)]
+pub struct Quota {
+    /// Limits per instance; each is capped by the sandbox's own.
+    pub limits: Option<Limits>,
+    /// Calls in flight at once across the tenant's instances, shared by every handle that
+    /// holds a clone.
+    pub calls: Option<Arc<Semaphore>>,
+}
+
+impl Quota {
+    /// The limits an instance under this quota runs with inside `sandbox`'s.
+    pub(crate) fn effective(&self, sandbox: &Limits) -> Limits {
+        let Some(own) = &self.limits else { return sandbox.clone() };
+        Limits {
+            memory_bytes: own.memory_bytes.min(sandbox.memory_bytes),
+            cpu_per_call: own.cpu_per_call.min(sandbox.cpu_per_call),
+            call_deadline: own.call_deadline.min(sandbox.call_deadline),
+        }
+    }
+
+    /// Waits for a turn to call a provider; the turn lasts as long as the permit.
+    pub(crate) async fn turn(&self) -> Option<OwnedSemaphorePermit> {
+        let calls = self.calls.clone()?;
+        // The semaphore is never closed.
+        calls.acquire_owned().await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_quota_only_tightens() {
+        let sandbox = Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(10), call_deadline: Duration::from_secs(60) };
+        let loose = Limits { memory_bytes: 1 << 30, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(600) };
+        let q = Quota { limits: Some(loose), calls: None };
+        assert_eq!(
+            q.effective(&sandbox),
+            Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(60) }
+        );
+        assert_eq!(Quota::default().effective(&sandbox), sandbox);
+    }
+}
