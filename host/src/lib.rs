@@ -6,6 +6,7 @@
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
+//! - [`schedules`]: backups on a cadence;
 //! - [`tenants`]: API tokens and quotas of a shared host;
 
 pub mod backup;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod plugins;
 pub mod sandbox;
 pub mod secret;
+pub mod schedules;
 pub mod secrets;
 pub mod state;
 pub mod tenants;

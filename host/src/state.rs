@@ -150,15 +150,29 @@ impl Txn<'_> {
     pub fn list<T: Resource>(&self, namespace: &str) -> Result<Vec<T>, StateError> {
         let start = key(T::KIND, namespace, "");
         let end = format!("{}\u{1}", &start[..start.len() - 1]);
+        self.range(&start, &end)
+    }
+
+    /// Every object of kind `T` in every namespace, by namespace and name: for the server's
+    /// controllers, which act for all tenants.
+    pub fn list_all<T: Resource>(&self) -> Result<Vec<T>, StateError> {
+        self.range(&format!("{}\u{0}", T::KIND), &format!("{}\u{1}", T::KIND))
+    }
+
+    fn range<T: Resource>(&self, start: &str, end: &str) -> Result<Vec<T>, StateError> {
         let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut collect = |table: &dyn ReadableRange| table.range_into(&start, &end, &mut raw);
+        let mut collect = |table: &dyn ReadableRange| table.range_into(start, end, &mut raw);
         match &self.inner {
             Inner::Read(r) => collect(&r.open_table(OBJECTS).map_err(|e| self.state.err(e))?),
             Inner::Write(w) => collect(&w.open_table(OBJECTS).map_err(|e| self.state.err(e))?),
         }
         .map_err(|e| self.state.err(e))?;
         raw.iter()
-            .map(|(k, v)| self.decode(namespace, k.rsplit('\u{0}').next().unwrap_or_default(), v))
+            .map(|(k, v)| {
+                let mut parts = k.split('\u{0}').skip(1);
+                let (namespace, name) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                self.decode(namespace, name, v)
+            })
             .collect()
     }
 
@@ -238,6 +252,7 @@ mod tests {
         assert_eq!(r.list::<Thing>("a").unwrap(), [thing("a", "x", 1), thing("a", "y", 2)]);
         assert_eq!(r.get::<Thing>("ab", "z").unwrap(), Some(thing("ab", "z", 3)));
         assert_eq!(r.get::<Thing>("a", "z").unwrap(), None);
+        assert_eq!(r.list_all::<Thing>().unwrap(), [thing("a", "x", 1), thing("a", "y", 2), thing("ab", "z", 3)]);
         drop(r);
         let failed: Result<(), StateError> = state.write(|t| {
             t.put(&thing("a", "w", 9))?;

@@ -1,0 +1,89 @@
+//! Reading what a backup or restore left in object storage: logs, the resource list, the
+//! snapshot records and the tarball.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::Layout;
+use super::snapshots::VolumeSnapshot;
+use super::{BackupError, fetch_gz, get_backup, get_restore, storage_location_of};
+use crate::coffer::Coffer;
+use crate::locations::object_store_for;
+use crate::model::{Backup, BackupStorageLocation, Phase};
+
+/// What `backup describe --details` lists besides the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupDetails {
+    /// Items backed up, by group/version/kind.
+    pub resource_list: BTreeMap<String, Vec<String>>,
+    /// Native volume snapshots taken.
+    pub volume_snapshots: Vec<VolumeSnapshot>,
+}
+
+fn finished(backup: &Backup) -> bool {
+    matches!(backup.status.phase, Some(Phase::Completed | Phase::PartiallyFailed))
+}
+
+fn location_of(coffer: &Coffer, backup: &Backup) -> Result<(BackupStorageLocation, Layout), BackupError> {
+    let bsl = storage_location_of(coffer, &backup.metadata.meta.namespace, &backup.spec.storage_location)?;
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    Ok((bsl, layout))
+}
+
+fn decode<T: serde::de::DeserializeOwned + Default>(what: &str, json: Option<Vec<u8>>) -> Result<T, BackupError> {
+    json.map(|j| serde_json::from_slice(&j).map_err(|e| BackupError::Malformed { what: what.into(), reason: e.to_string() }))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The resource list and snapshot records of a completed (or partially failed) backup.
+pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Result<BackupDetails, BackupError> {
+    let backup = get_backup(coffer, namespace, name)?;
+    if !finished(&backup) {
+        return Ok(BackupDetails::default());
+    }
+    let (bsl, layout) = location_of(coffer, &backup)?;
+    let resource_list = decode("resource list", fetch_gz(coffer, &bsl, &layout.backup_resource_list(name)).await?)?;
+    let volume_snapshots = decode("volume snapshot list", fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(name)).await?)?;
+    Ok(BackupDetails { resource_list, volume_snapshots })
+}
+
+/// The log of backup `name`.
+pub async fn backup_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<Vec<u8>, BackupError> {
+    let backup = get_backup(coffer, namespace, name)?;
+    let (bsl, layout) = location_of(coffer, &backup)?;
+    fetch_gz(coffer, &bsl, &layout.backup_log(name))
+        .await?
+        .ok_or_else(|| BackupError::Refused(format!("backup {name:?} has no log in object storage")))
+}
+
+/// The log of restore `name`.
+pub async fn restore_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<Vec<u8>, BackupError> {
+    let restore = get_restore(coffer, namespace, name)?;
+    let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
+    let (bsl, layout) = location_of(coffer, &backup)?;
+    fetch_gz(coffer, &bsl, &layout.restore_log(name))
+        .await?
+        .ok_or_else(|| BackupError::Refused(format!("restore {name:?} has no log in object storage")))
+}
+
+/// Checks that backup `name` can be downloaded: it finished.
+pub fn downloadable(coffer: &Coffer, namespace: &str, name: &str) -> Result<Backup, BackupError> {
+    let backup = get_backup(coffer, namespace, name)?;
+    if !finished(&backup) {
+        let phase = backup.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
+        return Err(BackupError::Refused(format!("backup {name:?} is in phase {phase}; only completed backups can be downloaded")));
+    }
+    Ok(backup)
+}
+
+/// Streams backup `name`'s tarball into `sink`; returns its size.
+pub async fn download_backup<W: Write + Send + 'static>(coffer: &Coffer, namespace: &str, name: &str, sink: W) -> Result<u64, BackupError> {
+    let backup = downloadable(coffer, namespace, name)?;
+    let (bsl, layout) = location_of(coffer, &backup)?;
+    let mut store = object_store_for(coffer, &bsl).await?;
+    Ok(store.get_object(&bsl.spec.object_storage.bucket, &layout.backup_contents(name), sink).await?)
+}

@@ -1,0 +1,341 @@
+//! Schedules: a backup template run on a cron cadence, as Velero's Schedule.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::backup::{BackupRequest, validate_filters};
+use crate::coffer::Coffer;
+use crate::locations::{LocationError, validate_name};
+use crate::model::{API_VERSION, BackupMeta, BackupSpec, ObjectMeta, go_duration};
+use crate::state::{Resource, StateError};
+
+/// The label backups made by a schedule carry, with the schedule's name.
+pub const SCHEDULE_LABEL: &str = "velero.io/schedule-name";
+/// The annotation recording the manifest directory a schedule's backups read.
+pub const SOURCE_ANNOTATION: &str = crate::backup::SOURCE_ANNOTATION;
+
+/// A schedule operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// A name is invalid, taken or unknown.
+    #[error(transparent)]
+    Name(#[from] LocationError),
+    /// The cadence does not parse.
+    #[error("schedule {name:?}: invalid schedule {expression:?}: {reason}")]
+    InvalidCadence {
+        /// The schedule.
+        name: String,
+        /// What was given.
+        expression: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The backup template is invalid.
+    #[error("schedule {name:?}: invalid backup template: {}", errors.join("; "))]
+    InvalidTemplate {
+        /// The schedule.
+        name: String,
+        /// What is wrong.
+        errors: Vec<String>,
+    },
+    /// The state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// When a schedule runs: a cron expression (five fields, or `@daily` and the like) or
+/// `@every <duration>`, as Velero accepts.
+#[derive(Debug, Clone)]
+pub enum Cadence {
+    /// A cron expression, in UTC.
+    Cron(Box<croner::Cron>),
+    /// A fixed interval.
+    Every(Duration),
+}
+
+impl Cadence {
+    /// Parses `text`.
+    pub fn parse(text: &str) -> Result<Cadence, String> {
+        if let Some(every) = text.trim().strip_prefix("@every ") {
+            let d = go_duration::parse(every.trim())?;
+            if d.is_zero() {
+                return Err("@every needs a duration longer than 0s".into());
+            }
+            return Ok(Cadence::Every(d));
+        }
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        parser.parse(text).map(|c| Cadence::Cron(Box::new(c))).map_err(|e| e.to_string())
+    }
+
+    /// The first time after `t` this cadence fires.
+    pub fn next_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self {
+            Cadence::Every(d) => Some(t + *d),
+            Cadence::Cron(cron) => {
+                let at = chrono::DateTime::from_timestamp(t.unix_timestamp(), 0)?;
+                let next = cron.find_next_occurrence(&at, false).ok()?;
+                OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+            }
+        }
+    }
+}
+
+impl FromStr for Cadence {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Cadence::parse(s)
+    }
+}
+
+/// A schedule's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// The cadence.
+    pub schedule: String,
+    /// The backup every run creates.
+    pub template: BackupSpec,
+    /// Whether runs are suspended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Whether to wait for the first cadence tick instead of backing up at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_immediately: Option<bool>,
+}
+
+/// A schedule's observed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// `Enabled` once accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// When the last backup was started.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_backup: Option<OffsetDateTime>,
+}
+
+/// A Schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// `velero.io/v1`.
+    pub api_version: String,
+    /// `Schedule`.
+    pub kind: String,
+    /// Name, namespace, labels, and the source directory as an annotation.
+    pub metadata: BackupMeta,
+    /// Cadence and template.
+    pub spec: ScheduleSpec,
+    /// Last run.
+    #[serde(default)]
+    pub status: ScheduleStatus,
+}
+
+impl Resource for Schedule {
+    const KIND: &'static str = "Schedule";
+    fn namespace(&self) -> &str {
+        &self.metadata.meta.namespace
+    }
+    fn name(&self) -> &str {
+        &self.metadata.meta.name
+    }
+}
+
+impl Schedule {
+    /// Whether a backup is due at `at`: never run and not told to skip the first run, or the
+    /// cadence has fired since the last run (or since creation). Missed runs are not repeated.
+    pub fn due(&self, at: OffsetDateTime) -> bool {
+        if self.spec.paused {
+            return false;
+        }
+        let since = match self.status.last_backup {
+            Some(last) => last,
+            None if self.spec.skip_immediately == Some(true) => self.metadata.meta.creation_timestamp,
+            None => return true,
+        };
+        Cadence::parse(&self.spec.schedule).ok().and_then(|c| c.next_after(since)).is_some_and(|next| at >= next)
+    }
+
+    /// The backup a run at `at` creates: `<schedule>-<YYYYMMDDhhmmss>`, labelled with the
+    /// schedule.
+    pub fn backup_request(&self, at: OffsetDateTime, default_snapshot_locations: BTreeMap<String, String>) -> BackupRequest {
+        let stamp = at.format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
+        let mut labels = self.metadata.meta.labels.clone();
+        labels.insert(SCHEDULE_LABEL.into(), self.metadata.meta.name.clone());
+        BackupRequest {
+            name: format!("{}-{stamp}", self.metadata.meta.name),
+            source: PathBuf::from(self.metadata.annotations.get(SOURCE_ANNOTATION).cloned().unwrap_or_default()),
+            spec: self.spec.template.clone(),
+            labels,
+            default_snapshot_locations,
+        }
+    }
+}
+
+/// What `schedule create` asks for.
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    /// Name.
+    pub name: String,
+    /// The cadence.
+    pub schedule: String,
+    /// The backup template.
+    pub template: BackupSpec,
+    /// The manifest directory each backup reads.
+    pub source: PathBuf,
+    /// Labels of the schedule and of its backups.
+    pub labels: BTreeMap<String, String>,
+    /// Start paused.
+    pub paused: bool,
+    /// Wait for the first tick instead of backing up at once.
+    pub skip_immediately: bool,
+}
+
+/// Creates a schedule after checking its cadence and template.
+pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Result<Schedule, ScheduleError> {
+    validate_name("schedule", &new.name)?;
+    Cadence::parse(&new.schedule).map_err(|reason| ScheduleError::InvalidCadence {
+        name: new.name.clone(),
+        expression: new.schedule.clone(),
+        reason,
+    })?;
+    let errors = validate_filters(&new.template);
+    if !errors.is_empty() {
+        return Err(ScheduleError::InvalidTemplate { name: new.name, errors });
+    }
+    let mut meta = ObjectMeta::new(namespace, &new.name);
+    meta.labels = new.labels;
+    let schedule = Schedule {
+        api_version: API_VERSION.into(),
+        kind: "Schedule".into(),
+        metadata: BackupMeta { meta, annotations: BTreeMap::from([(SOURCE_ANNOTATION.to_owned(), new.source.display().to_string())]) },
+        spec: ScheduleSpec {
+            schedule: new.schedule,
+            template: new.template,
+            paused: new.paused,
+            skip_immediately: new.skip_immediately.then_some(true),
+        },
+        status: ScheduleStatus { phase: Some("Enabled".into()), last_backup: None },
+    };
+    coffer.state.write(|txn| {
+        if txn.get::<Schedule>(namespace, &new.name)?.is_some() {
+            return Err(ScheduleError::Name(LocationError::AlreadyExists { kind: "schedule", name: new.name.clone() }));
+        }
+        txn.put(&schedule)?;
+        Ok(())
+    })?;
+    Ok(schedule)
+}
+
+/// The named schedules, or all when `names` is empty.
+pub fn get_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> Result<Vec<Schedule>, ScheduleError> {
+    let txn = coffer.state.read()?;
+    if names.is_empty() {
+        return Ok(txn.list(namespace)?);
+    }
+    names
+        .iter()
+        .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind: "schedule", name: n.clone() }.into()))
+        .collect()
+}
+
+/// Deletes schedules; the backups they made are kept.
+pub fn delete_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> Result<(), ScheduleError> {
+    coffer.state.write(|txn| {
+        for name in names {
+            if !txn.delete::<Schedule>(namespace, name)? {
+                return Err(ScheduleError::Name(LocationError::NotFound { kind: "schedule", name: name.clone() }));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Pauses or unpauses schedule `name`.
+pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
+    coffer.state.write(|txn| {
+        let Some(mut s) = txn.get::<Schedule>(namespace, name)? else {
+            return Err(ScheduleError::Name(LocationError::NotFound { kind: "schedule", name: name.into() }));
+        };
+        s.spec.paused = paused;
+        txn.put(&s)?;
+        Ok(s)
+    })
+}
+
+/// Claims the run of `schedule` due at `at`: records it as the last backup, unless another
+/// run got there first or the schedule is gone. Recording before running means a crash
+/// never repeats a run.
+pub fn claim_run(coffer: &Coffer, schedule: &Schedule, at: OffsetDateTime) -> Result<bool, ScheduleError> {
+    coffer.state.write(|txn| {
+        let Some(mut stored) = txn.get::<Schedule>(&schedule.metadata.meta.namespace, &schedule.metadata.meta.name)? else {
+            return Ok(false);
+        };
+        if !stored.due(at) {
+            return Ok(false);
+        }
+        stored.status.last_backup = Some(at);
+        txn.put(&stored)?;
+        Ok(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn cadences_parse_like_velero_and_fire_in_utc() {
+        let c = Cadence::parse("0 1 * * *").unwrap();
+        assert_eq!(c.next_after(datetime!(2026-11-25 13:00 UTC)), Some(datetime!(2026-11-26 01:00 UTC)));
+        let c = Cadence::parse("@every 90m").unwrap();
+        assert_eq!(c.next_after(datetime!(2026-11-25 13:00 UTC)), Some(datetime!(2026-11-25 14:30 UTC)));
+        assert!(Cadence::parse("@daily").is_ok());
+        assert!(Cadence::parse("* * * *").is_err());
+        assert!(Cadence::parse("0 0 1 * * *").is_err(), "seconds are not Velero's");
+        assert!(Cadence::parse("@every 0s").is_err());
+    }
+
+    fn schedule(cron: &str, created: OffsetDateTime, last: Option<OffsetDateTime>, skip: bool) -> Schedule {
+        let mut meta = ObjectMeta::new("t", "nightly");
+        meta.creation_timestamp = created;
+        Schedule {
+            api_version: API_VERSION.into(),
+            kind: "Schedule".into(),
+            metadata: BackupMeta { meta, annotations: BTreeMap::new() },
+            spec: ScheduleSpec { schedule: cron.into(), template: BackupSpec::default(), paused: false, skip_immediately: skip.then_some(true) },
+            status: ScheduleStatus { phase: Some("Enabled".into()), last_backup: last },
+        }
+    }
+
+    #[test]
+    fn the_first_run_is_immediate_unless_skipped_then_the_cadence_rules() {
+        let created = datetime!(2026-11-25 13:00:30 UTC);
+        assert!(schedule("0 1 * * *", created, None, false).due(created));
+        let skipping = schedule("0 1 * * *", created, None, true);
+        assert!(!skipping.due(datetime!(2026-11-26 00:59:59 UTC)));
+        assert!(skipping.due(datetime!(2026-11-26 01:00 UTC)));
+        let ran = schedule("*/5 * * * *", created, Some(datetime!(2026-11-25 13:05 UTC)), false);
+        assert!(!ran.due(datetime!(2026-11-25 13:09:59 UTC)));
+        assert!(ran.due(datetime!(2026-11-25 13:10 UTC)));
+        let mut paused = ran.clone();
+        paused.spec.paused = true;
+        assert!(!paused.due(datetime!(2026-11-25 14:00 UTC)));
+        let request = ran.backup_request(datetime!(2026-11-25 13:10 UTC), BTreeMap::new());
+        assert_eq!(request.name, "nightly-20261125131000");
+        assert_eq!(request.labels.get(SCHEDULE_LABEL).map(String::as_str), Some("nightly"));
+    }
+}
