@@ -6,11 +6,13 @@
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
+//! - [`controllers`]: what a server does by itself: validation, sync, schedules, GC;
 //! - [`schedules`]: backups on a cadence;
 //! - [`tenants`]: API tokens and quotas of a shared host;
 
 pub mod backup;
 pub mod coffer;
+pub mod controllers;
 pub mod embedded;
 pub mod keyring;
 pub mod locations;

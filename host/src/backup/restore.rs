@@ -66,7 +66,7 @@ pub async fn create_restore(
     coffer: &Coffer,
     namespace: &str,
     request: RestoreRequest,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Restore, BackupError> {
     validate_name("restore", &request.name)?;
     let mut restore = Restore {
@@ -168,7 +168,7 @@ async fn run(
     request: &RestoreRequest,
     restore: &mut Restore,
     log: &mut RunLog,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let namespace = &backup.metadata.meta.namespace;
     let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location).map_err(|e| e.to_string())?;

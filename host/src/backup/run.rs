@@ -56,7 +56,7 @@ pub async fn create_backup(
     coffer: &Coffer,
     namespace: &str,
     request: BackupRequest,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Backup, BackupError> {
     validate_name("backup", &request.name)?;
     let mut spec = request.spec;
@@ -217,7 +217,7 @@ async fn run(
     snapshot_locations: Vec<VolumeSnapshotLocation>,
     source: &std::path::Path,
     log: &mut RunLog,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let name = backup.metadata.meta.name.clone();
     let layout = Layout::new(&bsl.spec.object_storage.prefix);

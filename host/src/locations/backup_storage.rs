@@ -215,7 +215,7 @@ pub fn get_backup_storage_locations(
 
 /// Whether `bsl` is due for validation at `at`: never validated, or its frequency (the
 /// default when unset; `0s` never) has passed since the last validation.
-fn validation_due(bsl: &BackupStorageLocation, at: OffsetDateTime) -> bool {
+pub fn validation_due(bsl: &BackupStorageLocation, at: OffsetDateTime) -> bool {
     let Some(last) = bsl.status.last_validation_time else { return true };
     let frequency = bsl.spec.validation_frequency.unwrap_or(DEFAULT_VALIDATION_FREQUENCY);
     !frequency.is_zero() && at >= last + frequency

@@ -89,8 +89,10 @@ impl<P: Provider> Slot<P> {
     }
 
     /// Waits for the tenant's turn to call a provider (at once without a call cap).
-    pub(crate) async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.grants.quota.turn().await
+    pub(crate) fn turn(&self) -> impl Future<Output = Option<tokio::sync::OwnedSemaphorePermit>> + Send + 'static {
+        // Owns a clone of the quota, so that waiting holds no reference to the slot.
+        let quota = self.grants.quota.clone();
+        async move { quota.turn().await }
     }
 
     /// The live instance, created and initialised if there is none, with a fresh CPU budget.

@@ -1,0 +1,213 @@
+//! The server's controllers, acting for every tenant: location validation, backup sync,
+//! schedules and garbage collection, each run from one periodic tick; plus what is done once
+//! at start. Each unit of work (one location, one backup) runs as its own task, and a unit
+//! still running when the next tick comes is not started twice, so a slow or hostile tenant
+//! delays only itself.
+
+mod gc;
+mod startup;
+mod sync;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+
+pub use gc::{GC_FAILURE_LABEL, collect, expired};
+pub use startup::fail_interrupted;
+pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
+
+use crate::backup::{BackupRequest, create_backup};
+use crate::coffer::Coffer;
+use crate::locations::{refresh_backup_storage_locations, validation_due};
+use crate::model::{BackupStorageLocation, now};
+use crate::schedules::{Schedule, claim_run};
+
+/// How often the controllers act.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often due work is looked for.
+    pub tick: Duration,
+    /// Sync period of locations that set none (`--backup-sync-period`, 1m).
+    pub backup_sync_period: Duration,
+    /// How often expired backups are collected (`--garbage-collection-frequency`, 1h).
+    pub gc_frequency: Duration,
+    /// `--default-volume-snapshot-locations`, for scheduled backups.
+    pub default_snapshot_locations: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tick: Duration::from_secs(10),
+            backup_sync_period: Duration::from_secs(60),
+            gc_frequency: Duration::from_secs(3600),
+            default_snapshot_locations: BTreeMap::new(),
+        }
+    }
+}
+
+/// Units of work done by each controller, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Locations validated.
+    pub validations: AtomicU64,
+    /// Location syncs that succeeded.
+    pub syncs: AtomicU64,
+    /// Location syncs that failed.
+    pub sync_failures: AtomicU64,
+    /// Backups started by schedules.
+    pub scheduled_backups: AtomicU64,
+    /// Expired backups deleted.
+    pub collected: AtomicU64,
+    /// Expired backups that could not be deleted.
+    pub collect_failures: AtomicU64,
+}
+
+/// The controllers of one server.
+pub struct Controllers {
+    coffer: Arc<Coffer>,
+    settings: Settings,
+    counters: Arc<Counters>,
+    busy: Arc<Mutex<HashSet<String>>>,
+    tasks: JoinSet<()>,
+    last_gc: Option<OffsetDateTime>,
+}
+
+impl Controllers {
+    /// Controllers for `coffer`.
+    pub fn new(coffer: Arc<Coffer>, settings: Settings) -> Self {
+        Controllers { coffer, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None }
+    }
+
+    /// What the controllers have done so far.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Ticks until `shutdown` completes, then waits for running work to finish.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            if let Err(e) = self.tick(now()) {
+                tracing::error!("controllers could not read the state: {e}");
+            }
+            while self.tasks.try_join_next().is_some() {}
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.tick) => {}
+                () = &mut shutdown => break,
+            }
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Starts the work due at `at`.
+    pub fn tick(&mut self, at: OffsetDateTime) -> Result<(), crate::state::StateError> {
+        let (locations, schedules) = {
+            let txn = self.coffer.state.read()?;
+            (txn.list_all::<BackupStorageLocation>()?, txn.list_all::<Schedule>()?)
+        };
+        for bsl in locations {
+            let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
+            if validation_due(&bsl, at) {
+                let bsl = bsl.clone();
+                self.start(format!("validate {id}"), |coffer, counters| async move {
+                    if let Err(e) = refresh_backup_storage_locations(&coffer, vec![bsl], false).await {
+                        tracing::error!(location = %id, "validation could not be recorded: {e}");
+                    }
+                    counters.validations.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            if sync_due(&bsl, self.settings.backup_sync_period, at) {
+                let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
+                self.start(format!("sync {id}"), |coffer, counters| async move {
+                    match sync_location(&coffer, &bsl).await {
+                        Ok(outcome) => {
+                            counters.syncs.fetch_add(1, Ordering::Relaxed);
+                            if outcome != SyncOutcome::default() {
+                                tracing::info!(location = %id, imported = ?outcome.imported, forgotten = ?outcome.forgotten, "synced backups");
+                            }
+                        }
+                        Err(e) => {
+                            counters.sync_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(location = %id, "backup sync failed: {e}");
+                        }
+                    }
+                });
+            }
+        }
+        for schedule in schedules.into_iter().filter(|s| s.due(at)) {
+            if !claim_run(&self.coffer, &schedule, at).map_err(|e| crate::state::StateError::Database { path: String::new(), message: e.to_string() })? {
+                continue;
+            }
+            let namespace = schedule.metadata.meta.namespace.clone();
+            let request = schedule.backup_request(at, self.settings.default_snapshot_locations.clone());
+            self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
+                counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
+                run_backup(&coffer, &namespace, request).await;
+            });
+        }
+        if self.last_gc.is_none_or(|last| at >= last + self.settings.gc_frequency) {
+            self.last_gc = Some(at);
+            let expired = match expired(&self.coffer, at) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!("garbage collection could not list backups: {e}");
+                    Vec::new()
+                }
+            };
+            for backup in expired {
+                let id = format!("{}/{}", backup.metadata.meta.namespace, backup.metadata.meta.name);
+                self.start(format!("gc {id}"), |coffer, counters| async move {
+                    match collect(&coffer, &backup).await {
+                        Ok(true) => {
+                            counters.collected.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(backup = %id, "deleted expired backup");
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            counters.collect_failures.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(backup = %id, "could not delete expired backup: {e}");
+                        }
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every unit of work started so far.
+    pub async fn settle(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs `work` as a task unless the unit `key` is still running from an earlier tick.
+    fn start<F, Fut>(&mut self, key: String, work: F)
+    where
+        F: FnOnce(Arc<Coffer>, Arc<Counters>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if !self.busy.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+            return;
+        }
+        let busy = self.busy.clone();
+        let fut = work(self.coffer.clone(), self.counters.clone());
+        self.tasks.spawn(async move {
+            fut.await;
+            busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        });
+    }
+}
+
+/// Runs a backup for a controller, logging the outcome.
+async fn run_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) {
+    let name = request.name.clone();
+    match create_backup(coffer, namespace, request, &mut |_| {}).await {
+        Ok(b) => tracing::info!(namespace, backup = %name, phase = ?b.status.phase, "scheduled backup finished"),
+        Err(e) => tracing::warn!(namespace, backup = %name, "scheduled backup could not start: {e}"),
+    }
+}
