@@ -8,13 +8,13 @@ use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 
 use crate::coffer::Coffer;
-use crate::tenants::quota_of;
 use crate::model::{
     API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, LocationStatus, ObjectMeta,
     ObjectStorage, SecretKeySelector, now,
 };
-use crate::sandbox::{ObjectStoreHandle, ProviderKind, grants_for};
+use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
+use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named, validate_name};
 
@@ -242,12 +242,6 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
         .registry
         .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
-    let (credential, quota) = {
-        let txn = coffer.state.read()?;
-        let namespace = &bsl.metadata.namespace;
-        let credential = resolve_credential(&txn, &coffer.keyring, namespace, &location, bsl.spec.credential.as_ref())?;
-        (credential, quota_of(coffer, &txn, namespace)?)
-    };
     // Like Velero: the config plus the injected bucket, prefix and CA bundle.
     let mut config = bsl.spec.config.clone();
     let storage = &bsl.spec.object_storage;
@@ -259,8 +253,7 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
             .map_err(|e| LocationError::InvalidField { field: "objectStorage.caCert".into(), reason: e.to_string() })?;
         config.insert("caCert".into(), String::from_utf8_lossy(&pem).into_owned());
     }
-    let mut grants = grants_for(&location, plugin.component.manifest(), config, credential)?;
-    grants.quota = quota;
+    let grants = location_grants(coffer, &bsl.metadata.namespace, &location, plugin, config, bsl.spec.credential.as_ref())?;
     Ok(ObjectStoreHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 

@@ -1,7 +1,13 @@
 //! Which credential a location's provider receives.
 
+use std::collections::BTreeMap;
+
+use crate::coffer::Coffer;
 use crate::keyring::Keyring;
 use crate::model::{Secret, SecretKeySelector};
+use crate::plugins::Plugin;
+use crate::sandbox::{Grants, grants_for};
+use crate::tenants::quota_of;
 use crate::secret::SecretBytes;
 use crate::state::Txn;
 
@@ -47,4 +53,31 @@ pub fn resolve_credential(
         return Err(missing(format!("secret {name:?} has no key {key:?} (it has: {})", keys.join(", "))));
     };
     Ok(Some(keyring.open_value(&sealed_identity(namespace, name, key), sealed)?))
+}
+
+/// Everything a location's provider instance gets: its config, its credential (resolved
+/// now, so a rotated secret applies to the next instance), its tenant's quota, and on a
+/// shared host no directory outside the tenant's tree.
+pub(crate) fn location_grants(
+    coffer: &Coffer,
+    namespace: &str,
+    location: &str,
+    plugin: &Plugin,
+    config: BTreeMap<String, String>,
+    selector: Option<&SecretKeySelector>,
+) -> Result<Grants, LocationError> {
+    let (credential, quota) = {
+        let txn = coffer.state.read()?;
+        let credential = resolve_credential(&txn, &coffer.keyring, namespace, location, selector)?;
+        (credential, quota_of(coffer, &txn, namespace)?)
+    };
+    let mut grants = grants_for(location, plugin.component.manifest(), config, credential)?;
+    grants.quota = quota;
+    let tenant_dir = coffer
+        .tenant_dir(namespace)
+        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })?;
+    if let Some(dir) = tenant_dir {
+        grants.confine(&dir)?;
+    }
+    Ok(grants)
 }

@@ -13,6 +13,7 @@ pub use backup_storage::{
     set_backup_storage_location, validate_backup_storage_location, validation_due,
 };
 pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};
+use credentials::location_grants;
 pub use error::LocationError;
 pub use names::validate_name;
 pub use snapshot::{

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use crate::coffer::Coffer;
-use crate::tenants::quota_of;
 use crate::model::{
     API_VERSION, LocationPhase, LocationStatus, ObjectMeta, SecretKeySelector, VolumeSnapshotLocation,
     VolumeSnapshotLocationSpec, now,
 };
-use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle, grants_for};
+use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 
+use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named, validate_name};
 
@@ -129,14 +129,7 @@ pub async fn volume_snapshotter_for(
         .registry
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
-    let (credential, quota) = {
-        let txn = coffer.state.read()?;
-        let namespace = &vsl.metadata.namespace;
-        let credential = resolve_credential(&txn, &coffer.keyring, namespace, &location, vsl.spec.credential.as_ref())?;
-        (credential, quota_of(coffer, &txn, namespace)?)
-    };
-    let mut grants = grants_for(&location, plugin.component.manifest(), vsl.spec.config.clone(), credential)?;
-    grants.quota = quota;
+    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 

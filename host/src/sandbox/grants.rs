@@ -88,12 +88,35 @@ impl Grants {
             quota: Quota::default(),
         }
     }
+
+    /// Refuses any directory outside `root` (canonical): on a shared host, a tenant's
+    /// locations may use only the tenant's own directory tree.
+    pub fn confine(&self, root: &std::path::Path) -> Result<(), GrantError> {
+        match self.directories.iter().find(|d| !d.host.starts_with(root)) {
+            None => Ok(()),
+            Some(d) => Err(GrantError::OutsideTenant {
+                location: self.location.clone(),
+                path: d.host.display().to_string(),
+                root: root.display().to_string(),
+            }),
+        }
+    }
 }
 
 /// Why a location cannot be turned into capabilities. Each names the location and the key.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum GrantError {
+    /// A configured directory is outside the tenant's directory tree.
+    #[error("{location}: directory {path:?} is outside {root}, the directory tree this tenant's locations may use")]
+    OutsideTenant {
+        /// The location.
+        location: String,
+        /// The directory.
+        path: String,
+        /// The tenant's tree.
+        root: String,
+    },
     /// A directory the provider needs is not configured.
     #[error("{location}: config key {key:?} is required by provider {provider} (a directory)")]
     MissingDirectory {
