@@ -8,6 +8,7 @@
 //! - [`plugins`], [`embedded`]: the provider components;
 //! - [`controllers`]: what a server does by itself: validation, sync, schedules, GC;
 //! - [`schedules`]: backups on a cadence;
+//! - [`server`]: the HTTP API of a shared host;
 //! - [`tenants`]: API tokens and quotas of a shared host;
 
 pub mod backup;
@@ -22,5 +23,6 @@ pub mod sandbox;
 pub mod secret;
 pub mod schedules;
 pub mod secrets;
+pub mod server;
 pub mod state;
 pub mod tenants;

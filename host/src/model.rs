@@ -19,10 +19,11 @@ pub const API_VERSION: &str = "velero.io/v1";
 pub struct ObjectMeta {
     /// Name, unique per kind in its namespace.
     pub name: String,
-    /// The namespace (tenant).
+    /// The namespace (tenant); an API client may leave it out (its token decides).
+    #[serde(default)]
     pub namespace: String,
-    /// When it was created.
-    #[serde(with = "time::serde::rfc3339")]
+    /// When it was created; set by the host on create.
+    #[serde(with = "time::serde::rfc3339", default = "now")]
     pub creation_timestamp: OffsetDateTime,
     /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::coffer::Coffer;
@@ -37,6 +38,31 @@ pub enum SecretError {
 }
 
 const KIND: &str = "secret";
+
+/// What is shown of a secret: its name and keys, never its values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSummary {
+    /// `v1`.
+    pub api_version: String,
+    /// `Secret`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// Its keys.
+    pub keys: Vec<String>,
+}
+
+impl From<&Secret> for SecretSummary {
+    fn from(secret: &Secret) -> Self {
+        SecretSummary {
+            api_version: secret.api_version.clone(),
+            kind: secret.kind.clone(),
+            metadata: secret.metadata.clone(),
+            keys: secret.sealed_data.keys().cloned().collect(),
+        }
+    }
+}
 
 fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

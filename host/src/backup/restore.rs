@@ -68,6 +68,17 @@ pub async fn create_restore(
     request: RestoreRequest,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Restore, BackupError> {
+    let restore = accept_restore(coffer, namespace, &request)?;
+    if restore.status.phase != Some(Phase::InProgress) {
+        return Ok(restore);
+    }
+    run_restore(coffer, namespace, request, restore, progress).await
+}
+
+/// Checks a restore request and records it, `FailedValidation` with every problem or
+/// `InProgress`; [`run_restore`] then does the work. Fails (recording nothing) when the name
+/// is invalid or taken.
+pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Restore, BackupError> {
     validate_name("restore", &request.name)?;
     let mut restore = Restore {
         api_version: API_VERSION.into(),
@@ -93,9 +104,17 @@ pub async fn create_restore(
         }
         Ok(txn.put(&restore)?)
     })?;
-    if !errors.is_empty() {
-        return Ok(restore);
-    }
+    Ok(restore)
+}
+
+/// Runs a restore [`accept_restore`] recorded `InProgress`, to its end.
+pub async fn run_restore(
+    coffer: &Coffer,
+    namespace: &str,
+    request: RestoreRequest,
+    mut restore: Restore,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<Restore, BackupError> {
     let backup = get_backup(coffer, namespace, &request.backup)?;
     let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
     let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;

@@ -13,7 +13,7 @@ use super::item::Item;
 use super::layout::Layout;
 use super::manifests::read_manifests;
 use super::run_log::{RunLog, Scope, gzip_json};
-use super::selection::resolve_locations;
+use super::selection::{Resolved, resolve_locations};
 use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
 use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::BackupError;
@@ -58,6 +58,57 @@ pub async fn create_backup(
     request: BackupRequest,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Backup, BackupError> {
+    match accept_backup(coffer, namespace, request)? {
+        Accepted::Refused(backup) => Ok(backup),
+        Accepted::Started(run) => run.run(coffer, progress).await,
+    }
+}
+
+/// A backup request once checked and recorded.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Recorded as `FailedValidation`; nothing more happens.
+    Refused(Backup),
+    /// Recorded as `InProgress`; [`StartedBackup::run`] does the work.
+    Started(Box<StartedBackup>),
+}
+
+/// A backup recorded `InProgress` with its locations resolved, not yet run.
+#[derive(Debug)]
+pub struct StartedBackup {
+    backup: Backup,
+    resolved: Resolved,
+    source: PathBuf,
+}
+
+impl StartedBackup {
+    /// The record as it stands (`InProgress`).
+    pub fn backup(&self) -> &Backup {
+        &self.backup
+    }
+
+    /// Runs the backup to its end and records the outcome.
+    pub async fn run(self, coffer: &Coffer, progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<Backup, BackupError> {
+        let StartedBackup { mut backup, resolved, source } = self;
+        let (namespace, name) = (backup.metadata.meta.namespace.clone(), backup.metadata.meta.name.clone());
+        let mut log = RunLog::new(format!("backup={namespace}/{name}"));
+        log.info("Setting up backup log");
+        let outcome = run(coffer, &mut backup, &resolved.storage_location, resolved.snapshot_locations, &source, &mut log, progress).await;
+        if let Err(reason) = outcome {
+            log.error(Scope::Run, reason.clone());
+            backup.status.phase = Some(Phase::Failed);
+            backup.status.failure_reason = reason;
+        }
+        backup.status.completion_timestamp = Some(now());
+        save(coffer, &backup)?;
+        Ok(backup)
+    }
+}
+
+/// Checks a backup request and records it: `FailedValidation` with every problem, or
+/// `InProgress` with its locations resolved, ready to run. Fails (recording nothing) when the
+/// name is invalid or taken.
+pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -> Result<Accepted, BackupError> {
     validate_name("backup", &request.name)?;
     let mut spec = request.spec;
     if spec.included_namespaces.is_empty() {
@@ -109,19 +160,10 @@ pub async fn create_backup(
         txn.put(&backup)?;
         Ok(Some(resolved))
     })?;
-    let Some(resolved) = resolved else { return Ok(backup) };
-
-    let mut log = RunLog::new(format!("backup={namespace}/{name}"));
-    log.info("Setting up backup log");
-    let outcome = run(coffer, &mut backup, &resolved.storage_location, resolved.snapshot_locations, &request.source, &mut log, progress).await;
-    if let Err(reason) = outcome {
-        log.error(Scope::Run, reason.clone());
-        backup.status.phase = Some(Phase::Failed);
-        backup.status.failure_reason = reason;
-    }
-    backup.status.completion_timestamp = Some(now());
-    save(coffer, &backup)?;
-    Ok(backup)
+    Ok(match resolved {
+        None => Accepted::Refused(backup),
+        Some(resolved) => Accepted::Started(Box::new(StartedBackup { backup, resolved, source: request.source })),
+    })
 }
 
 /// A PersistentVolume's availability zone, from its labels.

@@ -60,6 +60,32 @@ fn trim_slashes(s: &str) -> String {
 }
 
 impl NewBackupStorageLocation {
+    /// The request a BackupStorageLocation object (as an API client sends it) makes; its
+    /// namespace and status are ignored.
+    pub fn from_object(bsl: BackupStorageLocation) -> Result<Self, LocationError> {
+        let spec = bsl.spec;
+        let ca_cert = spec
+            .object_storage
+            .ca_cert
+            .map(|ca| STANDARD.decode(ca))
+            .transpose()
+            .map_err(|e| LocationError::InvalidField { field: "spec.objectStorage.caCert".into(), reason: format!("is not base64: {e}") })?;
+        Ok(NewBackupStorageLocation {
+            name: bsl.metadata.name,
+            provider: spec.provider,
+            bucket: spec.object_storage.bucket,
+            prefix: spec.object_storage.prefix,
+            config: spec.config,
+            credential: spec.credential,
+            default: spec.default,
+            access_mode: spec.access_mode,
+            validation_frequency: spec.validation_frequency,
+            backup_sync_period: spec.backup_sync_period,
+            ca_cert,
+            labels: bsl.metadata.labels,
+        })
+    }
+
     /// The object this describes, with its fields checked.
     pub fn build(self, namespace: &str) -> Result<BackupStorageLocation, LocationError> {
         validate_name(KIND, &self.name)?;

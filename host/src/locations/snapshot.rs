@@ -35,6 +35,18 @@ fn label(vsl: &VolumeSnapshotLocation) -> String {
 }
 
 impl NewVolumeSnapshotLocation {
+    /// The request a VolumeSnapshotLocation object (as an API client sends it) makes; its
+    /// namespace and status are ignored.
+    pub fn from_object(vsl: VolumeSnapshotLocation) -> Self {
+        NewVolumeSnapshotLocation {
+            name: vsl.metadata.name,
+            provider: vsl.spec.provider,
+            config: vsl.spec.config,
+            credential: vsl.spec.credential,
+            labels: vsl.metadata.labels,
+        }
+    }
+
     /// The object this describes, with its fields checked.
     pub fn build(self, namespace: &str) -> Result<VolumeSnapshotLocation, LocationError> {
         validate_name(KIND, &self.name)?;

@@ -1,0 +1,125 @@
+//! `/v1/backup-storage-locations` and `/v1/volume-snapshot-locations`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Tenant;
+use super::error::ApiError;
+use crate::locations::{
+    self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection,
+};
+use crate::model::{BackupStorageLocation, SecretKeySelector, VolumeSnapshotLocation};
+
+type Api<T> = Result<Json<T>, ApiError>;
+
+/// `?default=true` on a list.
+#[derive(Debug, Deserialize)]
+pub struct DefaultOnly {
+    #[serde(default)]
+    default: bool,
+}
+
+/// Lists the tenant's backup storage locations, validating those that are due.
+pub async fn list_bsls(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Query(q): Query<DefaultOnly>) -> Api<Vec<BackupStorageLocation>> {
+    let found = locations::get_backup_storage_locations(&app.coffer, &ns, &[], q.default)?;
+    Ok(Json(locations::refresh_backup_storage_locations(&app.coffer, found, false).await?))
+}
+
+/// One backup storage location.
+pub async fn get_bsl(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Path(name): Path<String>) -> Api<BackupStorageLocation> {
+    let found = locations::get_backup_storage_locations(&app.coffer, &ns, &[name], false)?;
+    let mut refreshed = locations::refresh_backup_storage_locations(&app.coffer, found, false).await?;
+    Ok(Json(refreshed.remove(0)))
+}
+
+/// Creates a backup storage location from a BackupStorageLocation object.
+pub async fn create_bsl(
+    State(app): State<Arc<AppState>>,
+    Tenant(ns): Tenant,
+    Json(object): Json<BackupStorageLocation>,
+) -> Result<(StatusCode, Json<BackupStorageLocation>), ApiError> {
+    let new = NewBackupStorageLocation::from_object(object)?;
+    Ok((StatusCode::CREATED, Json(locations::create_backup_storage_location(&app.coffer, &ns, new).await?)))
+}
+
+/// What a PATCH of a backup storage location may change.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BslPatch {
+    default: Option<bool>,
+    credential: Option<SecretKeySelector>,
+    /// Base64 PEM, as in `spec.objectStorage.caCert`.
+    ca_cert: Option<String>,
+}
+
+/// Changes a backup storage location's default flag, credential or CA bundle.
+pub async fn patch_bsl(
+    State(app): State<Arc<AppState>>,
+    Tenant(ns): Tenant,
+    Path(name): Path<String>,
+    Json(patch): Json<BslPatch>,
+) -> Api<BackupStorageLocation> {
+    let ca_cert = patch
+        .ca_cert
+        .map(|c| STANDARD.decode(c))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("caCert is not base64: {e}")))?;
+    let change = BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert };
+    Ok(Json(locations::set_backup_storage_location(&app.coffer, &ns, &name, change).await?))
+}
+
+/// Deletes a backup storage location (its objects stay).
+pub async fn delete_bsl(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    locations::delete_backup_storage_locations(&app.coffer, &ns, &Selection::Names(vec![name]))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists the tenant's volume snapshot locations.
+pub async fn list_vsls(State(app): State<Arc<AppState>>, Tenant(ns): Tenant) -> Api<Vec<VolumeSnapshotLocation>> {
+    Ok(Json(locations::get_volume_snapshot_locations(&app.coffer, &ns, &[])?))
+}
+
+/// One volume snapshot location.
+pub async fn get_vsl(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Path(name): Path<String>) -> Api<VolumeSnapshotLocation> {
+    Ok(Json(locations::get_volume_snapshot_locations(&app.coffer, &ns, &[name])?.remove(0)))
+}
+
+/// Creates a volume snapshot location from a VolumeSnapshotLocation object.
+pub async fn create_vsl(
+    State(app): State<Arc<AppState>>,
+    Tenant(ns): Tenant,
+    Json(object): Json<VolumeSnapshotLocation>,
+) -> Result<(StatusCode, Json<VolumeSnapshotLocation>), ApiError> {
+    let new = NewVolumeSnapshotLocation::from_object(object);
+    Ok((StatusCode::CREATED, Json(locations::create_volume_snapshot_location(&app.coffer, &ns, new).await?)))
+}
+
+/// What a PATCH of a volume snapshot location may change.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VslPatch {
+    credential: SecretKeySelector,
+}
+
+/// Changes a volume snapshot location's credential.
+pub async fn patch_vsl(
+    State(app): State<Arc<AppState>>,
+    Tenant(ns): Tenant,
+    Path(name): Path<String>,
+    Json(patch): Json<VslPatch>,
+) -> Api<VolumeSnapshotLocation> {
+    Ok(Json(locations::set_volume_snapshot_location(&app.coffer, &ns, &name, patch.credential).await?))
+}
+
+/// Deletes a volume snapshot location (snapshots stay).
+pub async fn delete_vsl(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    locations::delete_volume_snapshot_locations(&app.coffer, &ns, &Selection::Names(vec![name]))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,71 @@
+//! Prometheus metrics, served on the operator's own listener (they name tenants, so tenants
+//! never see them): provider-call latencies, backups and locations by phase, and what the
+//! controllers did.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::coffer::Coffer;
+use crate::controllers::Counters;
+use crate::model::{Backup, BackupStorageLocation};
+use crate::state::StateError;
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The metrics, in Prometheus' text format.
+pub fn render(coffer: &Coffer, counters: &Counters) -> Result<String, StateError> {
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP coffer_provider_call_duration_seconds Time provider calls took, by operation and outcome.");
+    let _ = writeln!(out, "# TYPE coffer_provider_call_duration_seconds histogram");
+    for ((operation, ok), h) in coffer.sandbox.call_stats().snapshot() {
+        let labels = format!("operation=\"{operation}\",outcome=\"{}\"", if ok { "ok" } else { "error" });
+        for (bound, count) in h.cumulative() {
+            let le = if bound.is_infinite() { "+Inf".to_owned() } else { format!("{bound:.6}") };
+            let _ = writeln!(out, "coffer_provider_call_duration_seconds_bucket{{{labels},le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "coffer_provider_call_duration_seconds_sum{{{labels}}} {}", h.sum);
+        let _ = writeln!(out, "coffer_provider_call_duration_seconds_count{{{labels}}} {}", h.count());
+    }
+
+    let (backups, locations) = {
+        let txn = coffer.state.read()?;
+        (txn.list_all::<Backup>()?, txn.list_all::<BackupStorageLocation>()?)
+    };
+    let mut by_phase: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for b in &backups {
+        let phase = b.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
+        *by_phase.entry((b.metadata.meta.namespace.clone(), phase)).or_default() += 1;
+    }
+    let _ = writeln!(out, "# HELP coffer_backups Backups, by tenant and phase.");
+    let _ = writeln!(out, "# TYPE coffer_backups gauge");
+    for ((ns, phase), n) in by_phase {
+        let _ = writeln!(out, "coffer_backups{{namespace=\"{}\",phase=\"{phase}\"}} {n}", escape(&ns));
+    }
+    let _ = writeln!(out, "# HELP coffer_backup_storage_location_available Whether a backup storage location was Available at its last validation.");
+    let _ = writeln!(out, "# TYPE coffer_backup_storage_location_available gauge");
+    for l in &locations {
+        let available = l.status.phase == Some(crate::model::LocationPhase::Available);
+        let _ = writeln!(
+            out,
+            "coffer_backup_storage_location_available{{namespace=\"{}\",location=\"{}\"}} {}",
+            escape(&l.metadata.namespace),
+            escape(&l.metadata.name),
+            u8::from(available)
+        );
+    }
+    let counters = [
+        ("coffer_location_validations_total", "Location validations run.", &counters.validations),
+        ("coffer_backup_syncs_total", "Backup syncs that succeeded.", &counters.syncs),
+        ("coffer_backup_sync_failures_total", "Backup syncs that failed.", &counters.sync_failures),
+        ("coffer_scheduled_backups_total", "Backups started by schedules.", &counters.scheduled_backups),
+        ("coffer_gc_deleted_backups_total", "Expired backups deleted.", &counters.collected),
+        ("coffer_gc_failures_total", "Expired backups that could not be deleted.", &counters.collect_failures),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+    }
+    Ok(out)
+}
