@@ -8,11 +8,19 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("error")))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = cli::args::Cli::parse();
+    // The server logs what it does (info) and can log JSON; a command only its errors.
+    let (level, json) = match &cli.command {
+        cli::args::Command::Server(args) => ("info", args.log_format == cli::args::LogFormat::Json),
+        _ => ("error", false),
+    };
+    let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -19,6 +19,13 @@ pub struct Cli {
     /// when a provider has several locations and a backup names none.
     #[arg(long, env = "COFFER_DEFAULT_VOLUME_SNAPSHOT_LOCATIONS", global = true, value_name = "PROVIDER:NAME,...")]
     pub default_volume_snapshot_locations: Option<String>,
+    /// A `coffer server` to send the command to (its API), instead of the local data
+    /// directory. The token decides the namespace.
+    #[arg(long, env = "COFFER_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// File holding the API token for `--server` (else `COFFER_TOKEN`).
+    #[arg(long, env = "COFFER_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +52,151 @@ pub enum Command {
     /// Work with provider plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work with schedules (backups on a cron cadence).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Manage the tenants of a shared host: API tokens and quotas (on the server's host).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Serve the HTTP API to tenants and run the controllers (validation, sync, schedules,
+    /// garbage collection).
+    Server(ServerArgs),
+}
+
+/// `server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:8088", value_name = "ADDR")]
+    pub listen: String,
+    /// Address of the Prometheus metrics (for the operator; `off` serves none).
+    #[arg(long, default_value = "127.0.0.1:8085", value_name = "ADDR")]
+    pub metrics_listen: String,
+    /// Directory with one directory per tenant: the only place a tenant's locations,
+    /// backup sources and restore targets may be (default `<data-dir>/tenants`).
+    #[arg(long, value_name = "DIR")]
+    pub tenant_root: Option<PathBuf>,
+    /// Sync period of locations that set none.
+    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    pub backup_sync_period: String,
+    /// How often expired backups are deleted.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub garbage_collection_frequency: String,
+    /// How often the controllers look for due work.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub controller_tick: String,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Most linear memory a provider instance may have, e.g. `256Mi` (tenants' quotas may
+    /// lower it).
+    #[arg(long, default_value = "256Mi", value_name = "SIZE")]
+    pub instance_memory: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `schedule` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a schedule: the backup flags, run on `--schedule`.
+    Create(Box<ScheduleCreate>),
+    /// Show schedules.
+    Get(NamesOutput),
+    /// Pause schedules.
+    Pause(Names),
+    /// Unpause schedules.
+    Unpause(Names),
+    /// Delete schedules (their backups are kept).
+    Delete(Names),
+}
+
+/// `schedule create`.
+#[derive(Debug, Args)]
+pub struct ScheduleCreate {
+    /// The cadence: a cron expression (`0 1 * * *`, UTC), `@daily` and the like, or
+    /// `@every 6h`.
+    #[arg(long)]
+    pub schedule: String,
+    /// Start paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// Wait for the first tick instead of backing up at once.
+    #[arg(long)]
+    pub skip_immediately: bool,
+    /// The backup each run creates (named `<schedule>-<timestamp>`).
+    #[command(flatten)]
+    pub backup: BackupCreate,
+}
+
+/// Names, at least one.
+#[derive(Debug, Args)]
+pub struct Names {
+    /// Names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `tenant` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Work with a tenant's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Set a tenant's quota on the sandbox.
+    Quota(QuotaArgs),
+}
+
+/// `tenant token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a tenant and print it (it is shown only this once).
+    Create(TokenArgs),
+    /// Show a tenant's tokens (names only).
+    Get(TenantName),
+    /// Revoke a token.
+    Revoke(TokenArgs),
+}
+
+/// A token of a tenant.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Name of the token.
+    pub name: String,
+    /// The tenant (namespace) it acts as.
+    #[arg(long)]
+    pub tenant: String,
+}
+
+/// A tenant.
+#[derive(Debug, Args)]
+pub struct TenantName {
+    /// The tenant (namespace).
+    #[arg(long)]
+    pub tenant: String,
+}
+
+/// `tenant quota`.
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// The tenant (namespace).
+    pub tenant: String,
+    /// Provider calls in flight at once across the tenant's locations.
+    #[arg(long)]
+    pub concurrent_calls: Option<u32>,
+    /// Memory per provider instance, e.g. `64Mi`.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Longest one provider call may take, e.g. `5m`.
+    #[arg(long, value_name = "DURATION")]
+    pub call_deadline: Option<String>,
 }
 
 /// Output formats.
@@ -225,6 +377,9 @@ pub struct SnapshotLocationSet {
 pub enum SecretCommand {
     /// Create a secret from files.
     Create(SecretCreate),
+    /// Set keys of a secret from files (others stay): rotates a credential; the next
+    /// provider call uses it.
+    Set(SecretCreate),
     /// Show secrets (names and keys only; values are never printed).
     Get(SecretGet),
     /// Delete secrets.

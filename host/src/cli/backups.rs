@@ -5,20 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use coffer::backup::{
-    self, BackupRequest, Layout, RestoreRequest, parse_default_snapshot_locations, parse_selector,
-};
-use coffer::coffer::Coffer;
-use coffer::locations::object_store_for;
+use coffer::backup::parse_selector;
 use coffer::model::{API_VERSION, Backup, BackupSpec, Phase, Progress, Restore, go_duration};
 
 use super::args::{BackupCommand, BackupCreate, Describe, OutputFormat, RestoreCommand, RestoreCreate};
+use super::backend::{Backend, NewRun};
 use super::output::{Table, print_documents, timestamp};
 use super::parse;
 
 /// A progress bar on stderr, redrawn when the percentage changes; only its last state when
 /// stderr is not a terminal.
-fn progress_bar(enabled: bool, what: &'static str) -> impl FnMut(&Progress) {
+fn progress_bar(enabled: bool, what: &'static str) -> impl FnMut(&Progress) + Send {
     let mut last = u64::MAX;
     let live = std::io::stderr().is_terminal();
     move |p: &Progress| {
@@ -47,41 +44,37 @@ fn list_or_none(items: &[String], empty: &str) -> String {
     if items.is_empty() { empty.into() } else { items.join(", ") }
 }
 
-fn default_snapshot_locations(text: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
-    text.map(parse_default_snapshot_locations)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--default-volume-snapshot-locations: {e}"))
-        .map(Option::unwrap_or_default)
-}
-
-async fn create(coffer: &Coffer, ns: &str, args: BackupCreate, default_vsls: Option<&str>) -> Result<()> {
+/// The spec and labels the backup flags ask for (shared with `schedule create`).
+pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections::BTreeMap<String, String>)> {
     let spec = BackupSpec {
-        included_namespaces: args.include_namespaces,
-        excluded_namespaces: args.exclude_namespaces,
-        included_resources: args.include_resources,
-        excluded_resources: args.exclude_resources,
+        included_namespaces: args.include_namespaces.clone(),
+        excluded_namespaces: args.exclude_namespaces.clone(),
+        included_resources: args.include_resources.clone(),
+        excluded_resources: args.exclude_resources.clone(),
         label_selector: args.selector.as_deref().map(parse_selector).transpose().map_err(|e| anyhow::anyhow!("--selector: {e}"))?,
         snapshot_volumes: args.snapshot_volumes,
         ttl: parse::duration("ttl", args.ttl.as_deref())?,
-        storage_location: args.storage_location.unwrap_or_default(),
-        volume_snapshot_locations: args.volume_snapshot_locations,
+        storage_location: args.storage_location.clone().unwrap_or_default(),
+        volume_snapshot_locations: args.volume_snapshot_locations.clone(),
     };
-    let source = std::fs::canonicalize(&args.source).with_context(|| format!("--source {}", args.source.display()))?;
-    let request = BackupRequest {
-        name: args.name.clone(),
-        source,
-        spec,
-        labels: parse::key_values("labels", args.labels.as_deref())?,
-        default_snapshot_locations: default_snapshot_locations(default_vsls)?,
-    };
+    Ok((spec, parse::key_values("labels", args.labels.as_deref())?))
+}
+
+async fn create(backend: &Backend, ns: &str, args: BackupCreate) -> Result<()> {
+    let (spec, labels) = backup_spec(&args)?;
     println!("Backup request {:?} submitted successfully.", args.name);
     let mut bar = progress_bar(args.wait, "backup");
-    let backup = backup::create_backup(coffer, ns, request, &mut bar).await?;
+    let run = NewRun { name: &args.name, directory: args.source.clone(), progress: &mut bar, wait: args.wait };
+    let backup = backend.backup_create(ns, run, spec, labels).await?;
     finish("Backup", &args.name, backup.status.phase, &backup.status.validation_errors, &backup.status.failure_reason, "backup")
 }
 
 /// Reports the outcome; a run that did not complete is an error exit.
 fn finish(kind: &str, name: &str, phase: Option<Phase>, validation: &[String], failure: &str, command: &str) -> Result<()> {
+    if matches!(phase, None | Some(Phase::New | Phase::InProgress)) {
+        println!("{kind} is running on the server. Use `coffer {command} describe {name}` to see how it goes, or --wait next time.");
+        return Ok(());
+    }
     println!("{kind} completed with status: {}. You may check for more information using the commands `coffer {command} describe {name}` and `coffer {command} logs {name}`.", self::phase(phase));
     match phase {
         Some(Phase::FailedValidation) => bail!("{kind} {name:?} failed validation:\n  {}", validation.join("\n  ")),
@@ -134,8 +127,8 @@ fn pairs(map: &std::collections::BTreeMap<String, String>) -> String {
     if map.is_empty() { "<none>".into() } else { map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }
 }
 
-async fn describe_backup(coffer: &Coffer, ns: &str, args: &Describe) -> Result<()> {
-    let b = backup::get_backup(coffer, ns, &args.name)?;
+async fn describe_backup(backend: &Backend, ns: &str, args: &Describe) -> Result<()> {
+    let b = backend.backup_get(ns, std::slice::from_ref(&args.name)).await?.remove(0);
     let s = &b.spec;
     let st = &b.status;
     let mut out = String::new();
@@ -172,22 +165,19 @@ async fn describe_backup(coffer: &Coffer, ns: &str, args: &Describe) -> Result<(
     if !matches!(st.phase, Some(Phase::Completed | Phase::PartiallyFailed)) {
         return Ok(());
     }
-    let bsl = coffer::locations::get_backup_storage_locations(coffer, ns, std::slice::from_ref(&s.storage_location), false)?.remove(0);
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    if let Some(json) = backup::fetch_gz(coffer, &bsl, &layout.backup_resource_list(&args.name)).await? {
-        let list: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_slice(&json)?;
+    let details = backend.backup_details(ns, &args.name).await?;
+    if !details.resource_list.is_empty() {
         println!("\nResource List:");
-        for (kind, names) in list {
+        for (kind, names) in details.resource_list {
             println!("  {kind}:");
             for n in names {
                 println!("    - {n}");
             }
         }
     }
-    if let Some(json) = backup::fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(&args.name)).await? {
-        let snapshots: Vec<backup::VolumeSnapshot> = serde_json::from_slice(&json)?;
+    if !details.volume_snapshots.is_empty() {
         println!("\nVelero-Native Snapshots:");
-        for sn in snapshots {
+        for sn in details.volume_snapshots {
             println!(
                 "  {}:\n    Snapshot ID:        {}\n    Type:               {}\n    Availability Zone:  {}\n    IOPS:               {}\n    Location:           {}",
                 sn.spec.persistent_volume_name,
@@ -202,59 +192,49 @@ async fn describe_backup(coffer: &Coffer, ns: &str, args: &Describe) -> Result<(
     Ok(())
 }
 
-async fn print_log(coffer: &Coffer, ns: &str, location: &str, key: String, what: &str) -> Result<()> {
-    let bsl = coffer::locations::get_backup_storage_locations(coffer, ns, &[location.to_owned()], false)?.remove(0);
-    let Some(log) = backup::fetch_gz(coffer, &bsl, &key).await? else { bail!("{what} has no log in object storage") };
-    std::io::stdout().write_all(&log)?;
+fn print_log(log: &[u8]) -> Result<()> {
+    std::io::stdout().write_all(log)?;
     println!();
     Ok(())
 }
 
-async fn download(coffer: &Coffer, ns: &str, name: &str, output: Option<PathBuf>, force: bool) -> Result<()> {
-    let b = backup::get_backup(coffer, ns, name)?;
-    if !matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) {
-        bail!("backup {name:?} is in phase {}; only completed backups can be downloaded", phase(b.status.phase));
-    }
+async fn download(backend: &Backend, ns: &str, name: &str, output: Option<PathBuf>, force: bool) -> Result<()> {
+    backend.backup_downloadable(ns, name).await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}-data.tar.gz")));
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if force { options.create(true).truncate(true) } else { options.create_new(true) };
     let file = options.open(&path).with_context(|| format!("{} (use --force to overwrite)", path.display()))?;
-    let bsl = coffer::locations::get_backup_storage_locations(coffer, ns, std::slice::from_ref(&b.spec.storage_location), false)?.remove(0);
-    let mut store = object_store_for(coffer, &bsl).await?;
-    let key = Layout::new(&bsl.spec.object_storage.prefix).backup_contents(name);
-    let size = store.get_object(&bsl.spec.object_storage.bucket, &key, file).await?;
+    let size = match backend.backup_download(ns, name, file).await {
+        Ok(size) => size,
+        Err(e) => {
+            // What was written is not the tarball.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     println!("Backup {name:?} downloaded to {} ({size} bytes).", path.display());
     Ok(())
 }
 
 /// Runs a `backup` command.
-pub async fn backup(coffer: &Coffer, ns: &str, command: BackupCommand, default_vsls: Option<&str>) -> Result<()> {
+pub async fn backup(backend: &Backend, ns: &str, command: BackupCommand) -> Result<()> {
     match command {
-        BackupCommand::Create(args) => create(coffer, ns, *args, default_vsls).await,
+        BackupCommand::Create(args) => create(backend, ns, *args).await,
         BackupCommand::Get(args) => {
-            let found = if args.names.is_empty() {
-                backup::list_backups(coffer, ns)?
-            } else {
-                args.names.iter().map(|n| backup::get_backup(coffer, ns, n)).collect::<Result<_, _>>()?
-            };
+            let found = backend.backup_get(ns, &args.names).await?;
             print_backups(args.output.format, &found, args.names.len() == 1)
         }
-        BackupCommand::Describe(args) => describe_backup(coffer, ns, &args).await,
-        BackupCommand::Logs(args) => {
-            let b = backup::get_backup(coffer, ns, &args.name)?;
-            let bsl_name = b.spec.storage_location.clone();
-            let key = location_layout(coffer, ns, &bsl_name)?.backup_log(&args.name);
-            print_log(coffer, ns, &bsl_name, key, &format!("backup {:?}", args.name)).await
-        }
-        BackupCommand::Download(args) => download(coffer, ns, &args.name, args.output, args.force).await,
+        BackupCommand::Describe(args) => describe_backup(backend, ns, &args).await,
+        BackupCommand::Logs(args) => print_log(&backend.backup_log(ns, &args.name).await?),
+        BackupCommand::Download(args) => download(backend, ns, &args.name, args.output, args.force).await,
         BackupCommand::Delete(args) => {
             let names = match super::locations::confirmed(&args, "backup")? {
-                coffer::locations::Selection::All => backup::list_backups(coffer, ns)?.into_iter().map(|b| b.metadata.meta.name).collect(),
+                coffer::locations::Selection::All => backend.backup_get(ns, &[]).await?.into_iter().map(|b| b.metadata.meta.name).collect(),
                 coffer::locations::Selection::Names(names) => names,
             };
             for name in names {
-                backup::delete_backup(coffer, ns, &name).await?;
+                backend.backup_delete(ns, &name).await?;
                 println!("Backup {name:?} deleted, with its objects and snapshots.");
             }
             Ok(())
@@ -262,26 +242,20 @@ pub async fn backup(coffer: &Coffer, ns: &str, command: BackupCommand, default_v
     }
 }
 
-fn location_layout(coffer: &Coffer, ns: &str, bsl: &str) -> Result<Layout> {
-    let bsl = coffer::locations::get_backup_storage_locations(coffer, ns, &[bsl.to_owned()], false)?.remove(0);
-    Ok(Layout::new(&bsl.spec.object_storage.prefix))
-}
-
-async fn create_restore(coffer: &Coffer, ns: &str, args: RestoreCreate) -> Result<()> {
+async fn create_restore(backend: &Backend, ns: &str, args: RestoreCreate) -> Result<()> {
     let name = args.name.unwrap_or_else(|| {
         let stamp = coffer::model::now().format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
         format!("{}-{stamp}", args.from_backup)
     });
-    let target = std::path::absolute(&args.target).with_context(|| format!("--target {}", args.target.display()))?;
-    let request = RestoreRequest { name: name.clone(), backup: args.from_backup, target, restore_volumes: args.restore_volumes };
     println!("Restore request {name:?} submitted successfully.");
     let mut bar = progress_bar(args.wait, "restore");
-    let restore = backup::create_restore(coffer, ns, request, &mut bar).await?;
+    let run = NewRun { name: &name, directory: args.target.clone(), progress: &mut bar, wait: args.wait };
+    let restore = backend.restore_create(ns, run, args.from_backup, args.restore_volumes).await?;
     finish("Restore", &name, restore.status.phase, &restore.status.validation_errors, &restore.status.failure_reason, "restore")
 }
 
-fn describe_restore(coffer: &Coffer, ns: &str, args: &Describe) -> Result<()> {
-    let r = backup::get_restore(coffer, ns, &args.name)?;
+async fn describe_restore(backend: &Backend, ns: &str, args: &Describe) -> Result<()> {
+    let r = backend.restore_get(ns, std::slice::from_ref(&args.name)).await?.remove(0);
     let st = &r.status;
     println!("Name:         {}\nNamespace:    {ns}\nAnnotations:  {}\n", r.metadata.meta.name, pairs(&r.metadata.annotations));
     println!("Phase:  {}\n", phase(st.phase));
@@ -302,23 +276,14 @@ fn describe_restore(coffer: &Coffer, ns: &str, args: &Describe) -> Result<()> {
 }
 
 /// Runs a `restore` command.
-pub async fn restore(coffer: &Coffer, ns: &str, command: RestoreCommand) -> Result<()> {
+pub async fn restore(backend: &Backend, ns: &str, command: RestoreCommand) -> Result<()> {
     match command {
-        RestoreCommand::Create(args) => create_restore(coffer, ns, args).await,
+        RestoreCommand::Create(args) => create_restore(backend, ns, args).await,
         RestoreCommand::Get(args) => {
-            let found = if args.names.is_empty() {
-                backup::list_restores(coffer, ns)?
-            } else {
-                args.names.iter().map(|n| backup::get_restore(coffer, ns, n)).collect::<Result<_, _>>()?
-            };
+            let found = backend.restore_get(ns, &args.names).await?;
             print_restores(args.output.format, &found, args.names.len() == 1)
         }
-        RestoreCommand::Describe(args) => describe_restore(coffer, ns, &args),
-        RestoreCommand::Logs(args) => {
-            let r = backup::get_restore(coffer, ns, &args.name)?;
-            let b = backup::get_backup(coffer, ns, &r.spec.backup_name)?;
-            let key = location_layout(coffer, ns, &b.spec.storage_location)?.restore_log(&args.name);
-            print_log(coffer, ns, &b.spec.storage_location, key, &format!("restore {:?}", args.name)).await
-        }
+        RestoreCommand::Describe(args) => describe_restore(backend, ns, &args).await,
+        RestoreCommand::Logs(args) => print_log(&backend.restore_log(ns, &args.name).await?),
     }
 }

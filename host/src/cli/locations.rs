@@ -4,15 +4,13 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 
-use coffer::coffer::Coffer;
-use coffer::locations::{
-    self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection,
-};
+use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
 use coffer::model::{API_VERSION, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
 
 use super::args::{
     BackupLocationCommand, BackupLocationCreate, DeleteArgs, OutputFormat, SnapshotLocationCommand, SnapshotLocationCreate,
 };
+use super::backend::Backend;
 use super::output::{Table, print_documents, timestamp};
 use super::parse;
 
@@ -113,7 +111,7 @@ fn new_bsl(args: BackupLocationCreate) -> Result<NewBackupStorageLocation> {
 }
 
 /// Runs a `backup-location` command.
-pub async fn backup_location(coffer: &Coffer, ns: &str, command: BackupLocationCommand) -> Result<()> {
+pub async fn backup_location(backend: &Backend, ns: &str, command: BackupLocationCommand) -> Result<()> {
     match command {
         BackupLocationCommand::Create(args) => {
             let format = args.output.format;
@@ -122,14 +120,13 @@ pub async fn backup_location(coffer: &Coffer, ns: &str, command: BackupLocationC
                 return print_bsls(format, &[new.build(ns)?], true);
             }
             let name = new.name.clone();
-            let bsl = locations::create_backup_storage_location(coffer, ns, new).await?;
+            let bsl = backend.bsl_create(ns, new).await?;
             println!("Backup storage location {name:?} configured successfully.");
             print_bsls(OutputFormat::Table, &[bsl], true)
         }
         BackupLocationCommand::Get(args) => {
-            let found = locations::get_backup_storage_locations(coffer, ns, &args.names, args.default)?;
-            let refreshed = locations::refresh_backup_storage_locations(coffer, found, false).await?;
-            print_bsls(args.output.format, &refreshed, args.names.len() == 1)
+            let found = backend.bsl_get(ns, &args.names, args.default).await?;
+            print_bsls(args.output.format, &found, args.names.len() == 1)
         }
         BackupLocationCommand::Set(args) => {
             let change = BackupStorageLocationChange {
@@ -137,13 +134,13 @@ pub async fn backup_location(coffer: &Coffer, ns: &str, command: BackupLocationC
                 credential: parse::credential(args.credential.as_deref())?,
                 ca_cert: args.cacert.as_deref().map(|p| parse::read_file("cacert", p)).transpose()?,
             };
-            locations::set_backup_storage_location(coffer, ns, &args.name, change).await?;
+            backend.bsl_set(ns, &args.name, change).await?;
             println!("Backup storage location {:?} configured successfully.", args.name);
             Ok(())
         }
         BackupLocationCommand::Delete(args) => {
             let selection = confirmed(&args, "backup-location")?;
-            for name in locations::delete_backup_storage_locations(coffer, ns, &selection)? {
+            for name in backend.bsl_delete(ns, &selection).await? {
                 println!("Backup storage location {name:?} deleted successfully.");
             }
             Ok(())
@@ -163,7 +160,7 @@ fn new_vsl(args: SnapshotLocationCreate) -> Result<NewVolumeSnapshotLocation> {
 }
 
 /// Runs a `snapshot-location` command.
-pub async fn snapshot_location(coffer: &Coffer, ns: &str, command: SnapshotLocationCommand) -> Result<()> {
+pub async fn snapshot_location(backend: &Backend, ns: &str, command: SnapshotLocationCommand) -> Result<()> {
     match command {
         SnapshotLocationCommand::Create(args) => {
             let format = args.output.format;
@@ -172,23 +169,23 @@ pub async fn snapshot_location(coffer: &Coffer, ns: &str, command: SnapshotLocat
                 return print_vsls(format, &[new.build(ns)?], true);
             }
             let name = new.name.clone();
-            let vsl = locations::create_volume_snapshot_location(coffer, ns, new).await?;
+            let vsl = backend.vsl_create(ns, new).await?;
             println!("Snapshot volume location {name:?} configured successfully.");
             print_vsls(OutputFormat::Table, &[vsl], true)
         }
         SnapshotLocationCommand::Get(args) => {
-            let found = locations::get_volume_snapshot_locations(coffer, ns, &args.names)?;
+            let found = backend.vsl_get(ns, &args.names).await?;
             print_vsls(args.output.format, &found, args.names.len() == 1)
         }
         SnapshotLocationCommand::Set(args) => {
             let Some(credential) = parse::credential(Some(&args.credential))? else { bail!("--credential is required") };
-            locations::set_volume_snapshot_location(coffer, ns, &args.name, credential).await?;
+            backend.vsl_set(ns, &args.name, credential).await?;
             println!("Snapshot volume location {:?} configured successfully.", args.name);
             Ok(())
         }
         SnapshotLocationCommand::Delete(args) => {
             let selection = confirmed(&args, "snapshot-location")?;
-            for name in locations::delete_volume_snapshot_locations(coffer, ns, &selection)? {
+            for name in backend.vsl_delete(ns, &selection).await? {
                 println!("Snapshot volume location {name:?} deleted successfully.");
             }
             Ok(())

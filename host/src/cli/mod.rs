@@ -1,21 +1,28 @@
 //! The `coffer` command line: clap definitions in [`args`], execution in the other modules.
 
 pub mod args;
+mod backend;
 mod backups;
 mod locations;
 mod output;
 mod parse;
 mod plugins;
+mod remote;
+mod schedules;
 mod secrets;
+mod server;
+mod tenants;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use coffer::backup::parse_default_snapshot_locations;
 use coffer::coffer::Coffer;
 use coffer::sandbox::Limits;
 
 use args::{Cli, Command};
+use backend::Backend;
 
 /// The data directory when neither `--data-dir` nor `COFFER_DATA_DIR` is given.
 fn default_data_dir() -> Result<PathBuf> {
@@ -28,21 +35,38 @@ fn default_data_dir() -> Result<PathBuf> {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
+    let default_snapshot_locations = cli
+        .default_volume_snapshot_locations
+        .as_deref()
+        .map(parse_default_snapshot_locations)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--default-volume-snapshot-locations: {e}"))?
+        .unwrap_or_default();
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    let mut coffer = Coffer::open(&data_dir, Limits::default())
-        .await
-        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let open = |limits: Limits| {
+        let data_dir = data_dir.clone();
+        async move { Coffer::open(&data_dir, limits).await.with_context(|| format!("opening the data directory {}", data_dir.display())) }
+    };
+    if let Command::Server(args) = cli.command {
+        return server::serve(open, &data_dir, args, default_snapshot_locations).await;
+    }
+    let mut backend = match &cli.server {
+        Some(url) => Backend::Remote(remote::Client::new(url, remote::token(cli.token_file.as_deref())?)?),
+        None => Backend::Local { coffer: Box::new(open(Limits::default()).await?), default_snapshot_locations },
+    };
     let ns = cli.namespace.as_str();
-    let default_vsls = cli.default_volume_snapshot_locations.as_deref();
     match cli.command {
-        Command::Backup(c) => backups::backup(&coffer, ns, c, default_vsls).await,
-        Command::Restore(c) => backups::restore(&coffer, ns, c).await,
-        Command::BackupLocation(c) => locations::backup_location(&coffer, ns, c).await,
-        Command::SnapshotLocation(c) => locations::snapshot_location(&coffer, ns, c).await,
-        Command::Secret(c) => secrets::secret(&coffer, ns, c),
-        Command::Plugin(c) => plugins::plugin(&mut coffer, c).await,
+        Command::Backup(c) => backups::backup(&backend, ns, c).await,
+        Command::Restore(c) => backups::restore(&backend, ns, c).await,
+        Command::BackupLocation(c) => locations::backup_location(&backend, ns, c).await,
+        Command::SnapshotLocation(c) => locations::snapshot_location(&backend, ns, c).await,
+        Command::Secret(c) => secrets::secret(&backend, ns, c).await,
+        Command::Schedule(c) => schedules::schedule(&backend, ns, c).await,
+        Command::Plugin(c) => plugins::plugin(backend.local("plugin")?, c).await,
+        Command::Tenant(c) => tenants::tenant(backend.local("tenant")?, c),
+        Command::Server(_) => unreachable!("handled above"),
     }
 }

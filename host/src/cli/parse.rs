@@ -75,6 +75,22 @@ pub fn duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
     text.map(|t| go_duration::parse(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
 }
 
+/// Parses a byte size: `1048576`, `64Ki`, `256Mi`, `1Gi` (Kubernetes' binary suffixes).
+pub fn size(flag: &str, text: &str) -> Result<u64> {
+    let (digits, shift) = match text.strip_suffix("Gi") {
+        Some(d) => (d, 30),
+        None => match text.strip_suffix("Mi") {
+            Some(d) => (d, 20),
+            None => match text.strip_suffix("Ki") {
+                Some(d) => (d, 10),
+                None => (text, 0),
+            },
+        },
+    };
+    let n: u64 = digits.parse().map_err(|_| anyhow::anyhow!("--{flag}: {text:?} is not a size like 64Mi or 1Gi"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| anyhow::anyhow!("--{flag}: {text:?} is too large"))
+}
+
 /// Reads a file named by `--<flag>`.
 pub fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("--{flag}: reading {}", path.display()))
@@ -105,6 +121,14 @@ mod tests {
         assert_eq!(m["tags"], "a=1,b=2");
         assert!(key_values("config", Some("novalue")).unwrap_err().to_string().contains("novalue"));
         assert!(key_values("config", Some("a=1,a=2")).unwrap_err().to_string().contains("\"a\""));
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(size("memory", "64Mi").unwrap(), 64 << 20);
+        assert_eq!(size("memory", "1Gi").unwrap(), 1 << 30);
+        assert_eq!(size("memory", "4096").unwrap(), 4096);
+        assert!(size("memory", "64MB").unwrap_err().to_string().contains("64Mi or 1Gi"));
     }
 
     #[test]

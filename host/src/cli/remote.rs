@@ -1,0 +1,117 @@
+//! The CLI's client of a `coffer server`: JSON over HTTP/1.1, the tenant's token as a bearer
+//! token. The server decides the namespace from the token.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+
+use coffer::secret::SecretBytes;
+
+/// A server and the token to act with.
+pub struct Client {
+    authority: String,
+    token: SecretBytes,
+}
+
+/// The token: `COFFER_TOKEN`, else the file `--token-file` (or `COFFER_TOKEN_FILE`) names.
+pub fn token(token_file: Option<&Path>) -> Result<SecretBytes> {
+    if let Some(t) = std::env::var_os("COFFER_TOKEN").filter(|t| !t.is_empty()) {
+        return Ok(SecretBytes::new(t.into_encoded_bytes()));
+    }
+    let Some(file) = token_file else {
+        bail!("--server needs a token: set COFFER_TOKEN or pass --token-file (create one with `coffer tenant token create` on the server host)")
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("--token-file {}", file.display()))?;
+    Ok(SecretBytes::new(text.trim().as_bytes().to_vec()))
+}
+
+impl Client {
+    /// A client of the server at `url` (`http://host:port`).
+    pub fn new(url: &str, token: SecretBytes) -> Result<Client> {
+        let parsed = url::Url::parse(url).with_context(|| format!("--server {url:?}"))?;
+        if parsed.scheme() != "http" {
+            bail!("--server {url:?}: only http:// is spoken; put the server behind a TLS-terminating proxy on the same host to reach it over https");
+        }
+        let host = parsed.host_str().ok_or_else(|| anyhow!("--server {url:?} has no host"))?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        Ok(Client { authority: format!("{host}:{port}"), token })
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let stream = TcpStream::connect(&self.authority).await.with_context(|| format!("connecting to the server at {}", self.authority))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let token = std::str::from_utf8(self.token.expose()).context("the token is not text")?;
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {token}"));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        Ok(sender.send_request(request).await.with_context(|| format!("{method} {path}"))?)
+    }
+
+    async fn checked(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let response = self.send(method, path, body).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        if status == StatusCode::UNAUTHORIZED {
+            bail!("the server refused the token: {message}");
+        }
+        bail!("{message}")
+    }
+
+    /// Sends `body` (if any) as JSON and decodes the JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> Result<T> {
+        let body = body.map(serde_json::to_vec).transpose()?;
+        let bytes = self.checked(method, path, body).await?.into_body().collect().await?.to_bytes();
+        serde_json::from_slice(&bytes).with_context(|| format!("{method} {path}: unexpected answer"))
+    }
+
+    /// Sends a request whose answer has no body worth reading.
+    pub async fn call(&self, method: &str, path: &str) -> Result<()> {
+        self.checked(method, path, None).await?.into_body().collect().await?;
+        Ok(())
+    }
+
+    /// The answer's body, whole.
+    pub async fn bytes(&self, path: &str) -> Result<Vec<u8>> {
+        Ok(self.checked("GET", path, None).await?.into_body().collect().await?.to_bytes().to_vec())
+    }
+
+    /// Streams the answer's body into `out`; fails if the server broke off.
+    pub async fn download(&self, path: &str, out: &mut impl Write) -> Result<u64> {
+        let mut body = self.checked("GET", path, None).await?.into_body();
+        let mut total = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the server broke off the download")?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data)?;
+                total += data.len() as u64;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// `name` made safe as a path segment.
+pub fn segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes()).collect()
+}
