@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::coffer::Coffer;
 use crate::locations::{LocationError, validate_name};
-use crate::model::{ObjectMeta, Secret};
+use crate::model::{BackupStorageLocation, ObjectMeta, Secret, SecretKeySelector};
 use crate::state::StateError;
 
 /// A secret operation failed.
@@ -111,8 +111,20 @@ pub fn set_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(Str
         };
         secret.sealed_data.extend(sealed);
         txn.put(&secret)?;
+        // Locations using it are validated again at once, not after their frequency.
+        for mut bsl in txn.list::<BackupStorageLocation>(namespace)? {
+            if uses(bsl.spec.credential.as_ref(), name) {
+                bsl.status.last_validation_time = None;
+                txn.put(&bsl)?;
+            }
+        }
         Ok(secret)
     })
+}
+
+/// Whether a location with credential `selector` reads secret `name`.
+fn uses(selector: Option<&SecretKeySelector>, name: &str) -> bool {
+    selector.map_or(crate::locations::DEFAULT_CREDENTIAL.0, |s| s.name.as_str()) == name
 }
 
 /// The named secrets, or all when `names` is empty.

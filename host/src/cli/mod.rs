@@ -50,15 +50,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         let data_dir = data_dir.clone();
         async move { Coffer::open(&data_dir, limits).await.with_context(|| format!("opening the data directory {}", data_dir.display())) }
     };
-    if let Command::Server(args) = cli.command {
-        return server::serve(open, &data_dir, args, default_snapshot_locations).await;
-    }
+    let command = match cli.command {
+        Command::Server(args) => return server::serve(open, &data_dir, args, default_snapshot_locations).await,
+        Command::Tenant(c) => return tenants::tenant(&data_dir, || open(Limits::default()), c).await,
+        other => other,
+    };
     let mut backend = match &cli.server {
         Some(url) => Backend::Remote(remote::Client::new(url, remote::token(cli.token_file.as_deref())?)?),
-        None => Backend::Local { coffer: Box::new(open(Limits::default()).await?), default_snapshot_locations },
+        None => {
+            if remote::Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {
+                anyhow::bail!(
+                    "a coffer server is running on the data directory {}: send commands to it with --server URL and a tenant's token",
+                    data_dir.display()
+                );
+            }
+            Backend::Local { coffer: Box::new(open(Limits::default()).await?), default_snapshot_locations }
+        }
     };
     let ns = cli.namespace.as_str();
-    match cli.command {
+    match command {
         Command::Backup(c) => backups::backup(&backend, ns, c).await,
         Command::Restore(c) => backups::restore(&backend, ns, c).await,
         Command::BackupLocation(c) => locations::backup_location(&backend, ns, c).await,
@@ -66,7 +76,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Secret(c) => secrets::secret(&backend, ns, c).await,
         Command::Schedule(c) => schedules::schedule(&backend, ns, c).await,
         Command::Plugin(c) => plugins::plugin(backend.local("plugin")?, c).await,
-        Command::Tenant(c) => tenants::tenant(backend.local("tenant")?, c),
-        Command::Server(_) => unreachable!("handled above"),
+        Command::Tenant(_) | Command::Server(_) => unreachable!("handled above"),
     }
 }

@@ -1,5 +1,6 @@
-//! The CLI's client of a `coffer server`: JSON over HTTP/1.1, the tenant's token as a bearer
-//! token. The server decides the namespace from the token.
+//! The CLI's client of a `coffer server`: JSON over HTTP/1.1, to the tenants' API with the
+//! tenant's token as a bearer token (the server decides the namespace from it), or to the
+//! operator's API on the data directory's Unix socket.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
+use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -17,7 +19,8 @@ use coffer::secret::SecretBytes;
 /// A server and the token to act with.
 pub struct Client {
     authority: String,
-    token: SecretBytes,
+    socket: Option<std::path::PathBuf>,
+    token: Option<SecretBytes>,
 }
 
 /// The token: `COFFER_TOKEN`, else the file `--token-file` (or `COFFER_TOKEN_FILE`) names.
@@ -41,19 +44,29 @@ impl Client {
         }
         let host = parsed.host_str().ok_or_else(|| anyhow!("--server {url:?} has no host"))?;
         let port = parsed.port_or_known_default().unwrap_or(80);
-        Ok(Client { authority: format!("{host}:{port}"), token })
+        Ok(Client { authority: format!("{host}:{port}"), socket: None, token: Some(token) })
+    }
+
+    /// A client of the operator's API on the Unix socket `path`, if a server answers there.
+    pub async fn operator(path: &Path) -> Option<Client> {
+        tokio::net::UnixStream::connect(path).await.ok()?;
+        Some(Client { authority: "localhost".into(), socket: Some(path.to_path_buf()), token: None })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+        match &self.socket {
+            Some(path) => handshake(tokio::net::UnixStream::connect(path).await.with_context(|| format!("connecting to {}", path.display()))?).await,
+            None => handshake(TcpStream::connect(&self.authority).await.with_context(|| format!("connecting to the server at {}", self.authority))?).await,
+        }
     }
 
     async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let stream = TcpStream::connect(&self.authority).await.with_context(|| format!("connecting to the server at {}", self.authority))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let token = std::str::from_utf8(self.token.expose()).context("the token is not text")?;
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.authority)
-            .header("authorization", format!("Bearer {token}"));
+        let mut sender = self.connect().await?;
+        let mut request = hyper::Request::builder().method(method).uri(path).header("host", &self.authority);
+        if let Some(token) = &self.token {
+            let token = std::str::from_utf8(token.expose()).context("the token is not text")?;
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
@@ -109,6 +122,12 @@ impl Client {
         }
         Ok(total)
     }
+}
+
+async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(stream: S) -> Result<SendRequest<Full<Bytes>>> {
+    let (sender, connection) = hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// `name` made safe as a path segment.

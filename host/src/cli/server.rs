@@ -10,9 +10,24 @@ use anyhow::{Context, Result};
 use coffer::coffer::Coffer;
 use coffer::controllers::Settings;
 use coffer::sandbox::Limits;
+use coffer::server::{ADMIN_SOCKET, Listeners};
 
 use super::args::ServerArgs;
 use super::parse;
+
+/// The operator's socket, readable and writable by the data directory's owner only. A stale
+/// one (from a server that died) is replaced; the state lock already proved none is running.
+fn bind_admin(path: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing the old {}", path.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("operator socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
 
 async fn bind(what: &str, addr: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{what} {addr}"))
@@ -37,16 +52,11 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
     coffer.confine_tenants(&tenant_root).with_context(|| format!("--tenant-root {}", tenant_root.display()))?;
     let api = bind("--listen", &args.listen).await?;
     let metrics = if args.metrics_listen == "off" { None } else { Some(bind("--metrics-listen", &args.metrics_listen).await?) };
-    tracing::info!(
-        api = %api.local_addr()?,
-        metrics = ?metrics.as_ref().map(|m| m.local_addr()).transpose()?,
-        tenant_root = %tenant_root.display(),
-        "coffer server listening"
-    );
-    eprintln!("coffer server listening on http://{} (metrics: {})", api.local_addr()?, match &metrics {
+    let metrics_at = match &metrics {
         Some(m) => format!("http://{}/metrics", m.local_addr()?),
         None => "off".into(),
-    });
+    };
+    tracing::info!(api = %format!("http://{}", api.local_addr()?), metrics = %metrics_at, tenant_root = %tenant_root.display(), "coffer server listening");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -55,5 +65,6 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         }
         tracing::info!("shutting down");
     };
-    coffer::server::serve(Arc::new(coffer), api, metrics, settings, shutdown).await.context("serving")
+    let admin = bind_admin(&data_dir.join(ADMIN_SOCKET))?;
+    coffer::server::serve(Arc::new(coffer), Listeners { api, metrics, admin: Some(admin) }, settings, shutdown).await.context("serving")
 }

@@ -141,8 +141,13 @@ impl Controllers {
             }
         }
         for schedule in schedules.into_iter().filter(|s| s.due(at)) {
-            if !claim_run(&self.coffer, &schedule, at).map_err(|e| crate::state::StateError::Database { path: String::new(), message: e.to_string() })? {
-                continue;
+            match claim_run(&self.coffer, &schedule, at) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(namespace = %schedule.metadata.meta.namespace, schedule = %schedule.metadata.meta.name, "could not record a scheduled run: {e}");
+                    continue;
+                }
             }
             let namespace = schedule.metadata.meta.namespace.clone();
             let request = schedule.backup_request(at, self.settings.default_snapshot_locations.clone());

@@ -6,6 +6,7 @@
 //! name another's objects. Paths a tenant gives are inside its own directory. Metrics are on
 //! a separate listener for the operator.
 
+mod admin;
 mod api_backups;
 mod api_locations;
 mod api_schedules;
@@ -26,6 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub use admin::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
 pub use api_secrets::{SecretBody, SecretName};
 pub use auth::Tenant;
 pub use error::ApiError;
@@ -90,12 +92,21 @@ fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Runs the API on `api`, metrics on `metrics` and the controllers, until `shutdown`.
+/// The listeners a server serves on.
+pub struct Listeners {
+    /// The tenants' API.
+    pub api: TcpListener,
+    /// Prometheus metrics, for the operator.
+    pub metrics: Option<TcpListener>,
+    /// The operator's API (a Unix socket only its owner may open).
+    pub admin: Option<tokio::net::UnixListener>,
+}
+
+/// Runs the API, metrics, the operator's API and the controllers, until `shutdown`.
 /// Backups and restores a crash left running are marked Failed first.
 pub async fn serve(
     coffer: Arc<Coffer>,
-    api: TcpListener,
-    metrics: Option<TcpListener>,
+    listeners: Listeners,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -113,13 +124,16 @@ pub async fn serve(
         }
     };
     let controllers = tokio::spawn(controllers.run(wait()));
-    let metrics = metrics.map(|listener| tokio::spawn(axum::serve(listener, metrics_router(state.clone())).with_graceful_shutdown(wait()).into_future()));
-    let api = tokio::spawn(axum::serve(api, router(state)).with_graceful_shutdown(wait()).into_future());
+    let admin = listeners
+        .admin
+        .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));
+    let metrics = listeners.metrics.map(|listener| tokio::spawn(axum::serve(listener, metrics_router(state.clone())).with_graceful_shutdown(wait()).into_future()));
+    let api = tokio::spawn(axum::serve(listeners.api, router(state)).with_graceful_shutdown(wait()).into_future());
     shutdown.await;
     let _ = stop.send(true);
     api.await.map_err(std::io::Error::other)??;
-    if let Some(m) = metrics {
-        m.await.map_err(std::io::Error::other)??;
+    for task in metrics.into_iter().chain(admin) {
+        task.await.map_err(std::io::Error::other)??;
     }
     controllers.await.map_err(std::io::Error::other)?;
     Ok(())

@@ -45,6 +45,8 @@ pub fn dir(parent: &Path, name: &str) -> PathBuf {
 pub struct Cli {
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Extra environment, e.g. `COFFER_SERVER` and `COFFER_TOKEN` for a remote CLI.
+    pub env: Vec<(String, String)>,
 }
 
 /// What a `coffer` run printed.
@@ -61,13 +63,21 @@ pub struct Run {
 impl Cli {
     /// A CLI on `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        Cli { data_dir: data_dir.to_path_buf() }
+        Cli { data_dir: data_dir.to_path_buf(), env: Vec::new() }
+    }
+
+    /// A CLI that talks to the server at `url` with `token` (and has no data directory of
+    /// its own that would work: it points at an empty one).
+    pub fn remote(url: &str, token: &str) -> Self {
+        let env = vec![("COFFER_SERVER".into(), url.into()), ("COFFER_TOKEN".into(), token.into())];
+        Cli { data_dir: PathBuf::from("/nonexistent/coffer-remote-cli"), env }
     }
 
     /// The command, ready to run.
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
         c.args(args).env("COFFER_DATA_DIR", &self.data_dir).env_remove("COFFER_LOG").stdin(std::process::Stdio::null());
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -159,3 +159,81 @@ pub fn gcs_token_server(dir: &std::path::Path) -> Server {
     wait_for(port, &mut child, "gcs_token_server.py");
     Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }
+
+/// A `coffer server` on fresh ports with `data_dir`, its controllers ticking every 200 ms;
+/// `args` are added to its command line. Its stderr (the logs) goes to `data_dir/server.log`.
+pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer {
+    let (port, metrics) = (free_port(), free_port());
+    std::fs::create_dir_all(data_dir).unwrap();
+    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .args(["--controller-tick", "200ms"])
+        .args(args)
+        .env("COFFER_DATA_DIR", data_dir)
+        .env_remove("COFFER_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("coffer server starts");
+    wait_for(port, &mut child, "coffer server");
+    CofferServer {
+        server: Server { child, url: format!("http://127.0.0.1:{port}"), port },
+        metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
+    }
+}
+
+/// A running `coffer server`.
+pub struct CofferServer {
+    /// The API.
+    pub server: Server,
+    /// Its metrics endpoint.
+    pub metrics_url: String,
+}
+
+/// One HTTP/1.1 exchange with `url` (`http://127.0.0.1:<port>/path`): the status and body.
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&serde_json::Value>) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut conn = TcpStream::connect(authority).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
+pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
