@@ -155,9 +155,11 @@ fn the_cli_works_through_the_server() {
     let err = cli.fails(&["schedule", "create", "bad", "--schedule", "every day", "--source", "src"]);
     assert!(err.contains("invalid schedule \"every day\""), "{err}");
     assert!(cli.ok(&["schedule", "get"]).contains("0 1 * * *"));
+    eventually(Duration::from_secs(30), "the quick backup", || (cli.json(&["backup", "get", "quick"])["status"]["phase"] == "Completed").then_some(()));
+    assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 2);
     cli.ok(&["backup", "delete", "b1", "--confirm"]);
     assert!(!store.join("b/backups/b1").exists());
-    assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 0, "its snapshot deleted");
+    assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 1, "its snapshot deleted, the other backup's kept");
 }
 
 #[test]
