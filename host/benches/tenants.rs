@@ -17,7 +17,7 @@ use coffer::coffer::Coffer;
 use coffer::locations::{self, NewBackupStorageLocation, object_store_for};
 use coffer::model::{BackupSpec, Phase};
 use coffer::sandbox::{Histogram, Limits};
-use object_store::ObjectStore as _;
+use object_store::ObjectStoreExt as _;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
