@@ -90,7 +90,7 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest
         spec: RestoreSpec { backup_name: request.backup.clone(), restore_p_vs: request.restore_volumes },
         status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
     };
-    let errors = validate(coffer, namespace, &request)?;
+    let errors = validate(coffer, namespace, request)?;
     coffer.state.write(|txn| {
         if txn.get::<Restore>(namespace, &request.name)?.is_some() {
             return Err(BackupError::Location(LocationError::AlreadyExists { kind: "restore", name: request.name.clone() }));

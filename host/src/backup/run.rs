@@ -59,7 +59,7 @@ pub async fn create_backup(
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Backup, BackupError> {
     match accept_backup(coffer, namespace, request)? {
-        Accepted::Refused(backup) => Ok(backup),
+        Accepted::Refused(backup) => Ok(*backup),
         Accepted::Started(run) => run.run(coffer, progress).await,
     }
 }
@@ -68,7 +68,7 @@ pub async fn create_backup(
 #[derive(Debug)]
 pub enum Accepted {
     /// Recorded as `FailedValidation`; nothing more happens.
-    Refused(Backup),
+    Refused(Box<Backup>),
     /// Recorded as `InProgress`; [`StartedBackup::run`] does the work.
     Started(Box<StartedBackup>),
 }
@@ -161,7 +161,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         Ok(Some(resolved))
     })?;
     Ok(match resolved {
-        None => Accepted::Refused(backup),
+        None => Accepted::Refused(Box::new(backup)),
         Some(resolved) => Accepted::Started(Box::new(StartedBackup { backup, resolved, source: request.source })),
     })
 }

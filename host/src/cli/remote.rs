@@ -71,7 +71,7 @@ impl Client {
             request = request.header("content-type", "application/json");
         }
         let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        Ok(sender.send_request(request).await.with_context(|| format!("{method} {path}"))?)
+        sender.send_request(request).await.with_context(|| format!("{method} {path}"))
     }
 
     async fn checked(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<hyper::Response<hyper::body::Incoming>> {

@@ -24,7 +24,7 @@ pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 use crate::backup::{BackupRequest, create_backup};
 use crate::coffer::Coffer;
 use crate::locations::{refresh_backup_storage_locations, validation_due};
-use crate::model::{BackupStorageLocation, now};
+use crate::model::{BackupStorageLocation, LocationPhase, now};
 use crate::schedules::{Schedule, claim_run};
 
 /// How often the controllers act.
@@ -122,7 +122,10 @@ impl Controllers {
                     counters.validations.fetch_add(1, Ordering::Relaxed);
                 });
             }
-            if sync_due(&bsl, self.settings.backup_sync_period, at) {
+            // As Velero 1.17: an Unavailable location is not synced (nor are its backups
+            // forgotten) until it validates again.
+            let available = bsl.status.phase != Some(LocationPhase::Unavailable);
+            if available && sync_due(&bsl, self.settings.backup_sync_period, at) {
                 let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
                 self.start(format!("sync {id}"), |coffer, counters| async move {
                     match sync_location(&coffer, &bsl).await {
@@ -183,11 +186,6 @@ impl Controllers {
             }
         }
         Ok(())
-    }
-
-    /// Waits for every unit of work started so far.
-    pub async fn settle(&mut self) {
-        while self.tasks.join_next().await.is_some() {}
     }
 
     /// Runs `work` as a task unless the unit `key` is still running from an earlier tick.

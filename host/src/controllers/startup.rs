@@ -8,7 +8,7 @@ use crate::model::{Backup, Phase, Restore, now};
 /// Marks every `InProgress` backup and restore (in every namespace) `Failed`; returns how
 /// many of each.
 pub fn fail_interrupted(coffer: &Coffer) -> Result<(usize, usize), BackupError> {
-    Ok(coffer.state.write(|txn| {
+    coffer.state.write(|txn| {
         let mut backups = 0;
         for mut b in txn.list_all::<Backup>()? {
             if b.status.phase == Some(Phase::InProgress) {
@@ -30,5 +30,5 @@ pub fn fail_interrupted(coffer: &Coffer) -> Result<(usize, usize), BackupError> 
             }
         }
         Ok::<_, BackupError>((backups, restores))
-    })?)
+    })
 }

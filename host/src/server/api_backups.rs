@@ -91,7 +91,7 @@ pub async fn create_backup(
         default_snapshot_locations: app.default_snapshot_locations.clone(),
     };
     match backup::accept_backup(&app.coffer, &ns, request)? {
-        Accepted::Refused(b) => Ok((StatusCode::CREATED, Json(b))),
+        Accepted::Refused(b) => Ok((StatusCode::CREATED, Json(*b))),
         Accepted::Started(run) => {
             let record = run.backup().clone();
             let coffer = app.coffer.clone();
