@@ -25,12 +25,24 @@ use crate::model::{Backup, Phase, Progress, Restore};
 
 type Api<T> = Result<Json<T>, ApiError>;
 
-/// The tenant's own directory, which every path it names is inside.
-pub(super) fn tenant_root(app: &AppState, ns: &str) -> Result<std::path::PathBuf, ApiError> {
-    app.coffer
+/// The path annotation `key` of an object names, inside the tenant's directory on the
+/// server: `what` says what it is for.
+pub(super) fn annotated_path(
+    app: &AppState,
+    ns: &str,
+    annotations: &std::collections::BTreeMap<String, String>,
+    key: &str,
+    what: &str,
+) -> Result<std::path::PathBuf, ApiError> {
+    let root = app
+        .coffer
         .tenant_dir(ns)
         .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("tenant directory: {e}") })?
-        .ok_or_else(|| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "the server confines no tenant directory".into() })
+        .ok_or_else(|| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "the server confines no tenant directory".into() })?;
+    let relative = annotations
+        .get(key)
+        .ok_or_else(|| ApiError::bad_request(format!("metadata.annotations[{key:?}] is required: {what}, relative to the tenant's directory")))?;
+    within(&root, key, relative)
 }
 
 /// Stores a run's progress in its record each time the percentage changes.
@@ -77,15 +89,10 @@ pub async fn create_backup(
     Tenant(ns): Tenant,
     Json(object): Json<Backup>,
 ) -> Result<(StatusCode, Json<Backup>), ApiError> {
-    let root = tenant_root(&app, &ns)?;
-    let source = object
-        .metadata
-        .annotations
-        .get(SOURCE_ANNOTATION)
-        .ok_or_else(|| ApiError::bad_request(format!("metadata.annotations[{SOURCE_ANNOTATION:?}] is required: the manifest directory, relative to the tenant's directory")))?;
+    let source = annotated_path(&app, &ns, &object.metadata.annotations, SOURCE_ANNOTATION, "the manifest directory")?;
     let request = BackupRequest {
         name: object.metadata.meta.name.clone(),
-        source: within(&root, "source", source)?,
+        source,
         spec: object.spec,
         labels: object.metadata.meta.labels,
         default_snapshot_locations: app.default_snapshot_locations.clone(),
@@ -189,16 +196,11 @@ pub async fn create_restore(
     Tenant(ns): Tenant,
     Json(object): Json<Restore>,
 ) -> Result<(StatusCode, Json<Restore>), ApiError> {
-    let root = tenant_root(&app, &ns)?;
-    let target = object
-        .metadata
-        .annotations
-        .get(TARGET_ANNOTATION)
-        .ok_or_else(|| ApiError::bad_request(format!("metadata.annotations[{TARGET_ANNOTATION:?}] is required: the directory to restore into, relative to the tenant's directory")))?;
+    let target = annotated_path(&app, &ns, &object.metadata.annotations, TARGET_ANNOTATION, "the directory to restore into")?;
     let request = RestoreRequest {
         name: object.metadata.meta.name.clone(),
         backup: object.spec.backup_name,
-        target: within(&root, "target", target)?,
+        target,
         restore_volumes: object.spec.restore_p_vs,
     };
     let restore = backup::accept_restore(&app.coffer, &ns, &request)?;

@@ -8,10 +8,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::AppState;
-use super::api_backups::tenant_root;
+use super::api_backups::annotated_path;
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::paths::within;
 use crate::schedules::{self, NewSchedule, SOURCE_ANNOTATION, Schedule};
 
 type Api<T> = Result<Json<T>, ApiError>;
@@ -33,17 +32,12 @@ pub async fn create_schedule(
     Tenant(ns): Tenant,
     Json(object): Json<Schedule>,
 ) -> Result<(StatusCode, Json<Schedule>), ApiError> {
-    let root = tenant_root(&app, &ns)?;
-    let source = object
-        .metadata
-        .annotations
-        .get(SOURCE_ANNOTATION)
-        .ok_or_else(|| ApiError::bad_request(format!("metadata.annotations[{SOURCE_ANNOTATION:?}] is required: the manifest directory, relative to the tenant's directory")))?;
+    let source = annotated_path(&app, &ns, &object.metadata.annotations, SOURCE_ANNOTATION, "the manifest directory")?;
     let new = NewSchedule {
         name: object.metadata.meta.name,
         schedule: object.spec.schedule,
         template: object.spec.template,
-        source: within(&root, "source", source)?,
+        source,
         labels: object.metadata.meta.labels,
         paused: object.spec.paused,
         skip_immediately: object.spec.skip_immediately == Some(true),

@@ -15,6 +15,46 @@ pub fn token(data: &std::path::Path, tenant: &str, name: &str) -> String {
     Cli::new(data).ok(&["tenant", "token", "create", name, "--tenant", tenant]).trim().to_owned()
 }
 
+/// A server with one tenant, `acme`, and a CLI acting as it.
+pub struct Tenancy {
+    /// The server's data directory.
+    pub data: std::path::PathBuf,
+    /// acme's token.
+    pub token: String,
+    /// The server.
+    pub server: crate::servers::CofferServer,
+    /// The CLI, through the server.
+    pub cli: Cli,
+    /// acme's directory on the server.
+    pub home: std::path::PathBuf,
+}
+
+impl Tenancy {
+    /// Starts a server under `tmp` with `args`.
+    pub fn start(tmp: &std::path::Path, args: &[&str]) -> Tenancy {
+        let data = tmp.join("data");
+        let token = token(&data, "acme", "a");
+        let server = coffer_server(&data, args);
+        let cli = Cli::remote(&server.server.url, &token);
+        let home = data.join("tenants/acme");
+        Tenancy { data, token, server, cli, home }
+    }
+}
+
+/// Under `home`: a directory volume with a file, and a source holding its PersistentVolume.
+/// Returns the volume root, a snapshot directory and the source.
+pub fn pv_source(home: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let (volumes, snapshots, src) = (dir(home, "volumes"), dir(home, "snapshots"), dir(home, "src"));
+    let vol = dir(&volumes, "vol-a");
+    std::fs::write(vol.join("f"), b"bytes").unwrap();
+    std::fs::write(
+        src.join("pv.json"),
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-a"}, "spec": {"hostPath": {"path": s(&vol)}}}).to_string(),
+    )
+    .unwrap();
+    (volumes, snapshots, src)
+}
+
 fn manifests(dir: &std::path::Path) {
     std::fs::write(dir.join("app.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {k: v}\n").unwrap();
 }
@@ -108,18 +148,10 @@ fn tenants_see_and_reach_only_their_own_objects() {
 #[test]
 fn the_cli_works_through_the_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let server = coffer_server(&data, &[]);
-    let cli = Cli::remote(&server.server.url, &token(&data, "acme", "cli"));
-    let home = data.join("tenants/acme");
-    let (store, volumes, snapshots, src) = (dir(&home, "store"), dir(&home, "volumes"), dir(&home, "snapshots"), dir(&home, "src"));
-    let vol = dir(&volumes, "vol-a");
-    std::fs::write(vol.join("f"), b"bytes").unwrap();
-    std::fs::write(
-        src.join("pv.json"),
-        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-a"}, "spec": {"hostPath": {"path": s(&vol)}}}).to_string(),
-    )
-    .unwrap();
+    let Tenancy { server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
+    let store = dir(&home, "store");
+    let (volumes, snapshots, src) = pv_source(&home);
+    let vol = volumes.join("vol-a");
 
     let out = cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     assert!(out.contains("Available"), "{out}");
@@ -197,11 +229,8 @@ fn the_openapi_document_is_valid_and_describes_the_routes_served() {
 #[test]
 fn metrics_are_for_the_operator_and_logs_are_structured() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let acme = token(&data, "acme", "api");
-    let server = coffer_server(&data, &["--log-format", "json"]);
+    let Tenancy { data, token: acme, server, home, .. } = Tenancy::start(tmp.path(), &["--log-format", "json"]);
     let url = &server.server.url;
-    let home = data.join("tenants/acme");
     let (store, src) = (dir(&home, "store"), dir(&home, "src"));
     manifests(&src);
     assert_eq!(http("POST", &format!("{url}/v1/backup-storage-locations"), Some(&acme), Some(&bsl("default", &store))).0, 201);

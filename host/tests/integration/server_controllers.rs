@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::{Cli, dir, s};
-use crate::server_api::token;
+use crate::server_api::{Tenancy, pv_source, token};
 use crate::servers::{coffer_server, eventually, http, s3s_fs};
 
 fn manifests(dir: &std::path::Path) {
@@ -65,11 +65,7 @@ fn a_second_host_syncs_backups_from_a_read_only_location() {
 #[test]
 fn locations_are_validated_on_their_own_frequency() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let t = token(&data, "acme", "a");
-    let server = coffer_server(&data, &[]);
-    let cli = Cli::remote(&server.server.url, &t);
-    let home = data.join("tenants/acme");
+    let Tenancy { token: t, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
     let (often, never) = (dir(&home, "often"), dir(&home, "never"));
     for (name, root, frequency) in [("often", &often, "1s"), ("never", &never, "0s")] {
         cli.ok(&["bsl", "create", name, "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(root)), "--validation-frequency", frequency]);
@@ -90,11 +86,7 @@ fn locations_are_validated_on_their_own_frequency() {
 #[test]
 fn schedules_back_up_on_their_cadence_until_paused() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let t = token(&data, "acme", "a");
-    let server = coffer_server(&data, &[]);
-    let cli = Cli::remote(&server.server.url, &t);
-    let home = data.join("tenants/acme");
+    let Tenancy { token: t, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
     let (store, src) = (dir(&home, "store"), dir(&home, "src"));
     manifests(&src);
     cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
@@ -121,19 +113,9 @@ fn schedules_back_up_on_their_cadence_until_paused() {
 #[test]
 fn expired_backups_are_deleted_with_their_objects_and_snapshots() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let t = token(&data, "acme", "a");
-    let server = coffer_server(&data, &["--garbage-collection-frequency", "1s"]);
-    let cli = Cli::remote(&server.server.url, &t);
-    let home = data.join("tenants/acme");
-    let (store, volumes, snapshots, src) = (dir(&home, "store"), dir(&home, "volumes"), dir(&home, "snapshots"), dir(&home, "src"));
-    let vol = dir(&volumes, "vol-a");
-    std::fs::write(vol.join("f"), b"bytes").unwrap();
-    std::fs::write(
-        src.join("pv.json"),
-        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-a"}, "spec": {"hostPath": {"path": s(&vol)}}}).to_string(),
-    )
-    .unwrap();
+    let Tenancy { token: t, server, cli, home, .. } = Tenancy::start(tmp.path(), &["--garbage-collection-frequency", "1s"]);
+    let store = dir(&home, "store");
+    let (volumes, snapshots, _) = pv_source(&home);
     cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     cli.ok(&["vsl", "create", "local", "--provider", "local", "--config", &format!("volumeRoot={},snapshotDir={}", s(&volumes), s(&snapshots))]);
     cli.ok(&["backup", "create", "keep", "--source", "src", "--wait"]);
@@ -186,11 +168,7 @@ fn a_rotated_credential_is_used_by_the_next_call_without_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket_root = tmp.path().join("s3");
     let s3 = s3s_fs(&bucket_root, &["velero"]);
-    let data = tmp.path().join("data");
-    let t = token(&data, "acme", "a");
-    let server = coffer_server(&data, &[]);
-    let cli = Cli::remote(&server.server.url, &t);
-    let home = data.join("tenants/acme");
+    let Tenancy { token: t, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
     let src = dir(&home, "src");
     manifests(&src);
     let wrong = home.join("wrong");
