@@ -140,6 +140,15 @@ fn tenants_see_and_reach_only_their_own_objects() {
     let (status, body) = http("POST", &format!("{url}/v1/backups"), Some(&acme), Some(&backup("b1", "src")));
     assert!(status == 409 && body.contains("already exists"), "{status} {body}");
 
+    // The operator manages tenants through the running server's socket.
+    let operator = Cli::new(&data);
+    let err = operator.fails(&["tenant", "quota", "acme", "--memory", "4Gi"]);
+    assert!(err.contains("the host's limit per instance"), "{err}");
+    assert!(operator.ok(&["tenant", "quota", "acme", "--concurrent-calls", "2", "--call-deadline", "5m"]).contains("concurrent provider calls 2"));
+    assert!(operator.ok(&["tenant", "token", "get", "--tenant", "acme"]).contains("api"));
+    let err = operator.fails(&["backup", "get"]);
+    assert!(err.contains("a coffer server is running") && err.contains("--server"), "{err}");
+
     // A revoked token stops working at once, on the running server.
     Cli::new(&data).ok(&["tenant", "token", "revoke", "api", "--tenant", "acme"]);
     assert_eq!(http("GET", &format!("{url}/v1/backups"), Some(&acme), None).0, 401);
@@ -148,7 +157,7 @@ fn tenants_see_and_reach_only_their_own_objects() {
 #[test]
 fn the_cli_works_through_the_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let Tenancy { server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
+    let Tenancy { token, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
     let store = dir(&home, "store");
     let (volumes, snapshots, src) = pv_source(&home);
     let vol = volumes.join("vol-a");
@@ -180,6 +189,13 @@ fn the_cli_works_through_the_server() {
     assert!(err.contains("inside the tenant's directory"), "{err}");
     let err = cli.fails(&["plugin", "get"]);
     assert!(err.contains("runs on the server's host"), "{err}");
+    let file = tmp.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let from_file = Cli {
+        data_dir: cli.data_dir.clone(),
+        env: vec![("COFFER_SERVER".into(), server.server.url.clone()), ("COFFER_TOKEN_FILE".into(), s(&file))],
+    };
+    assert!(from_file.ok(&["backup", "get"]).contains("b1"), "the token read from --token-file's variable");
     let err = Cli::remote(&server.server.url, "coffer_nope").fails(&["backup", "get"]);
     assert!(err.contains("the server refused the token"), "{err}");
 

@@ -192,3 +192,19 @@ fn a_rotated_credential_is_used_by_the_next_call_without_a_restart() {
     assert!(run.ok && run.stdout.contains("Completed"), "{run:?}");
     assert!(bucket_root.join("velero/backups/after/after.tar.gz").exists());
 }
+
+#[test]
+fn the_servers_default_snapshot_location_settles_a_provider_with_several() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The server lives as long as `_server`.
+    let Tenancy { cli, home, server: _server, .. } = Tenancy::start(tmp.path(), &["--default-volume-snapshot-locations", "local:second"]);
+    let store = dir(&home, "store");
+    let (volumes, snapshots, _) = pv_source(&home);
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    for name in ["first", "second"] {
+        cli.ok(&["vsl", "create", name, "--provider", "local", "--config", &format!("volumeRoot={},snapshotDir={}", s(&volumes), s(&snapshots))]);
+    }
+    let run = cli.run(&["backup", "create", "b1", "--source", "src", "--wait"]);
+    assert!(run.ok, "{run:?}");
+    assert_eq!(cli.json(&["backup", "get", "b1"])["spec"]["volumeSnapshotLocations"], serde_json::json!(["second"]));
+}

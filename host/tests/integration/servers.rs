@@ -160,15 +160,15 @@ pub fn gcs_token_server(dir: &std::path::Path) -> Server {
     Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }
 
-/// A `coffer server` on fresh ports with `data_dir`, its controllers ticking every 200 ms;
-/// `args` are added to its command line. Its stderr (the logs) goes to `data_dir/server.log`.
+/// A `coffer server` with `data_dir`, its controllers ticking every 200 ms; `args` are added
+/// to its command line. It binds ports of its own choosing (no race with other tests) and
+/// its log, `data_dir/server.log`, says which.
 pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer {
-    let (port, metrics) = (free_port(), free_port());
     std::fs::create_dir_all(data_dir).unwrap();
-    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
+    let log_path = data_dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", &format!("127.0.0.1:{metrics}")])
-        .args(["--controller-tick", "200ms"])
+        .args(["server", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--controller-tick", "200ms"])
         .args(args)
         .env("COFFER_DATA_DIR", data_dir)
         .env_remove("COFFER_LOG")
@@ -176,11 +176,26 @@ pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer 
         .stderr(log)
         .spawn()
         .expect("coffer server starts");
-    wait_for(port, &mut child, "coffer server");
-    CofferServer {
-        server: Server { child, url: format!("http://127.0.0.1:{port}"), port },
-        metrics_url: format!("http://127.0.0.1:{metrics}/metrics"),
-    }
+    let started = Instant::now();
+    let urls = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("coffer server listening")) {
+            let urls: Vec<String> = line
+                .split("http://")
+                .skip(1)
+                .map(|rest| format!("http://{}", rest.split(|c: char| !(c.is_ascii_alphanumeric() || ".:/".contains(c))).next().unwrap_or_default()))
+                .collect();
+            break urls;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("coffer server exited early ({status}): {text}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "coffer server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let url = urls[0].clone();
+    let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the API's port");
+    CofferServer { server: Server { child, url, port }, metrics_url: urls[1].clone() }
 }
 
 /// A running `coffer server`.
