@@ -404,6 +404,13 @@ pub struct Progress {
     pub items_backed_up: u64,
 }
 
+impl Progress {
+    /// How far along, 0–100 (100 when there is nothing to do).
+    pub fn percent(&self) -> u64 {
+        (self.items_backed_up * 100).checked_div(self.total_items).unwrap_or(100)
+    }
+}
+
 /// A backup's observed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

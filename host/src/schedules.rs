@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -87,13 +86,6 @@ impl Cadence {
                 OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
             }
         }
-    }
-}
-
-impl FromStr for Cadence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Cadence::parse(s)
     }
 }
 

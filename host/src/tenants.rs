@@ -174,11 +174,6 @@ pub fn set_quota(
     Ok(quota)
 }
 
-/// `tenant`'s quota, if one is set.
-pub fn get_quota(coffer: &Coffer, tenant: &str) -> Result<Option<TenantQuota>, TenantError> {
-    Ok(coffer.state.read()?.get::<TenantQuota>(tenant, QUOTA)?)
-}
-
 /// The call caps of the tenants with one: one semaphore per tenant, shared by all its
 /// provider handles, replaced when the cap changes.
 #[derive(Debug, Default)]

@@ -111,9 +111,7 @@ impl Backend {
                     Selection::Names(n) => n.clone(),
                     Selection::All => self.bsl_get(ns, &[], false).await?.into_iter().map(|b| b.metadata.name).collect(),
                 };
-                for n in &names {
-                    c.call("DELETE", &format!("/v1/backup-storage-locations/{}", segment(n))).await?;
-                }
+                c.delete_each("/v1/backup-storage-locations", &names).await?;
                 Ok(names)
             }
         }
@@ -155,9 +153,7 @@ impl Backend {
                     Selection::Names(n) => n.clone(),
                     Selection::All => self.vsl_get(ns, &[]).await?.into_iter().map(|v| v.metadata.name).collect(),
                 };
-                for n in &names {
-                    c.call("DELETE", &format!("/v1/volume-snapshot-locations/{}", segment(n))).await?;
-                }
+                c.delete_each("/v1/volume-snapshot-locations", &names).await?;
                 Ok(names)
             }
         }
@@ -197,12 +193,7 @@ impl Backend {
     pub async fn secret_delete(&self, ns: &str, names: &[String]) -> Result<()> {
         match self {
             Backend::Local { coffer, .. } => Ok(secrets::delete_secrets(coffer, ns, names)?),
-            Backend::Remote(c) => {
-                for n in names {
-                    c.call("DELETE", &format!("/v1/secrets/{}", segment(n))).await?;
-                }
-                Ok(())
-            }
+            Backend::Remote(c) => c.delete_each("/v1/secrets", names).await,
         }
     }
 
@@ -411,17 +402,20 @@ impl Backend {
     pub async fn schedule_delete(&self, ns: &str, names: &[String]) -> Result<()> {
         match self {
             Backend::Local { coffer, .. } => Ok(schedules::delete_schedules(coffer, ns, names)?),
-            Backend::Remote(c) => {
-                for n in names {
-                    c.call("DELETE", &format!("/v1/schedules/{}", segment(n))).await?;
-                }
-                Ok(())
-            }
+            Backend::Remote(c) => c.delete_each("/v1/schedules", names).await,
         }
     }
 }
 
 impl Client {
+    /// `DELETE collection/<name>` for each of `names`, stopping at the first refusal.
+    async fn delete_each(&self, collection: &str, names: &[String]) -> Result<()> {
+        for n in names {
+            self.call("DELETE", &format!("{collection}/{}", segment(n))).await?;
+        }
+        Ok(())
+    }
+
     /// `GET collection` when `names` is empty, else `GET collection/<name>` for each.
     async fn list_or_get<T: serde::de::DeserializeOwned>(&self, collection: &str, names: &[String]) -> Result<Vec<T>> {
         if names.is_empty() {

@@ -22,7 +22,7 @@ fn progress_bar(enabled: bool, what: &'static str) -> impl FnMut(&Progress) + Se
         if !enabled {
             return;
         }
-        let percent = (p.items_backed_up * 100).checked_div(p.total_items).unwrap_or(100);
+        let percent = p.percent();
         if percent == last || (!live && p.items_backed_up < p.total_items) {
             return;
         }

@@ -114,7 +114,7 @@ impl Controllers {
         for bsl in locations {
             let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
             if validation_due(&bsl, at) {
-                let bsl = bsl.clone();
+                let (bsl, id) = (bsl.clone(), id.clone());
                 self.start(format!("validate {id}"), |coffer, counters| async move {
                     if let Err(e) = refresh_backup_storage_locations(&coffer, vec![bsl], false).await {
                         tracing::error!(location = %id, "validation could not be recorded: {e}");
@@ -126,7 +126,6 @@ impl Controllers {
             // forgotten) until it validates again.
             let available = bsl.status.phase != Some(LocationPhase::Unavailable);
             if available && sync_due(&bsl, self.settings.backup_sync_period, at) {
-                let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
                 self.start(format!("sync {id}"), |coffer, counters| async move {
                     match sync_location(&coffer, &bsl).await {
                         Ok(outcome) => {

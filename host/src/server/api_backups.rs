@@ -54,7 +54,7 @@ fn recorder<T: crate::state::Resource + Send + 'static>(
 ) -> impl FnMut(&Progress) + Send {
     let mut last = u64::MAX;
     move |p: &Progress| {
-        let percent = (p.items_backed_up * 100).checked_div(p.total_items).unwrap_or(100);
+        let percent = p.percent();
         if percent == last {
             return;
         }
