@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coffer::embedded;
+use coffer::confine::PathRoot;
 use coffer::sandbox::{Limits, ObjectStoreHandle, Sandbox, grants_for};
 use coffer::secret::SecretBytes;
 use futures::StreamExt;
@@ -53,7 +54,7 @@ async fn main() {
     let aws = sandbox.load(embedded::AWS).await.unwrap();
     let config = BTreeMap::from([("s3Url".to_owned(), url.clone()), ("region".to_owned(), "us-east-1".to_owned())]);
     let credential = SecretBytes::new(b"[default]\naws_access_key_id=testing\naws_secret_access_key=testing\n".to_vec());
-    let grants = grants_for("bench", aws.manifest(), config, Some(credential)).unwrap();
+    let grants = grants_for("bench", aws.manifest(), config, Some(credential), &PathRoot::Anywhere).unwrap();
     let mut wasm = ObjectStoreHandle::new(&sandbox, &aws, grants).await.unwrap();
     let native = AmazonS3Builder::new()
         .with_endpoint(&url)

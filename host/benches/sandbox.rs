@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coffer::embedded;
+use coffer::confine::PathRoot;
 use coffer::sandbox::{Limits, ObjectStoreHandle, ProviderComponent, Sandbox, grants_for};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -17,7 +18,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 fn grants(component: &ProviderComponent, root: &Path) -> coffer::sandbox::Grants {
     let config = BTreeMap::from([("root".to_owned(), root.to_str().unwrap().to_owned()), ("bucket".to_owned(), "b".to_owned())]);
-    grants_for("bench", component.manifest(), config, None).unwrap()
+    grants_for("bench", component.manifest(), config, None, &PathRoot::Anywhere).unwrap()
 }
 
 fn per_op(total: Duration, n: u32) -> f64 {
@@ -63,7 +64,7 @@ async fn main() {
     // object (what calling a native provider costs).
     let probe_wasm = std::fs::read(Path::new(env!("COFFER_TEST_COMPONENTS_DIR")).join("coffer_test_probe.wasm")).unwrap();
     let probe = sandbox.load(&probe_wasm).await.unwrap();
-    let no_grants = grants_for("bench", probe.manifest(), BTreeMap::new(), None).unwrap();
+    let no_grants = grants_for("bench", probe.manifest(), BTreeMap::new(), None, &PathRoot::Anywhere).unwrap();
     let mut noop = ObjectStoreHandle::new(&sandbox, &probe, no_grants).await.unwrap();
     let n = 50_000;
     let started = Instant::now();

@@ -1,12 +1,16 @@
 //! Everything a command works with, opened from one data directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cap_std::fs::Dir;
 
 use thiserror::Error;
 
+use crate::confine::PathRoot;
 use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
-use crate::sandbox::{Limits, Sandbox, SandboxError};
+use crate::sandbox::{Limits, Reach, Sandbox, SandboxError};
 use crate::state::{State, StateError};
 use crate::tenants::CallGates;
 
@@ -42,9 +46,17 @@ pub struct Coffer {
     pub registry: Registry,
     /// The tenants' caps on provider calls in flight.
     pub call_gates: CallGates,
-    /// On a shared host, the directory holding one directory per tenant: the only place
-    /// that tenant's locations, backup sources and restore targets may be.
-    pub tenant_root: Option<PathBuf>,
+    /// On a shared host, the directory holding one directory per tenant (held open): the
+    /// only place that tenant's locations, backup sources and restore targets may be.
+    pub tenant_root: Option<(PathBuf, Arc<Dir>)>,
+    /// Which addresses locations' providers may connect to: anywhere for a single user,
+    /// public addresses (and the operator's exceptions) on a shared host.
+    pub reach: Reach,
+    /// On a shared host, the most live provider instances one tenant may hold at once
+    /// (`None`: no cap, for a single user).
+    pub tenant_instances: Option<u32>,
+    /// The TTL of backups that set none or zero (Velero's `--default-backup-ttl`, 720h).
+    pub default_backup_ttl: std::time::Duration,
 }
 
 impl Coffer {
@@ -54,25 +66,27 @@ impl Coffer {
         let keyring = Keyring::open(data_dir)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
         let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
-        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None })
+        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: crate::backup::DEFAULT_TTL })
     }
 }
 
 impl Coffer {
-    /// Confines every tenant to `<root>/<tenant>` (created as needed): locations' directories,
-    /// backup sources and restore targets must lie inside.
+    /// Confines every tenant to `<root>/<tenant>` (created owner-only as needed): locations'
+    /// directories, backup sources and restore targets resolve beneath it.
     pub fn confine_tenants(&mut self, root: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(root)?;
-        self.tenant_root = Some(root.canonicalize()?);
+        crate::state::create_private_dir(root)?;
+        let path = root.canonicalize()?;
+        let dir = Dir::open_ambient_dir(&path, cap_std::ambient_authority())?;
+        self.tenant_root = Some((path, Arc::new(dir)));
         Ok(())
     }
 
-    /// The directory tree `tenant` is confined to, created if missing; `None` when tenants are
-    /// not confined (a single-user host).
-    pub fn tenant_dir(&self, tenant: &str) -> std::io::Result<Option<PathBuf>> {
-        let Some(root) = &self.tenant_root else { return Ok(None) };
-        let dir = root.join(tenant);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Some(dir))
+    /// Where the paths `tenant` names resolve: beneath its own tree on a shared host (created
+    /// if missing), anywhere on a single user's host.
+    pub fn path_root(&self, tenant: &str) -> std::io::Result<PathRoot> {
+        match &self.tenant_root {
+            None => Ok(PathRoot::Anywhere),
+            Some((path, dir)) => PathRoot::tenant(dir, path, tenant),
+        }
     }
 }

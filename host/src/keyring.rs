@@ -54,7 +54,7 @@ impl Keyring {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key: Zeroizing<Vec<u8>> = Zeroizing::new((0..KEY_LEN).map(|_| rand::random::<u8>()).collect());
-                fs::create_dir_all(data_dir).map_err(|e| err(&e))?;
+                crate::state::create_private_dir(data_dir).map_err(|e| err(&e))?;
                 match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
                     Ok(mut file) => {
                         file.write_all(&key).and_then(|()| file.sync_all()).map_err(|e| err(&e))?;

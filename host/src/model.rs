@@ -262,12 +262,20 @@ pub mod go_duration {
         }
     }
 
-    /// Parses `1h30m`, `90s`, `1m0s`, `500ms`, `0` (Go syntax; also accepts `1d`).
+    /// The largest duration Go (and so Kubernetes and Velero) can hold: 2562047h47m16.854775807s.
+    pub const MAX: Duration = Duration::new(9_223_372_036, 854_775_807);
+
+    /// Parses `1h30m`, `90s`, `1m0s`, `500ms`, `0` (Go syntax; also accepts `1d`), at most
+    /// [`MAX`].
     pub fn parse(text: &str) -> Result<Duration, String> {
         if text == "0" {
             return Ok(Duration::ZERO);
         }
-        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+        let d = humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+        if d > MAX {
+            return Err(format!("duration {text:?} is longer than the largest allowed, {}", format(MAX)));
+        }
+        Ok(d)
     }
 
     /// Serde for `Option<Duration>` as Go duration text.

@@ -57,6 +57,13 @@ fn key(kind: &str, namespace: &str, name: &str) -> String {
     format!("{kind}\u{0}{namespace}\u{0}{name}")
 }
 
+/// Creates `dir` and its missing parents owner-only (0700); an existing directory is left
+/// as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// The embedded state.
 pub struct State {
     db: Database,
@@ -69,7 +76,12 @@ impl State {
         let file = data_dir.join(STATE_FILE);
         let path = file.display().to_string();
         let err = |e: &dyn std::fmt::Display| StateError::Database { path: path.clone(), message: e.to_string() };
-        std::fs::create_dir_all(data_dir).map_err(|e| err(&e))?;
+        create_private_dir(data_dir).map_err(|e| err(&e))?;
+        // Owner-only from the first byte: created here before redb opens it.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&file).map_err(|e| err(&e))?;
+        }
         let started = Instant::now();
         let db = loop {
             match Database::create(&file) {

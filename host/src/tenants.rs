@@ -195,14 +195,17 @@ impl CallGates {
     }
 }
 
-/// The quota `tenant`'s provider instances run under, read in `txn`.
+/// The quota `tenant`'s provider instances run under, read in `txn`. On a shared host every
+/// tenant has at most [`Coffer::tenant_instances`] live instances, quota or not, so that no
+/// tenant can take the whole instance pool.
 pub(crate) fn quota_of(coffer: &Coffer, txn: &Txn<'_>, tenant: &str) -> Result<Quota, StateError> {
-    let Some(q) = txn.get::<TenantQuota>(tenant, QUOTA)? else { return Ok(Quota::default()) };
+    let instances = coffer.tenant_instances.map(|cap| coffer.call_gates.gate(&format!("{tenant}\0instances"), cap));
+    let Some(q) = txn.get::<TenantQuota>(tenant, QUOTA)? else { return Ok(Quota { instances, ..Quota::default() }) };
     let sandbox = coffer.sandbox.limits();
     let limits = (q.memory_bytes.is_some() || q.call_deadline.is_some()).then(|| Limits {
         memory_bytes: q.memory_bytes.unwrap_or(sandbox.memory_bytes),
-        cpu_per_call: sandbox.cpu_per_call,
         call_deadline: q.call_deadline.unwrap_or(sandbox.call_deadline),
+        ..sandbox.clone()
     });
-    Ok(Quota { limits, calls: q.concurrent_calls.map(|cap| coffer.call_gates.gate(tenant, cap)) })
+    Ok(Quota { limits, calls: q.concurrent_calls.map(|cap| coffer.call_gates.gate(tenant, cap)), instances })
 }

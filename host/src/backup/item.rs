@@ -74,10 +74,18 @@ impl Item {
         if !safe_segment(&name) {
             return Err(ItemError(format!("{kind} name {name:?} is not a valid Kubernetes name")));
         }
+        // Every part of an object's identity becomes a path segment (in the tarball and in a
+        // restore's target), so each must be one safe name.
+        if kind.is_empty() || kind.len() > 63 || !kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ItemError(format!("kind {kind:?} of {api_version} is not a valid Kubernetes kind")));
+        }
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_owned(), v.to_owned()),
             None => (String::new(), api_version.clone()),
         };
+        if !(group.is_empty() || safe_segment(&group)) || !safe_segment(&version) || version.contains('.') {
+            return Err(ItemError(format!("{kind} {name}: apiVersion {api_version:?} is not a valid group/version")));
+        }
         let namespace = if CLUSTER_SCOPED.contains(&kind.as_str()) {
             None
         } else {
@@ -130,6 +138,16 @@ mod tests {
         assert_eq!((d.group_resource().as_str(), d.namespace.as_deref()), ("deployments.apps", Some("default")));
         let pv = Item::from_object(json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1", "namespace": "x"}})).unwrap();
         assert_eq!((pv.group_resource().as_str(), pv.namespace), ("persistentvolumes", None));
-        assert!(Item::from_object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "../x"}})).is_err());
+        for hostile in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "../x"}}),
+            json!({"apiVersion": "v1", "kind": "../../escaped", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "v1", "kind": "Pod/x", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "../v1", "kind": "Pod", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "a/b/c", "kind": "Pod", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "..", "kind": "Pod", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": ".."}}),
+        ] {
+            assert!(Item::from_object(hostile.clone()).is_err(), "{hostile}");
+        }
     }
 }

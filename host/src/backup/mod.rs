@@ -25,12 +25,12 @@ pub use layout::Layout;
 pub use manifests::{ManifestError, read_manifests};
 pub use read::{BackupDetails, backup_details, backup_log, download_backup, downloadable, restore_log};
 pub use restore::{RestoreRequest, TARGET_ANNOTATION, accept_restore, create_restore, run_restore};
-pub use run::{Accepted, BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup, default_ttl};
+pub use run::{Accepted, BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup, DEFAULT_TTL};
 pub use run_log::{Messages, RunLog};
 pub use selection::{Resolved, SERVER_DEFAULT_BSL, parse_default_snapshot_locations, resolve_locations};
 pub use selector::parse_selector;
 pub use snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
-pub use tarball::{Contents, FORMAT_VERSION, Limits, TarballError, item_path, read_tarball, write_tarball};
+pub use tarball::{Contents, FORMAT_VERSION, Limits, TarballError, item_path, read_tarball, visit_tarball, write_tarball};
 
 use crate::coffer::Coffer;
 use crate::locations::LocationError;
@@ -110,7 +110,16 @@ pub(crate) fn storage_location_of(coffer: &Coffer, namespace: &str, name: &str) 
         .ok_or_else(|| BackupError::Refused(format!("backup storage location {name} not found")))
 }
 
-/// Downloads `key` from a backup's location into memory, gunzipped.
+/// The most a gzipped document of a backup (log, resource list, snapshot records) may take
+/// in object storage.
+pub const MAX_COMPRESSED_DOCUMENT: u64 = 16 << 20;
+/// The most such a document may inflate to.
+pub const MAX_DOCUMENT: u64 = 64 << 20;
+/// The most `velero-backup.json` may take (a Backup object is a few KiB).
+pub const MAX_BACKUP_METADATA: u64 = 4 << 20;
+
+/// Downloads `key` from a backup's location into memory, gunzipped; refused, naming the
+/// object, beyond [`MAX_COMPRESSED_DOCUMENT`] in the bucket or [`MAX_DOCUMENT`] inflated.
 pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -> Result<Option<Vec<u8>>, BackupError> {
     use std::io::Read;
     let mut store = crate::locations::object_store_for(coffer, bsl).await?;
@@ -118,10 +127,14 @@ pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -
     if !store.object_exists(bucket, key).await? {
         return Ok(None);
     }
-    let gz = store.get_bytes(bucket, key).await?;
+    let gz = store.get_bytes(bucket, key, MAX_COMPRESSED_DOCUMENT).await?;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
+        .take(MAX_DOCUMENT + 1)
         .read_to_end(&mut out)
         .map_err(|e| BackupError::Malformed { what: key.into(), reason: e.to_string() })?;
+    if out.len() as u64 > MAX_DOCUMENT {
+        return Err(BackupError::Malformed { what: key.into(), reason: format!("it inflates beyond {} MiB", MAX_DOCUMENT >> 20) });
+    }
     Ok(Some(out))
 }

@@ -5,15 +5,19 @@ use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
+use cap_std::fs::Dir;
+
 use super::item::Item;
 use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::snapshots::VolumeSnapshot;
-use super::tarball::{Limits, item_path, read_tarball};
+use super::tarball::{Limits, item_path, visit_tarball};
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
+use crate::confine::{PathError, PathRoot, overlapping};
+use crate::sandbox::ProviderKind;
 use crate::locations::{LocationError, object_store_for, validate_name, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
+use crate::model::{API_VERSION, Backup, BackupMeta, BackupStorageLocation, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
 
 /// The annotation recording where a restore wrote its resources.
 pub const TARGET_ANNOTATION: &str = "coffer.io/target-directory";
@@ -50,11 +54,16 @@ fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Resul
         }
         Err(e) => return Err(e),
     }
-    match std::fs::read_dir(&request.target).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => errors.push(format!("target directory {} is not empty", request.target.display())),
-        Ok(false) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => errors.push(format!("target directory {}: {e}", request.target.display())),
+    // Checked now for a clear answer, and again when the restore opens the target to write.
+    let paths = coffer.path_root(namespace).map_err(|e| BackupError::Io { path: "the tenant's directory".into(), error: e })?;
+    match paths.open_dir("the restore target", &request.target) {
+        Ok(dir) => match non_empty(&dir) {
+            Ok(true) => errors.push(format!("target directory {} is not empty", request.target.display())),
+            Ok(false) => {}
+            Err(e) => errors.push(format!("target directory {}: {e}", request.target.display())),
+        },
+        Err(PathError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(e.to_string()),
     }
     Ok(errors)
 }
@@ -170,14 +179,78 @@ async fn restore_volume(
         .map_err(|e| format!("error creating volume from snapshot {}: {e}", snapshot.status.provider_snapshot_id))?;
     let rewritten = handle.set_volume_id(&pv.object.to_string(), &volume_id).await.map_err(|e| e.to_string())?;
     let object = serde_json::from_str(&rewritten).map_err(|e| format!("the provider returned a malformed PersistentVolume: {e}"))?;
-    Item::from_object(object).map_err(|e| e.0)
+    let item = Item::from_object(object).map_err(|e| format!("the provider returned an invalid PersistentVolume: {}", e.0))?;
+    if (&item.api_version, &item.kind, &item.name) != (&pv.api_version, &pv.kind, &pv.name) {
+        return Err(format!(
+            "the provider returned {} {} ({}) for PersistentVolume {}; only the volume ID may change",
+            item.kind, item.name, item.api_version, pv.name
+        ));
+    }
+    Ok(item)
 }
 
-/// Writes `item` under `target` at its tarball path; never overwrites.
-fn write_item(target: &Path, item: &Item) -> std::io::Result<()> {
-    let path = target.join(item_path(item, None));
-    std::fs::create_dir_all(path.parent().expect("item paths have a parent"))?;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+/// Refuses a restore target that contains, or lies inside, a directory of one of the
+/// tenant's locations: that location's provider could rewrite what is restored (or plant
+/// links in it), and the restore could overwrite the location's data.
+fn apart_from_locations(coffer: &Coffer, namespace: &str, paths: &PathRoot, target: &Dir, shown: &Path) -> Result<(), String> {
+    let txn = coffer.state.read().map_err(|e| e.to_string())?;
+    let bsls = txn.list::<BackupStorageLocation>(namespace).map_err(|e| e.to_string())?;
+    let vsls = txn.list::<VolumeSnapshotLocation>(namespace).map_err(|e| e.to_string())?;
+    let locations = bsls
+        .iter()
+        .map(|b| ("backup storage location", &b.metadata.name, &b.spec.provider, &b.spec.config, ProviderKind::ObjectStore))
+        .chain(vsls.iter().map(|v| ("volume snapshot location", &v.metadata.name, &v.spec.provider, &v.spec.config, ProviderKind::VolumeSnapshotter)));
+    for (what, name, provider, config, kind) in locations {
+        let Ok(plugin) = coffer.registry.resolve(provider, kind) else { continue };
+        for request in &plugin.component.manifest().directories {
+            let Some(value) = config.get(&request.config_key).filter(|v| !v.is_empty()) else { continue };
+            let Ok(dir) = paths.open_dir(&request.config_key, Path::new(value)) else { continue };
+            if overlapping(target, &dir).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "target directory {} overlaps the directory {value} of {what} {name} (config key {:?}); restore into a directory apart from every location's",
+                    shown.display(),
+                    request.config_key
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A `Write` that refuses to take more than `left` bytes in all.
+struct Capped<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other("the backup tarball is larger than a restore accepts"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Whether the open directory `dir` has any entry.
+fn non_empty(dir: &Dir) -> std::io::Result<bool> {
+    Ok(dir.entries()?.next().is_some())
+}
+
+/// Writes `item` beneath the open `target` at its tarball path: never overwrites, never
+/// follows a symbolic link out of the target.
+fn write_item(target: &Dir, item: &Item) -> std::io::Result<()> {
+    let path = item_path(item, None);
+    target.create_dir_all(Path::new(&path).parent().expect("item paths have a parent"))?;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut file = target.open_with(&path, &options)?;
     file.write_all(&serde_json::to_vec_pretty(&item.object)?)
 }
 
@@ -194,28 +267,53 @@ async fn run(
     let layout = Layout::new(&bsl.spec.object_storage.prefix);
     let bucket = bsl.spec.object_storage.bucket.clone();
     let mut store = object_store_for(coffer, &bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
+    let limits = Limits::default();
     let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
     let file = tarball.try_clone().map_err(|e| e.to_string())?;
+    let key = layout.backup_contents(&backup.metadata.meta.name);
     store
-        .get_object(&bucket, &layout.backup_contents(&backup.metadata.meta.name), file)
+        .get_object(&bucket, &key, Capped { inner: file, left: limits.max_total })
         .await
         .map_err(|e| format!("error downloading the backup tarball: {e}"))?;
+    // Everything is read and checked before anything is written, one entry at a time.
     tarball.rewind().map_err(|e| e.to_string())?;
-    // Everything is read and checked before anything is written.
-    let contents = read_tarball(std::io::BufReader::new(tarball), Limits::default()).map_err(|e| e.to_string())?;
+    let checked = tarball.try_clone().map_err(|e| e.to_string())?;
+    let total_items = tokio::task::spawn_blocking(move || {
+        let mut count = 0u64;
+        visit_tarball(std::io::BufReader::new(checked), limits, |_| {
+            count += 1;
+            true
+        })
+        .map(|_| count)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    tarball.rewind().map_err(|e| e.to_string())?;
     let snapshots: Vec<VolumeSnapshot> =
         match fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(&backup.metadata.meta.name)).await.map_err(|e| e.to_string())? {
             Some(json) => serde_json::from_slice(&json).map_err(|e| format!("the volume snapshot list is malformed: {e}"))?,
             None => Vec::new(),
         };
-    std::fs::create_dir_all(&request.target).map_err(|e| format!("{}: {e}", request.target.display()))?;
+    // The target is opened once, here, and every write goes through the handle.
+    let paths = coffer.path_root(namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
+    let target = paths.create_dir("the restore target", &request.target).map_err(|e| e.to_string())?;
+    if non_empty(&target).map_err(|e| format!("target directory {}: {e}", request.target.display()))? {
+        return Err(format!("target directory {} is not empty", request.target.display()));
+    }
+    apart_from_locations(coffer, namespace, &paths, &target, &request.target)?;
 
     let restore_volumes = request.restore_volumes != Some(false);
-    let mut counts = Progress { total_items: contents.items.len() as u64, items_backed_up: 0 };
+    let mut counts = Progress { total_items, items_backed_up: 0 };
     progress(&counts);
     let mut handles = BTreeMap::new();
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for item in contents.items {
+    // The checked tarball is read again and its objects written as they come.
+    let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(16);
+    let reader = tokio::task::spawn_blocking(move || {
+        visit_tarball(std::io::BufReader::new(tarball), limits, |item| sender.blocking_send(item).is_ok())
+    });
+    while let Some(item) = items.recv().await {
         let scope_ns = item.namespace.clone();
         let scope = scope_ns.as_deref().map_or(Scope::Cluster, Scope::Namespace);
         let snapshot = snapshots
@@ -236,7 +334,7 @@ async fn run(
             }
             _ => item,
         };
-        if let Err(e) = write_item(&request.target, &item) {
+        if let Err(e) = write_item(&target, &item) {
             log.error(scope, format!("error writing {} {}: {e}", item.kind, item.qualified_name()));
             continue;
         }
@@ -244,6 +342,7 @@ async fn run(
         counts.items_backed_up += 1;
         progress(&counts);
     }
+    reader.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     restored.values_mut().for_each(|v| v.sort());
     let key = layout.restore_resource_list(&restore.metadata.meta.name);
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {

@@ -22,9 +22,18 @@ use crate::locations::{LocationError, object_store_for, validate_name, volume_sn
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
-/// How long a backup is kept when `--ttl` is not given (Velero's `--default-backup-ttl`).
-pub fn default_ttl() -> Duration {
-    Duration::from_secs(720 * 3600)
+/// How long a backup is kept when its TTL is unset or zero: Velero's default
+/// `--default-backup-ttl` (a server may set another, [`Coffer::default_backup_ttl`]).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(720 * 3600);
+
+/// When a backup started at `start` with `ttl` expires. TTLs are bounded where they are
+/// parsed (Go's largest duration, about 292 years), but the sum is checked all the same: it
+/// saturates at the latest representable time rather than overflow.
+fn expiration(start: time::OffsetDateTime, ttl: Duration) -> time::OffsetDateTime {
+    time::Duration::try_from(ttl)
+        .ok()
+        .and_then(|ttl| start.checked_add(ttl))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 /// The annotation recording the manifest directory a backup read.
@@ -114,7 +123,11 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
     if spec.included_namespaces.is_empty() {
         spec.included_namespaces = vec!["*".into()];
     }
-    let ttl = *spec.ttl.get_or_insert_with(default_ttl);
+    // As Velero (backup_controller.go): a TTL of zero means the default.
+    if spec.ttl.is_none_or(|t| t.is_zero()) {
+        spec.ttl = Some(coffer.default_backup_ttl);
+    }
+    let ttl = spec.ttl.unwrap_or(coffer.default_backup_ttl);
     let mut meta = ObjectMeta::new(namespace, &request.name);
     meta.labels = request.labels;
     let mut backup = Backup {
@@ -156,7 +169,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         backup.metadata.meta.labels.insert("velero.io/storage-location".into(), backup.spec.storage_location.clone());
         backup.status.phase = Some(Phase::InProgress);
         backup.status.start_timestamp = Some(start);
-        backup.status.expiration = Some(start + ttl);
+        backup.status.expiration = Some(expiration(start, ttl));
         txn.put(&backup)?;
         Ok(Some(resolved))
     })?;
@@ -271,7 +284,11 @@ async fn run(
         Err(e) => return Err(format!("error checking if backup already exists in object storage: {e}")),
     }
 
-    let items = read_manifests(source).map_err(|e| format!("error reading the resources to back up: {e}"))?;
+    // The source is resolved now, at use (beneath the tenant's tree on a shared host), and
+    // read through the open directory.
+    let paths = coffer.path_root(&backup.metadata.meta.namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
+    let dir = paths.open_dir("the manifest directory", source).map_err(|e| format!("error reading the resources to back up: {e}"))?;
+    let items = read_manifests(&dir, &paths.recorded(source)).map_err(|e| format!("error reading the resources to back up: {e}"))?;
     let items = Filter::new(&backup.spec).apply(items);
     let total = items.len() as u64;
     let mut counts = Progress { total_items: total, items_backed_up: 0 };

@@ -58,8 +58,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// 4 MiB an entry (more than twice the largest object etcd stores by default, and what
+    /// bounds the memory of parsing one), 8 GiB in all.
     fn default() -> Self {
-        Limits { max_entry: 16 << 20, max_total: 8 << 30 }
+        Limits { max_entry: 4 << 20, max_total: 8 << 30 }
     }
 }
 
@@ -118,14 +120,27 @@ fn safe_relative(path: &Path) -> bool {
     !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Reads a tarball from `input` within `limits`. Refuses absolute or climbing paths, links
-/// and devices, oversized or corrupt data, and objects that do not match their path.
+/// Reads a tarball from `input` within `limits` into memory. Refuses what [`visit_tarball`]
+/// refuses.
 pub fn read_tarball(input: impl Read, limits: Limits) -> Result<Contents, TarballError> {
+    let mut items = Vec::new();
+    let version = visit_tarball(input, limits, |item| {
+        items.push(item);
+        true
+    })?;
+    Ok(Contents { version, items })
+}
+
+/// Reads a tarball from `input` within `limits`, handing each object to `visit` as it is read
+/// (one at a time: memory stays bounded by one entry whatever the tarball holds) until
+/// `visit` answers `false`. Returns the format version. Refuses absolute or climbing paths,
+/// links and devices, oversized or corrupt data, objects that do not match their path, and a
+/// missing or unknown format version.
+pub fn visit_tarball(input: impl Read, limits: Limits, mut visit: impl FnMut(Item) -> bool) -> Result<String, TarballError> {
     let corrupt = |e: std::io::Error| TarballError::Corrupt(e.to_string());
     let mut archive = tar::Archive::new(GzDecoder::new(input));
     let mut total = 0u64;
     let mut version = None;
-    let mut items = Vec::new();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -159,7 +174,9 @@ pub fn read_tarball(input: impl Read, limits: Limits) -> Result<Contents, Tarbal
                 if item_path(&item, None) != raw_path {
                     return Err(bad(format!("it holds {} {}, which belongs elsewhere", item.kind, item.qualified_name())));
                 }
-                items.push(item);
+                if !visit(item) {
+                    break;
+                }
             }
             // Versioned copies (`<version>-preferredversion`, other versions): the unversioned
             // copy is the one restored.
@@ -170,7 +187,7 @@ pub fn read_tarball(input: impl Read, limits: Limits) -> Result<Contents, Tarbal
     if !version.starts_with("1.") {
         return Err(TarballError::Version(format!("format version {version:?}, which this Coffer cannot read")));
     }
-    Ok(Contents { version, items })
+    Ok(version)
 }
 
 #[cfg(test)]

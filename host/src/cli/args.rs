@@ -26,6 +26,10 @@ pub struct Cli {
     /// File holding the API token for `--server` (else `COFFER_TOKEN`).
     #[arg(long, env = "COFFER_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM certificates to trust for an `https://` `--server`, besides the public roots
+    /// (named apart from `--cacert`, which is a location's).
+    #[arg(long, env = "COFFER_CACERT", global = true, value_name = "FILE")]
+    pub server_cacert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -82,6 +86,9 @@ pub struct ServerArgs {
     /// How often expired backups are deleted.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     pub garbage_collection_frequency: String,
+    /// How long backups that set no TTL (or a TTL of 0) are kept.
+    #[arg(long, default_value = "720h", value_name = "DURATION")]
+    pub default_backup_ttl: String,
     /// How often the controllers look for due work.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub controller_tick: String,
@@ -92,6 +99,25 @@ pub struct ServerArgs {
     /// lower it).
     #[arg(long, default_value = "256Mi", value_name = "SIZE")]
     pub instance_memory: String,
+    /// An endpoint tenants' locations may reach although it is not public: a host name, an
+    /// address or a CIDR network (repeatable). By default they reach public addresses only,
+    /// never loopback, private, link-local or cloud metadata addresses.
+    #[arg(long = "allow-endpoint", value_name = "HOST|CIDR")]
+    pub allow_endpoints: Vec<String>,
+    /// The most provider instances one tenant may have live at once (the whole host has
+    /// 256), so that no tenant can take every instance.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub tenant_instances: u32,
+    /// PEM certificate chain to serve the API over HTTPS with (reloaded when it changes).
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (tokens then cross the network in
+    /// clear; for a TLS-terminating proxy in front).
+    #[arg(long)]
+    pub insecure_listen: bool,
 }
 
 /// How logs are written.

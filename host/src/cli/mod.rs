@@ -56,7 +56,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         other => other,
     };
     let mut backend = match &cli.server {
-        Some(url) => Backend::Remote(remote::Client::new(url, remote::token(cli.token_file.as_deref())?)?),
+        Some(url) => Backend::Remote(remote::Client::new(url, remote::token(cli.token_file.as_deref())?, cli.server_cacert.as_deref())?),
         None => {
             if remote::Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {
                 anyhow::bail!(
@@ -64,7 +64,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     data_dir.display()
                 );
             }
-            Backend::Local { coffer: Box::new(open(Limits::default()).await?), default_snapshot_locations }
+            let coffer = open(Limits::default()).await?;
+            // This process holds the state now: what is InProgress was left by one that died.
+            let (backups, restores) = coffer::controllers::fail_interrupted(&coffer, coffer::controllers::Opener::Command)?;
+            if backups + restores > 0 {
+                tracing::warn!(backups, restores, "marked backups and restores left InProgress by a process that ended as Failed");
+            }
+            Backend::Local { coffer: Box::new(coffer), default_snapshot_locations }
         }
     };
     let ns = cli.namespace.as_str();

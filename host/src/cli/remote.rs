@@ -12,6 +12,7 @@ use hyper::StatusCode;
 use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use coffer::secret::SecretBytes;
@@ -21,6 +22,8 @@ pub struct Client {
     authority: String,
     socket: Option<std::path::PathBuf>,
     token: Option<SecretBytes>,
+    /// For an `https://` server: how its certificate is verified, and the name it must bear.
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
 }
 
 /// The token: `COFFER_TOKEN`, else the file `--token-file` (or `COFFER_TOKEN_FILE`) names.
@@ -36,27 +39,40 @@ pub fn token(token_file: Option<&Path>) -> Result<SecretBytes> {
 }
 
 impl Client {
-    /// A client of the server at `url` (`http://host:port`).
-    pub fn new(url: &str, token: SecretBytes) -> Result<Client> {
+    /// A client of the server at `url` (`https://host:port`, or `http://` for one on the
+    /// same host); an `https` server's certificate is verified against the public roots and
+    /// the PEM certificates in `cacert`.
+    pub fn new(url: &str, token: SecretBytes, cacert: Option<&Path>) -> Result<Client> {
         let parsed = url::Url::parse(url).with_context(|| format!("--server {url:?}"))?;
-        if parsed.scheme() != "http" {
-            bail!("--server {url:?}: only http:// is spoken; put the server behind a TLS-terminating proxy on the same host to reach it over https");
-        }
         let host = parsed.host_str().ok_or_else(|| anyhow!("--server {url:?} has no host"))?;
         let port = parsed.port_or_known_default().unwrap_or(80);
-        Ok(Client { authority: format!("{host}:{port}"), socket: None, token: Some(token) })
+        let tls = match parsed.scheme() {
+            "http" => None,
+            "https" => Some(tls_connector(host, cacert)?),
+            other => bail!("--server {url:?}: the scheme must be https (or http), not {other}"),
+        };
+        Ok(Client { authority: format!("{host}:{port}"), socket: None, token: Some(token), tls })
     }
 
     /// A client of the operator's API on the Unix socket `path`, if a server answers there.
     pub async fn operator(path: &Path) -> Option<Client> {
         tokio::net::UnixStream::connect(path).await.ok()?;
-        Some(Client { authority: "localhost".into(), socket: Some(path.to_path_buf()), token: None })
+        Some(Client { authority: "localhost".into(), socket: Some(path.to_path_buf()), token: None, tls: None })
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
         match &self.socket {
             Some(path) => handshake(tokio::net::UnixStream::connect(path).await.with_context(|| format!("connecting to {}", path.display()))?).await,
-            None => handshake(TcpStream::connect(&self.authority).await.with_context(|| format!("connecting to the server at {}", self.authority))?).await,
+            None => {
+                let tcp = TcpStream::connect(&self.authority).await.with_context(|| format!("connecting to the server at {}", self.authority))?;
+                match &self.tls {
+                    None => handshake(tcp).await,
+                    Some((connector, name)) => handshake(
+                        connector.connect(name.clone(), tcp).await.with_context(|| format!("TLS with the server at {}", self.authority))?,
+                    )
+                    .await,
+                }
+            }
         }
     }
 
@@ -122,6 +138,31 @@ impl Client {
         }
         Ok(total)
     }
+}
+
+/// TLS for `host`: the public web roots, plus the certificates in `cacert`.
+fn tls_connector(host: &str, cacert: Option<&Path>) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(file) = cacert {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| anyhow!("--server-cacert {}: {e}", file.display()))?;
+        if certs.is_empty() {
+            bail!("--server-cacert {}: holds no PEM certificate", file.display());
+        }
+        for cert in certs {
+            roots.add(cert).with_context(|| format!("--server-cacert {}", file.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned())
+        .map_err(|e| anyhow!("--server host {host:?}: {e}"))?;
+    Ok((tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)), name))
 }
 
 async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(stream: S) -> Result<SendRequest<Full<Bytes>>> {

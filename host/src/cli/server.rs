@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 
 use coffer::coffer::Coffer;
 use coffer::controllers::Settings;
-use coffer::sandbox::Limits;
-use coffer::server::{ADMIN_SOCKET, Listeners};
+use coffer::sandbox::{Allowance, Limits, Reach};
+use coffer::server::{ADMIN_SOCKET, ApiListener, Listeners, TlsFiles, TlsListener};
 
 use super::args::ServerArgs;
 use super::parse;
@@ -18,15 +18,20 @@ use super::parse;
 /// The operator's socket, readable and writable by the data directory's owner only. A stale
 /// one (from a server that died) is replaced; the state lock already proved none is running.
 fn bind_admin(path: &Path) -> Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing the old {}", path.display())),
     }
-    let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("operator socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    // Created owner-only (mode 0600) by the bind itself: there is no moment at which another
+    // user could connect. The umask is process-wide; any file created meanwhile only gets a
+    // stricter mode.
+    // SAFETY: umask has no memory effects; it only sets the process's file-creation mask.
+    let previous = unsafe { libc::umask(0o177) };
+    let listener = tokio::net::UnixListener::bind(path);
+    // SAFETY: as above, restoring the mask.
+    unsafe { libc::umask(previous) };
+    listener.with_context(|| format!("operator socket {}", path.display()))
 }
 
 async fn bind(what: &str, addr: &str) -> Result<tokio::net::TcpListener> {
@@ -47,16 +52,44 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         gc_frequency: parse::duration("garbage-collection-frequency", Some(&args.garbage_collection_frequency))?.unwrap_or_default(),
         default_snapshot_locations,
     };
+    let allowances = args
+        .allow_endpoints
+        .iter()
+        .map(|a| a.parse::<Allowance>().map_err(|e| anyhow::anyhow!("--allow-endpoint: {e}")))
+        .collect::<Result<Vec<_>>>()?;
     let mut coffer = open(limits).await?;
+    coffer.reach = Reach::Public(allowances.into());
+    anyhow::ensure!(args.tenant_instances > 0, "--tenant-instances must be at least 1");
+    coffer.tenant_instances = Some(args.tenant_instances);
+    coffer.default_backup_ttl = parse::duration("default-backup-ttl", Some(&args.default_backup_ttl))?
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("--default-backup-ttl must be longer than 0"))?;
     let tenant_root = args.tenant_root.unwrap_or_else(|| data_dir.join("tenants"));
     coffer.confine_tenants(&tenant_root).with_context(|| format!("--tenant-root {}", tenant_root.display()))?;
-    let api = bind("--listen", &args.listen).await?;
+    let tcp = bind("--listen", &args.listen).await?;
+    let local = tcp.local_addr()?;
+    let (api, api_url) = match (args.tls_cert_file, args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let listener = TlsListener::new(tcp, TlsFiles { cert, key }).context("--tls-cert-file/--tls-private-key-file")?;
+            (ApiListener::Tls(listener), format!("https://{local}"))
+        }
+        _ => {
+            if !local.ip().is_loopback() && !args.insecure_listen {
+                anyhow::bail!(
+                    "--listen {}: tenants' tokens would cross the network in clear; serve HTTPS with --tls-cert-file and \
+                     --tls-private-key-file, or say --insecure-listen (behind a TLS-terminating proxy)",
+                    args.listen
+                );
+            }
+            (ApiListener::Plain(tcp), format!("http://{local}"))
+        }
+    };
     let metrics = if args.metrics_listen == "off" { None } else { Some(bind("--metrics-listen", &args.metrics_listen).await?) };
     let metrics_at = match &metrics {
         Some(m) => format!("http://{}/metrics", m.local_addr()?),
         None => "off".into(),
     };
-    tracing::info!(api = %format!("http://{}", api.local_addr()?), metrics = %metrics_at, tenant_root = %tenant_root.display(), "coffer server listening");
+    tracing::info!(api = %api_url, metrics = %metrics_at, tenant_root = %tenant_root.display(), "coffer server listening");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 pub use gc::{GC_FAILURE_LABEL, collect, expired};
-pub use startup::fail_interrupted;
+pub use startup::{Opener, fail_interrupted};
 pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 
 use crate::backup::{BackupRequest, create_backup};

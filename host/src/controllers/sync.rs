@@ -59,7 +59,7 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
         if !store.object_exists(&storage.bucket, &key).await? {
             continue;
         }
-        let mut backup: Backup = match serde_json::from_slice(&store.get_bytes(&storage.bucket, &key).await?) {
+        let mut backup: Backup = match serde_json::from_slice(&store.get_bytes(&storage.bucket, &key, crate::backup::MAX_BACKUP_METADATA).await?) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(namespace, location, backup = %name, "skipped unreadable backup metadata: {e}");

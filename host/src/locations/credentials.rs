@@ -71,13 +71,11 @@ pub(crate) fn location_grants(
         let credential = resolve_credential(&txn, &coffer.keyring, namespace, location, selector)?;
         (credential, quota_of(coffer, &txn, namespace)?)
     };
-    let mut grants = grants_for(location, plugin.component.manifest(), config, credential)?;
-    grants.quota = quota;
-    let tenant_dir = coffer
-        .tenant_dir(namespace)
+    let paths = coffer
+        .path_root(namespace)
         .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })?;
-    if let Some(dir) = tenant_dir {
-        grants.confine(&dir)?;
-    }
+    let mut grants = grants_for(location, plugin.component.manifest(), config, credential, &paths)?;
+    grants.quota = quota;
+    grants.reach = coffer.reach.clone();
     Ok(grants)
 }

@@ -11,7 +11,7 @@ use super::cache::sha256_hex;
 use super::grants::Grants;
 use super::host_state::HostState;
 use super::manifest::Manifest;
-use super::{Sandbox, slot};
+use super::{Limits, STARTUP_DEADLINE, Sandbox, slot};
 
 /// Which provider world a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -133,17 +133,25 @@ impl Sandbox {
         };
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         let grants = Grants::none("describe");
-        let mut store: Store<HostState> = slot::new_store(self, &grants, &self.inner.limits).map_err(describe_err)?;
-        let manifest: Manifest = match &pre {
-            Pre::ObjectStore(p) => {
-                let b = p.instantiate_async(&mut store).await.map_err(describe_err)?;
-                b.coffer_provider_object_store().call_describe(&mut store).await.map_err(describe_err)?.into()
-            }
-            Pre::VolumeSnapshotter(p) => {
-                let b = p.instantiate_async(&mut store).await.map_err(describe_err)?;
-                b.coffer_provider_volume_snapshotter().call_describe(&mut store).await.map_err(describe_err)?.into()
-            }
+        let limits = Limits { cpu_per_call: self.inner.limits.cpu_per_call.min(STARTUP_DEADLINE), ..self.inner.limits.clone() };
+        let mut store: Store<HostState> = slot::new_store(self, &grants, &limits).map_err(describe_err)?;
+        // A component that does not answer (blocked on a clock, say) is refused, not waited on.
+        let describe = async {
+            Ok::<Manifest, wasmtime::Error>(match &pre {
+                Pre::ObjectStore(p) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_object_store().call_describe(&mut store).await?.into()
+                }
+                Pre::VolumeSnapshotter(p) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_volume_snapshotter().call_describe(&mut store).await?.into()
+                }
+            })
         };
+        let manifest = tokio::time::timeout(STARTUP_DEADLINE, describe)
+            .await
+            .map_err(|_| LoadError::Describe(format!("it did not describe itself within {STARTUP_DEADLINE:?}")))?
+            .map_err(describe_err)?;
         check_manifest(&manifest)?;
         Ok(ProviderComponent { pre, manifest, sha256 })
     }

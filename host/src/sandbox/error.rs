@@ -79,6 +79,14 @@ pub enum ErrorKind {
     /// prefix it was asked for.
     #[error("answered nonsense: {0}")]
     InvalidAnswer(String),
+    /// An object the host reads into memory is larger than the host allows for it.
+    #[error("object {key:?} is larger than the {limit} bytes allowed for it")]
+    TooLarge {
+        /// The object.
+        key: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The provider reported a length that differs from what crossed the stream.
     #[error("reported {reported} bytes but {moved} crossed the stream")]
     LengthMismatch {
@@ -89,21 +97,40 @@ pub enum ErrorKind {
     },
 }
 
+/// The longest provider message the host keeps (it ends up in statuses, logs and answers).
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character boundary), saying how much was cut.
+pub fn bounded(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let total = message.len();
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    message.push_str(&format!("… ({} more bytes cut)", total - end));
+    message
+}
+
 macro_rules! from_wit_error {
     ($($types:tt)*) => {
         impl From<$($types)*::Error> for ErrorKind {
             fn from(e: $($types)*::Error) -> Self {
                 use $($types)*::Error as W;
+                let b = bounded;
                 match e {
-                    W::NotFound(m) => ErrorKind::NotFound(m),
-                    W::AlreadyExists(m) => ErrorKind::AlreadyExists(m),
-                    W::PermissionDenied(m) => ErrorKind::PermissionDenied(m),
-                    W::Unauthenticated(m) => ErrorKind::Unauthenticated(m),
-                    W::InvalidConfig(c) => ErrorKind::InvalidConfig { key: c.key, reason: c.reason },
-                    W::InvalidArgument(m) => ErrorKind::InvalidArgument(m),
-                    W::Unavailable(m) => ErrorKind::Unavailable(m),
-                    W::Unsupported(m) => ErrorKind::Unsupported(m),
-                    W::Other(m) => ErrorKind::Other(m),
+                    W::NotFound(m) => ErrorKind::NotFound(b(m)),
+                    W::AlreadyExists(m) => ErrorKind::AlreadyExists(b(m)),
+                    W::PermissionDenied(m) => ErrorKind::PermissionDenied(b(m)),
+                    W::Unauthenticated(m) => ErrorKind::Unauthenticated(b(m)),
+                    W::InvalidConfig(c) => ErrorKind::InvalidConfig { key: b(c.key), reason: b(c.reason) },
+                    W::InvalidArgument(m) => ErrorKind::InvalidArgument(b(m)),
+                    W::Unavailable(m) => ErrorKind::Unavailable(b(m)),
+                    W::Unsupported(m) => ErrorKind::Unsupported(b(m)),
+                    W::Other(m) => ErrorKind::Other(b(m)),
                 }
             }
         }
@@ -112,3 +139,15 @@ macro_rules! from_wit_error {
 
 from_wit_error!(super::bindings::object_store::coffer::provider::types);
 from_wit_error!(super::bindings::volume_snapshotter::coffer::provider::types);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_messages_are_bounded() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = bounded("é".repeat(100_000));
+        assert!(long.len() < MAX_MESSAGE + 64 && long.ends_with("more bytes cut)"), "{}", long.len());
+    }
+}

@@ -3,21 +3,30 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cap_std::fs::Dir;
 
 use thiserror::Error;
 use url::Url;
 
 use super::manifest::Manifest;
+use super::network::Reach;
 use super::quota::Quota;
 use super::tls::TlsOptions;
+use crate::confine::{PathError, PathRoot};
 use crate::secret::SecretBytes;
 
-/// A directory of the host mounted into the instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A directory of the host mounted into the instance: opened once, when the grants are
+/// made, and mounted from that handle, so that renaming or replacing the path afterwards
+/// changes nothing the instance sees.
+#[derive(Debug, Clone)]
 pub struct DirectoryGrant {
-    /// The host directory, canonicalised.
+    /// The host directory as configured (for messages).
     pub host: PathBuf,
+    /// The directory, open.
+    pub dir: Arc<Dir>,
     /// Where the instance sees it.
     pub guest: String,
     /// Whether the instance may write there.
@@ -73,6 +82,8 @@ pub struct Grants {
     pub tls: TlsOptions,
     /// Its tenant's limits and call cap.
     pub quota: Quota,
+    /// Which addresses its connections may reach.
+    pub reach: Reach,
 }
 
 impl Grants {
@@ -86,19 +97,7 @@ impl Grants {
             endpoints: Vec::new(),
             tls: TlsOptions::default(),
             quota: Quota::default(),
-        }
-    }
-
-    /// Refuses any directory outside `root` (canonical): on a shared host, a tenant's
-    /// locations may use only the tenant's own directory tree.
-    pub fn confine(&self, root: &std::path::Path) -> Result<(), GrantError> {
-        match self.directories.iter().find(|d| !d.host.starts_with(root)) {
-            None => Ok(()),
-            Some(d) => Err(GrantError::OutsideTenant {
-                location: self.location.clone(),
-                path: d.host.display().to_string(),
-                root: root.display().to_string(),
-            }),
+            reach: Reach::default(),
         }
     }
 }
@@ -107,15 +106,13 @@ impl Grants {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum GrantError {
-    /// A configured directory is outside the tenant's directory tree.
-    #[error("{location}: directory {path:?} is outside {root}, the directory tree this tenant's locations may use")]
-    OutsideTenant {
+    /// A configured directory is outside the tenant's directory tree, or cannot be opened.
+    #[error("{location}: config key {error}")]
+    Directory {
         /// The location.
         location: String,
-        /// The directory.
-        path: String,
-        /// The tenant's tree.
-        root: String,
+        /// What is wrong, naming the key and the path.
+        error: PathError,
     },
     /// A directory the provider needs is not configured.
     #[error("{location}: config key {key:?} is required by provider {provider} (a directory)")]
@@ -189,13 +186,15 @@ fn fill_template(template: &str, config: &BTreeMap<String, String>) -> Option<St
 /// A provider gets only: the directories named by the config keys its manifest lists, the HTTP
 /// origins named by its URL keys and endpoint templates (over TLS verified with the public
 /// roots plus `caCert`, or not at all with `insecureSkipTLSVerify=true`), and `credential` (the location's own
-/// secret key or the default credential, resolved by the caller). It never gets environment
+/// secret key or the default credential, resolved by the caller). Directories are opened
+/// here, beneath `paths` (the tenant's tree on a shared host), and mounted from the handles. It never gets environment
 /// variables, arguments, sockets or other files. `config` is what `init` receives.
 pub fn grants_for(
     location: &str,
     manifest: &Manifest,
     config: BTreeMap<String, String>,
     credential: Option<SecretBytes>,
+    paths: &PathRoot,
 ) -> Result<Grants, GrantError> {
     let mut directories: Vec<DirectoryGrant> = Vec::new();
     for request in &manifest.directories {
@@ -215,14 +214,13 @@ pub fn grants_for(
             path: value.clone(),
             reason: reason.into(),
         };
-        let path = PathBuf::from(value);
-        if !path.is_absolute() {
+        let host = PathBuf::from(value);
+        if !host.is_absolute() {
             return Err(bad("is not an absolute path"));
         }
-        let host = path.canonicalize().map_err(|e| bad(&format!("cannot be opened: {e}")))?;
-        if !host.is_dir() {
-            return Err(bad("is not a directory"));
-        }
+        let dir = paths
+            .open_dir(&format!("{:?}:", request.config_key), Path::new(value))
+            .map_err(|error| GrantError::Directory { location: location.into(), error })?;
         if directories.iter().any(|d| d.guest == request.guest_path) {
             return Err(GrantError::DuplicateMount {
                 location: location.into(),
@@ -230,7 +228,7 @@ pub fn grants_for(
                 guest: request.guest_path.clone(),
             });
         }
-        directories.push(DirectoryGrant { host, guest: request.guest_path.clone(), writable: request.writable });
+        directories.push(DirectoryGrant { host, dir: Arc::new(dir), guest: request.guest_path.clone(), writable: request.writable });
     }
 
     let mut endpoints = Vec::new();
@@ -262,7 +260,7 @@ pub fn grants_for(
     let skip_verify = config.get("insecureSkipTLSVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let tls = TlsOptions { extra_roots, skip_verify };
 
-    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls, quota: Quota::default() })
+    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls, quota: Quota::default(), reach: Reach::default() })
 }
 
 #[cfg(test)]
@@ -288,10 +286,10 @@ mod tests {
     fn grants_only_what_config_names() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
-        let g = grants_for("bsl a", &manifest(), config(&[("root", root), ("s3Url", "http://127.0.0.1:9000/x"), ("region", "eu-west-1")]), None)
+        let g = grants_for("bsl a", &manifest(), config(&[("root", root), ("s3Url", "http://127.0.0.1:9000/x"), ("region", "eu-west-1")]), None, &PathRoot::Anywhere)
             .unwrap();
         assert_eq!(g.directories.len(), 1);
-        assert_eq!(g.directories[0].host, dir.path().canonicalize().unwrap());
+        assert_eq!(crate::confine::path_of(&g.directories[0].dir).unwrap(), dir.path().canonicalize().unwrap());
         let shown: Vec<String> = g.endpoints.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com:443"]);
     }
@@ -299,20 +297,20 @@ mod tests {
     #[test]
     fn template_with_unset_key_grants_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let g = grants_for("bsl a", &manifest(), config(&[("root", dir.path().to_str().unwrap())]), None).unwrap();
+        let g = grants_for("bsl a", &manifest(), config(&[("root", dir.path().to_str().unwrap())]), None, &PathRoot::Anywhere).unwrap();
         assert!(g.endpoints.is_empty());
     }
 
     #[test]
     fn errors_name_location_and_key() {
-        let err = grants_for("backup-location \"a\"", &manifest(), config(&[]), None).unwrap_err().to_string();
+        let err = grants_for("backup-location \"a\"", &manifest(), config(&[]), None, &PathRoot::Anywhere).unwrap_err().to_string();
         assert!(err.contains("backup-location \"a\"") && err.contains("\"root\""), "{err}");
-        let err = grants_for("b", &manifest(), config(&[("root", "relative/dir")]), None).unwrap_err().to_string();
+        let err = grants_for("b", &manifest(), config(&[("root", "relative/dir")]), None, &PathRoot::Anywhere).unwrap_err().to_string();
         assert!(err.contains("not an absolute path"), "{err}");
-        let err = grants_for("b", &manifest(), config(&[("root", "/nonexistent/coffer")]), None).unwrap_err().to_string();
-        assert!(err.contains("cannot be opened"), "{err}");
+        let err = grants_for("b", &manifest(), config(&[("root", "/nonexistent/coffer")]), None, &PathRoot::Anywhere).unwrap_err().to_string();
+        assert!(err.contains("\"root\"") && err.contains("No such file"), "{err}");
         let dir = tempfile::tempdir().unwrap();
-        let err = grants_for("b", &manifest(), config(&[("root", dir.path().to_str().unwrap()), ("s3Url", "ftp://x")]), None)
+        let err = grants_for("b", &manifest(), config(&[("root", dir.path().to_str().unwrap()), ("s3Url", "ftp://x")]), None, &PathRoot::Anywhere)
             .unwrap_err()
             .to_string();
         assert!(err.contains("s3Url") && err.contains("ftp://x"), "{err}");

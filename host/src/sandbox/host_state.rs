@@ -13,23 +13,47 @@ use super::http_policy::HttpPolicy;
 /// How much guest stdout/stderr is kept per instance for the log.
 const GUEST_OUTPUT_CAPACITY: usize = 64 * 1024;
 
-/// Memory and table limits of one instance; remembers whether it refused a growth, so that a
-/// trap that follows can be reported as the memory limit.
+/// Memory and table limits of one instance: `memory_bytes` bounds the sum of all its
+/// memories, however many it has. Remembers whether it refused a growth, so that a trap that
+/// follows can be reported as the memory limit.
 pub(crate) struct Limiter {
     pub(crate) memory_bytes: u64,
     pub(crate) refused_memory: bool,
+    /// Bytes of linear memory the instance holds now, all memories together.
+    pub(crate) used: u64,
+}
+
+impl Limiter {
+    pub(crate) fn new(memory_bytes: u64) -> Limiter {
+        Limiter { memory_bytes, refused_memory: false, used: 0 }
+    }
 }
 
 /// The most table elements an instance may have.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// The most linear memories one instance may have (a component of a few core modules).
+const MAX_MEMORIES: usize = 8;
+/// The most tables one instance may have.
+const MAX_TABLES: usize = 64;
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired as u64 <= self.memory_bytes;
-        if !allowed {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let after = (self.used + desired as u64).saturating_sub(current as u64);
+        let allowed = after <= self.memory_bytes;
+        if allowed {
+            self.used = after;
+        } else {
             self.refused_memory = true;
         }
         Ok(allowed)
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
@@ -46,6 +70,9 @@ pub(crate) struct HostState {
     pub(crate) limiter: Limiter,
     /// Epoch ticks this call has spent executing guest code.
     pub(crate) cpu_ticks: u64,
+    /// Time this call has spent in host functions that compute for the guest (digests):
+    /// counted against the CPU-time limit with the guest's own.
+    pub(crate) host_compute: std::time::Duration,
     /// Guest stdout and stderr, kept for the log.
     pub(crate) output: MemoryOutputPipe,
 }
@@ -62,17 +89,32 @@ impl HostState {
         builder.stdout(output.clone()).stderr(output.clone());
         for dir in &grants.directories {
             let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-            builder.preopened_dir(&dir.host, &dir.guest, perms)?;
+            // Mounted from the handle opened when the grants were made, never by name again.
+            builder.preopened_dir(crate::confine::proc_path(std::os::fd::AsRawFd::as_raw_fd(&*dir.dir)), &dir.guest, perms)?;
         }
         Ok(HostState {
             wasi: builder.build(),
             http: WasiHttpCtx::new(),
-            hooks: HttpPolicy::new(grants.location.clone(), grants.endpoints.clone(), grants.tls.client_config()),
+            hooks: HttpPolicy::new(grants.location.clone(), grants.endpoints.clone(), grants.tls.client_config(), grants.reach.clone()),
             table: ResourceTable::new(),
-            limiter: Limiter { memory_bytes, refused_memory: false },
+            limiter: Limiter::new(memory_bytes),
             cpu_ticks: 0,
+            host_compute: std::time::Duration::ZERO,
             output,
         })
+    }
+}
+
+impl HostState {
+    /// Starts a new call's CPU-time account.
+    pub(crate) fn reset_cpu(&mut self) {
+        self.cpu_ticks = 0;
+        self.host_compute = std::time::Duration::ZERO;
+    }
+
+    /// CPU time this call has used: guest ticks plus host computation.
+    pub(crate) fn cpu_used(&self, tick: std::time::Duration) -> std::time::Duration {
+        tick.saturating_mul(u32::try_from(self.cpu_ticks).unwrap_or(u32::MAX)).saturating_add(self.host_compute)
     }
 }
 
@@ -85,5 +127,20 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_bounds_all_memories_together() {
+        let mut limiter = Limiter::new(100);
+        assert!(limiter.memory_growing(0, 60, None).unwrap());
+        assert!(!limiter.memory_growing(0, 60, None).unwrap(), "a second memory may not take another 60");
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(!limiter.memory_growing(40, 41, None).unwrap());
+        assert!(limiter.refused_memory);
     }
 }

@@ -3,24 +3,26 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::grants::Endpoint;
+use super::network::Reach;
 use super::tls;
 
 /// Lets a request through only when its scheme, host and port are among the grants.
-/// Matching is on the URI the host will actually connect to, never on headers. HTTPS is
-/// verified as the location's TLS settings say.
+/// Matching is on the URI the host will actually connect to, never on headers; the address
+/// connected to must also be one the instance's reach permits. HTTPS is verified as the
+/// location's TLS settings say.
 pub(crate) struct HttpPolicy {
     location: String,
     allowed: Vec<Endpoint>,
     tls: Arc<rustls::ClientConfig>,
+    reach: Reach,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(location: String, allowed: Vec<Endpoint>, tls: Arc<rustls::ClientConfig>) -> Self {
-        HttpPolicy { location, allowed, tls }
+    pub(crate) fn new(location: String, allowed: Vec<Endpoint>, tls: Arc<rustls::ClientConfig>, reach: Reach) -> Self {
+        HttpPolicy { location, allowed, tls, reach }
     }
 
     fn permits(&self, uri: &http::Uri) -> bool {
@@ -49,13 +51,7 @@ impl WasiHttpHooks for HttpPolicy {
             tracing::warn!(location = %self.location, uri = %request.uri(), "denied an outbound request to an endpoint the location does not name");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
-            return Box::new(tls::send_https(request, options, self.tls.clone()));
-        }
-        Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
+        Box::new(tls::send_request(request, options, self.tls.clone(), self.reach.clone(), self.location.clone()))
     }
 }
 
@@ -69,6 +65,7 @@ mod tests {
             "l".into(),
             vec![Endpoint { scheme: "http".into(), host: "127.0.0.1".into(), port: 9000 }],
             super::tls::TlsOptions::default().client_config(),
+            Reach::Any,
         );
         assert!(p.permits(&"http://127.0.0.1:9000/bucket/key".parse().unwrap()));
         assert!(!p.permits(&"http://127.0.0.1:9001/".parse().unwrap()));

@@ -18,6 +18,7 @@ mod grants;
 mod host_state;
 mod http_policy;
 mod manifest;
+mod network;
 mod object_store;
 mod quota;
 mod slot;
@@ -39,6 +40,7 @@ pub use error::{ErrorKind, ProviderError};
 pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
 pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};
+pub use network::{Allowance, Reach, is_public};
 pub use object_store::ObjectStoreHandle;
 pub use quota::Quota;
 pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
@@ -56,6 +58,9 @@ pub struct Limits {
     pub cpu_per_call: Duration,
     /// Longest one call may take, waiting included.
     pub call_deadline: Duration,
+    /// Longest a body stream may go without the other side taking or giving a byte (a
+    /// client that stopped reading a download, a source that stopped yielding).
+    pub stream_idle: Duration,
 }
 
 impl Default for Limits {
@@ -64,9 +69,13 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             cpu_per_call: Duration::from_secs(60),
             call_deadline: Duration::from_secs(3600),
+            stream_idle: Duration::from_secs(60),
         }
     }
 }
+
+/// The longest a component may take to instantiate (its start code) or to `describe` itself.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The sandbox could not start.
 #[derive(Debug, Error)]

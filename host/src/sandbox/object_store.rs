@@ -61,7 +61,7 @@ impl ObjectStoreHandle {
 
     /// Stores everything `source` yields as `key`. Returns the byte count.
     pub async fn put_object<R: Read + Send + 'static>(&mut self, bucket: &str, key: &str, source: R) -> Result<u64, ProviderError> {
-        let (input, detach, reader) = input_from_reader(source);
+        let (input, detach, reader) = input_from_reader(source, self.slot.limits().stream_idle);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
         let body = live
@@ -89,7 +89,7 @@ impl ObjectStoreHandle {
 
     /// Writes object `key` into `sink`. Returns its length.
     pub async fn get_object<W: Write + Send + 'static>(&mut self, bucket: &str, key: &str, sink: W) -> Result<u64, ProviderError> {
-        let (output, detach, moved, writer) = output_to_writer(sink);
+        let (output, detach, moved, writer) = output_to_writer(sink, self.slot.limits().stream_idle);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
         let sink = live
@@ -111,10 +111,15 @@ impl ObjectStoreHandle {
         Ok(length)
     }
 
-    /// Object `key` in memory. For documents, not for large objects.
-    pub async fn get_bytes(&mut self, bucket: &str, key: &str) -> Result<Vec<u8>, ProviderError> {
-        let buffer = SharedBuffer::default();
-        self.get_object(bucket, key, buffer.clone()).await?;
+    /// Object `key` in memory, refused (without holding more than `limit` bytes) when it is
+    /// larger than `limit`. For documents, not for large objects.
+    pub async fn get_bytes(&mut self, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, ProviderError> {
+        let buffer = SharedBuffer { limit, ..SharedBuffer::default() };
+        let result = self.get_object(bucket, key, buffer.clone()).await;
+        if buffer.overflowed() {
+            return Err(self.error(ErrorKind::TooLarge { key: key.into(), limit }));
+        }
+        result?;
         Ok(buffer.take())
     }
 
@@ -154,19 +159,32 @@ impl ObjectStoreHandle {
     }
 }
 
-/// A `Write` into memory that can be read back after a blocking task wrote into it.
+/// A `Write` into memory, up to `limit` bytes, that can be read back after a blocking task
+/// wrote into it. A write beyond the limit fails and drops what was kept.
 #[derive(Clone, Default)]
-struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+struct SharedBuffer {
+    bytes: std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>,
+    limit: u64,
+}
 
 impl SharedBuffer {
     fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut self.0.lock().expect("buffer lock"))
+        std::mem::take(&mut self.bytes.lock().expect("buffer lock").0)
+    }
+
+    fn overflowed(&self) -> bool {
+        self.bytes.lock().expect("buffer lock").1
     }
 }
 
 impl Write for SharedBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer lock").extend_from_slice(buf);
+        let mut kept = self.bytes.lock().expect("buffer lock");
+        if kept.1 || (kept.0.len() + buf.len()) as u64 > self.limit {
+            *kept = (Vec::new(), true);
+            return Err(std::io::Error::other(format!("larger than {} bytes", self.limit)));
+        }
+        kept.0.extend_from_slice(buf);
         Ok(buf.len())
     }
 

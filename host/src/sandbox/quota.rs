@@ -15,6 +15,9 @@ pub struct Quota {
     /// Calls in flight at once across the tenant's instances, shared by every handle that
     /// holds a clone.
     pub calls: Option<Arc<Semaphore>>,
+    /// Live instances at once across the tenant's locations, shared likewise: an instance
+    /// holds a permit from its creation until it is discarded.
+    pub instances: Option<Arc<Semaphore>>,
 }
 
 impl Quota {
@@ -25,7 +28,15 @@ impl Quota {
             memory_bytes: own.memory_bytes.min(sandbox.memory_bytes),
             cpu_per_call: own.cpu_per_call.min(sandbox.cpu_per_call),
             call_deadline: own.call_deadline.min(sandbox.call_deadline),
+            stream_idle: own.stream_idle.min(sandbox.stream_idle),
         }
+    }
+
+    /// Waits for room for one more live instance; the room lasts as long as the permit.
+    pub(crate) async fn instance(&self) -> Option<OwnedSemaphorePermit> {
+        let instances = self.instances.clone()?;
+        // The semaphore is never closed.
+        instances.acquire_owned().await.ok()
     }
 
     /// Waits for a turn to call a provider; the turn lasts as long as the permit.
@@ -44,12 +55,13 @@ mod tests {
 
     #[test]
     fn a_quota_only_tightens() {
-        let sandbox = Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(10), call_deadline: Duration::from_secs(60) };
-        let loose = Limits { memory_bytes: 1 << 30, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(600) };
-        let q = Quota { limits: Some(loose), calls: None };
+        let idle = Duration::from_secs(60);
+        let sandbox = Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(10), call_deadline: Duration::from_secs(60), stream_idle: idle };
+        let loose = Limits { memory_bytes: 1 << 30, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(600), stream_idle: idle };
+        let q = Quota { limits: Some(loose), ..Quota::default() };
         assert_eq!(
             q.effective(&sandbox),
-            Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(60) }
+            Limits { memory_bytes: 64 << 20, cpu_per_call: Duration::from_secs(1), call_deadline: Duration::from_secs(60), stream_idle: idle }
         );
         assert_eq!(Quota::default().effective(&sandbox), sandbox);
     }

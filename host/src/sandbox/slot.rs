@@ -12,17 +12,21 @@ use super::grants::Grants;
 use super::host_state::HostState;
 use super::{Limits, Sandbox};
 
+/// The longest a new instance waits for room in its tenant's cap of live instances.
+const INSTANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Creates a store for `grants` with memory and CPU `limits`.
 pub(crate) fn new_store(sandbox: &Sandbox, grants: &Grants, limits: &Limits) -> wasmtime::Result<Store<HostState>> {
     let mut store = Store::new(&sandbox.inner.engine, HostState::new(grants, limits.memory_bytes)?);
     store.limiter(|state| &mut state.limiter);
-    let budget = (limits.cpu_per_call.as_millis() / TICK.as_millis()).max(1) as u64;
+    let budget = limits.cpu_per_call.max(TICK);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
-        // Called only while guest code runs, once per tick: the count is CPU time in guest.
+        // Called only while guest code runs, once per tick: the count is CPU time in guest,
+        // to which the host functions that compute for it add their own time.
         let state = ctx.data_mut();
         state.cpu_ticks += 1;
-        Ok(if state.cpu_ticks > budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        Ok(if state.cpu_used(TICK) > budget { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
     });
     Ok(store)
 }
@@ -47,6 +51,8 @@ pub(crate) trait Provider: Sized + Send + 'static {
 pub(crate) struct Live<P> {
     pub(crate) store: Store<HostState>,
     pub(crate) bindings: P,
+    /// Its room in the tenant's instance cap, given back when the instance goes.
+    _room: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// A location's instance slot.
@@ -98,20 +104,30 @@ impl<P: Provider> Slot<P> {
     /// The live instance, created and initialised if there is none, with a fresh CPU budget.
     pub(crate) async fn live(&mut self) -> Result<&mut Live<P>, ProviderError> {
         if self.live.is_none() {
+            // A tenant at its cap of live instances waits for one of them to go, but not
+            // forever (its own runs could be waiting on each other).
+            let wait = self.limits().call_deadline.min(INSTANCE_WAIT);
+            let room = tokio::time::timeout(wait, self.grants.quota.instance())
+                .await
+                .map_err(|_| self.error(ErrorKind::Instantiate(format!("the tenant's cap of live provider instances stayed reached for {wait:?}"))))?;
             let mut store =
                 new_store(&self.sandbox, &self.grants, &self.limits).map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
-            let bindings =
-                P::instantiate(&self.pre, &mut store).await.map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?;
+            // Instantiation runs the component's start code: it gets a deadline too.
+            let deadline = self.limits().call_deadline.min(super::STARTUP_DEADLINE);
+            let bindings = match tokio::time::timeout(deadline, P::instantiate(&self.pre, &mut store)).await {
+                Ok(bindings) => bindings.map_err(|e| self.error(ErrorKind::Instantiate(format!("{e:#}"))))?,
+                Err(_) => return Err(self.error(ErrorKind::Instantiate(format!("did not finish within {deadline:?}")))),
+            };
             let config: Vec<(String, String)> = self.grants.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             let credential = self.grants.credential.as_ref().map(|c| c.expose());
             let deadline = self.limits().call_deadline;
             let outcome = tokio::time::timeout(deadline, bindings.init(&mut store, &config, credential)).await;
-            let mut live = Live { store, bindings };
+            let mut live = Live { store, bindings, _room: room };
             self.settle_with(&mut live, outcome)?;
             self.live = Some(live);
         }
         let live = self.live.as_mut().expect("set above");
-        live.store.data_mut().cpu_ticks = 0;
+        live.store.data_mut().reset_cpu();
         Ok(live)
     }
 

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -24,6 +25,8 @@ pub(crate) struct ChannelInput {
     pending: Option<Bytes>,
     failed: Option<io::Error>,
     closed: bool,
+    /// How long the guest may wait for the next chunk before the stream fails.
+    idle: Duration,
 }
 
 #[async_trait::async_trait]
@@ -33,10 +36,11 @@ impl Pollable for ChannelInput {
             let mut rx = self.rx.lock().await;
             match rx.as_mut() {
                 None => self.closed = true,
-                Some(rx) => match rx.recv().await {
-                    Some(Ok(chunk)) => self.pending = Some(chunk),
-                    Some(Err(e)) => self.failed = Some(e),
-                    None => self.closed = true,
+                Some(rx) => match tokio::time::timeout(self.idle, rx.recv()).await {
+                    Ok(Some(Ok(chunk))) => self.pending = Some(chunk),
+                    Ok(Some(Err(e))) => self.failed = Some(e),
+                    Ok(None) => self.closed = true,
+                    Err(_) => self.failed = Some(io::Error::new(io::ErrorKind::TimedOut, format!("no data came for {:?}", self.idle))),
                 },
             }
         }
@@ -83,9 +87,11 @@ impl InputDetach {
 }
 
 /// Starts a blocking task reading `source` into a new input stream. The task's result says
-/// how many bytes it read, or why reading failed.
+/// how many bytes it read, or why reading failed. A source that yields nothing for `idle`
+/// fails the stream.
 pub(crate) fn input_from_reader<R: Read + Send + 'static>(
     mut source: R,
+    idle: Duration,
 ) -> (ChannelInput, InputDetach, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, rx) = mpsc::channel(DEPTH);
     let rx: SharedReceiver = Arc::new(tokio::sync::Mutex::new(Some(rx)));
@@ -116,7 +122,7 @@ pub(crate) fn input_from_reader<R: Read + Send + 'static>(
             }
         }
     });
-    (ChannelInput { rx: rx.clone(), pending: None, failed: None, closed: false }, InputDetach(rx), task)
+    (ChannelInput { rx: rx.clone(), pending: None, failed: None, closed: false, idle }, InputDetach(rx), task)
 }
 
 /// Writes smaller than this are gathered before they go to the consumer: HTTP bodies arrive
@@ -131,9 +137,15 @@ struct OutputShared {
     gathered: BytesMut,
     /// A chunk a flush could not hand over for lack of room; `ready` hands it over.
     unsent: Option<Bytes>,
+    /// Set when the consumer took nothing for the idle time: the stream has failed.
+    stalled: Option<Duration>,
 }
 
 type SharedOutput = Arc<Mutex<OutputShared>>;
+
+fn stalled(idle: Duration) -> StreamError {
+    StreamError::LastOperationFailed(wasmtime::format_err!("nothing was read from the stream for {idle:?}"))
+}
 
 fn host_stopped() -> StreamError {
     StreamError::LastOperationFailed(wasmtime::format_err!("the host stopped accepting data"))
@@ -146,6 +158,8 @@ fn host_stopped() -> StreamError {
 pub(crate) struct ChannelOutput {
     shared: SharedOutput,
     moved: Arc<AtomicU64>,
+    /// How long the consumer may take nothing before the stream fails.
+    idle: Duration,
 }
 
 impl ChannelOutput {
@@ -162,11 +176,15 @@ impl Pollable for ChannelOutput {
             (shared.tx.clone(), shared.unsent.take())
         };
         let Some(tx) = tx else { return };
-        match unsent {
+        let waited = match unsent {
             // A failed send means the consumer is gone; the next call reports it.
-            Some(chunk) => drop(tx.send(chunk).await),
+            Some(chunk) => tokio::time::timeout(self.idle, tx.send(chunk)).await.map(drop),
             // Wait for room, then give the slot back: this stream is its only producer.
-            None => drop(tx.reserve().await),
+            None => tokio::time::timeout(self.idle, tx.reserve()).await.map(drop),
+        };
+        // A consumer that takes nothing (a client that stopped reading) fails the stream.
+        if waited.is_err() {
+            self.shared().stalled = Some(self.idle);
         }
     }
 }
@@ -175,8 +193,14 @@ impl Pollable for ChannelOutput {
 impl OutputStream for ChannelOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         let len = bytes.len() as u64;
+        if bytes.len() > CHUNK {
+            return Err(StreamError::trap(&format!("a write of {len} bytes exceeds the permit of {CHUNK} bytes")));
+        }
         let mut shared = self.shared();
         let tx = shared.tx.clone().ok_or(StreamError::Closed)?;
+        if let Some(idle) = shared.stalled {
+            return Err(stalled(idle));
+        }
         if shared.unsent.is_some() {
             return Err(StreamError::trap("write without permit"));
         }
@@ -220,6 +244,9 @@ impl OutputStream for ChannelOutput {
 
     fn check_write(&mut self) -> StreamResult<usize> {
         let shared = self.shared();
+        if let Some(idle) = shared.stalled {
+            return Err(stalled(idle));
+        }
         match &shared.tx {
             None => Err(StreamError::Closed),
             Some(tx) if tx.is_closed() => Err(host_stopped()),
@@ -251,9 +278,11 @@ impl OutputDetach {
 
 /// Starts a blocking task writing a new output stream's bytes into `sink`. The task ends when
 /// the stream is dropped or detached; its result is the byte count or the write error. The
-/// counter says how many bytes the guest wrote.
+/// counter says how many bytes the guest wrote. A sink that takes nothing for `idle` fails
+/// the stream.
 pub(crate) fn output_to_writer<W: Write + Send + 'static>(
     mut sink: W,
+    idle: Duration,
 ) -> (ChannelOutput, OutputDetach, Arc<AtomicU64>, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(DEPTH);
     let moved = Arc::new(AtomicU64::new(0));
@@ -266,8 +295,8 @@ pub(crate) fn output_to_writer<W: Write + Send + 'static>(
         sink.flush()?;
         Ok(total)
     });
-    let shared = Arc::new(Mutex::new(OutputShared { tx: Some(tx), gathered: BytesMut::new(), unsent: None }));
-    (ChannelOutput { shared: shared.clone(), moved: moved.clone() }, OutputDetach(shared), moved, task)
+    let shared = Arc::new(Mutex::new(OutputShared { tx: Some(tx), gathered: BytesMut::new(), unsent: None, stalled: None }));
+    (ChannelOutput { shared: shared.clone(), moved: moved.clone(), idle }, OutputDetach(shared), moved, task)
 }
 
 #[cfg(test)]
@@ -291,7 +320,7 @@ mod tests {
         }
         let sink = Collect::default();
         let seen = sink.0.clone();
-        let (output, detach, _, task) = output_to_writer(sink);
+        let (output, detach, _, task) = output_to_writer(sink, Duration::from_secs(60));
         (output, detach, task, seen)
     }
 

@@ -1,6 +1,8 @@
-//! TLS of one instance's outbound HTTPS: the public web roots plus the location's `caCert`, or
-//! no verification at all when the config sets `insecureSkipTLSVerify=true` (Velero's aws key,
-//! for self-signed test servers). The host does the TLS, so providers need no certificate code.
+//! One instance's outbound HTTP, sent by the host: connections only to addresses the
+//! instance's [`Reach`] permits, and TLS verified with the public web roots plus the
+//! location's `caCert`, or not at all when the config sets `insecureSkipTLSVerify=true`
+//! (Velero's aws key, for self-signed test servers). The host does the TLS, so providers need
+//! no certificate code.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -14,7 +16,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
+
+use super::network::{self, Reach};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
@@ -143,12 +146,19 @@ impl http_body::Body for TimedBody {
 /// The connection's remaining work, run by wasmtime after the response head is handed over.
 pub(crate) type ConnectionFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 
-/// Sends an `https` request over TLS configured by `config`, as wasmtime's default sender does
-/// with its fixed one (HTTP/1.1; the request options' timeouts, 600 s by default).
-pub(crate) async fn send_https(
+/// A connection to a server, over TLS or not.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+/// Sends a request as wasmtime's default sender does (HTTP/1.1; the request options'
+/// timeouts, 600 s by default), but connecting only to addresses `reach` permits, and for
+/// `https` over TLS configured by `tls`.
+pub(crate) async fn send_request(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    config: Arc<ClientConfig>,
+    tls: Arc<ClientConfig>,
+    reach: Reach,
+    location: String,
 ) -> Result<(http::Response<WasiBody>, ConnectionFuture), HttpError> {
     let default = Duration::from_secs(600);
     let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(default);
@@ -156,15 +166,17 @@ pub(crate) async fn send_https(
     let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout).unwrap_or(default).max(Duration::from_nanos(1));
 
     let uri = request.uri();
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let port = uri.port_u16().unwrap_or(443);
-    let server_name = ServerName::try_from(host.clone()).map_err(HttpError::InvalidDnsNameError)?;
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port))).await {
-        Ok(stream) => stream.map_err(HttpError::Connect)?,
-        Err(_) => return Err(HttpError::ConnectionTimeout),
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tcp = network::connect(&reach, &location, &host, port, connect_timeout).await?;
+    let stream: Box<dyn Connection> = if https {
+        let server_name = ServerName::try_from(host.clone()).map_err(HttpError::InvalidDnsNameError)?;
+        Box::new(tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp).await.map_err(HttpError::Tls)?)
+    } else {
+        Box::new(tcp)
     };
-    let tls = tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await.map_err(HttpError::Tls)?;
-    let (mut sender, connection) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(tls)))
+    let (mut sender, connection) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
         .await
         .map_err(|_| HttpError::ConnectionTimeout)??;
 

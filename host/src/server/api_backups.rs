@@ -16,7 +16,6 @@ use bytes::Bytes;
 use super::AppState;
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::paths::within;
 use crate::backup::{
     self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, TARGET_ANNOTATION,
 };
@@ -25,8 +24,9 @@ use crate::model::{Backup, Phase, Progress, Restore};
 
 type Api<T> = Result<Json<T>, ApiError>;
 
-/// The path annotation `key` of an object names, inside the tenant's directory on the
-/// server: `what` says what it is for.
+/// The path annotation `key` of an object names, relative to the tenant's directory on the
+/// server: `what` says what it is for. Checked here for a clear answer; the library resolves
+/// it beneath the tenant's directory again each time it is used.
 pub(super) fn annotated_path(
     app: &AppState,
     ns: &str,
@@ -34,15 +34,16 @@ pub(super) fn annotated_path(
     key: &str,
     what: &str,
 ) -> Result<std::path::PathBuf, ApiError> {
-    let root = app
+    let paths = app
         .coffer
-        .tenant_dir(ns)
-        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("tenant directory: {e}") })?
-        .ok_or_else(|| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "the server confines no tenant directory".into() })?;
+        .path_root(ns)
+        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("tenant directory: {e}") })?;
     let relative = annotations
         .get(key)
         .ok_or_else(|| ApiError::bad_request(format!("metadata.annotations[{key:?}] is required: {what}, relative to the tenant's directory")))?;
-    within(&root, key, relative)
+    let path = std::path::PathBuf::from(relative);
+    paths.check(key, &path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(paths.recorded(&path))
 }
 
 /// Stores a run's progress in its record each time the percentage changes.

@@ -14,7 +14,8 @@ mod api_secrets;
 mod auth;
 mod error;
 mod metrics;
-mod paths;
+mod throttle;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -31,6 +32,7 @@ pub use admin::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
 pub use api_secrets::{SecretBody, SecretName};
 pub use auth::Tenant;
 pub use error::ApiError;
+pub use tls::{TlsError, TlsFiles, TlsListener};
 
 use crate::coffer::Coffer;
 use crate::controllers::{Controllers, Counters, Settings};
@@ -46,6 +48,8 @@ pub struct AppState {
     pub default_snapshot_locations: BTreeMap<String, String>,
     /// What the controllers did, for metrics.
     pub counters: Arc<Counters>,
+    /// Failed token attempts by client address.
+    pub failed_tokens: throttle::FailedTokens,
 }
 
 /// The API's routes.
@@ -75,7 +79,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/schedules", get(list_schedules).post(create_schedule))
         .route("/v1/schedules/{name}", get(get_schedule).patch(patch_schedule).delete(delete_schedule))
         .fallback(|| async { ApiError { status: StatusCode::NOT_FOUND, message: "no such route; see /openapi.json".into() } })
+        .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
+}
+
+/// Answers `500` for a request whose handler panicked (and logs why), instead of dropping the
+/// connection: no panic reaches a client as a broken answer.
+async fn catch_panic(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use futures_util::FutureExt;
+    let route = format!("{} {}", request.method(), request.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            tracing::error!(route, "a request's handler panicked: {what}");
+            ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "internal error (logged on the server)".into() }.into_response()
+        }
+    }
 }
 
 fn metrics_router(state: Arc<AppState>) -> Router {
@@ -92,10 +112,18 @@ fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Where the tenants' API is served.
+pub enum ApiListener {
+    /// Plain HTTP (loopback, or the operator said `--insecure-listen`).
+    Plain(TcpListener),
+    /// HTTPS.
+    Tls(TlsListener),
+}
+
 /// The listeners a server serves on.
 pub struct Listeners {
     /// The tenants' API.
-    pub api: TcpListener,
+    pub api: ApiListener,
     /// Prometheus metrics, for the operator.
     pub metrics: Option<TcpListener>,
     /// The operator's API (a Unix socket only its owner may open).
@@ -110,12 +138,17 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (backups, restores) = crate::controllers::fail_interrupted(&coffer).map_err(std::io::Error::other)?;
+    let (backups, restores) = crate::controllers::fail_interrupted(&coffer, crate::controllers::Opener::Server).map_err(std::io::Error::other)?;
     if backups + restores > 0 {
         tracing::warn!(backups, restores, "marked backups and restores left InProgress by an earlier run as Failed");
     }
     let controllers = Controllers::new(coffer.clone(), settings.clone());
-    let state = Arc::new(AppState { coffer, default_snapshot_locations: settings.default_snapshot_locations, counters: controllers.counters() });
+    let state = Arc::new(AppState {
+        coffer,
+        default_snapshot_locations: settings.default_snapshot_locations,
+        counters: controllers.counters(),
+        failed_tokens: throttle::FailedTokens::default(),
+    });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = move || {
         let mut stopped = stopped.clone();
@@ -128,7 +161,12 @@ pub async fn serve(
         .admin
         .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));
     let metrics = listeners.metrics.map(|listener| tokio::spawn(axum::serve(listener, metrics_router(state.clone())).with_graceful_shutdown(wait()).into_future()));
-    let api = tokio::spawn(axum::serve(listeners.api, router(state)).with_graceful_shutdown(wait()).into_future());
+    // Each request knows its client's address (failed tokens are counted per address).
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    let api = match listeners.api {
+        ApiListener::Plain(listener) => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(wait()).into_future()),
+        ApiListener::Tls(listener) => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(wait()).into_future()),
+    };
     shutdown.await;
     let _ = stop.send(true);
     api.await.map_err(std::io::Error::other)??;
@@ -137,4 +175,31 @@ pub async fn serve(
     }
     controllers.await.map_err(std::io::Error::other)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panic));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        for (path, expected) in [("/boom", "500 Internal Server Error"), ("/fine", "200 OK")] {
+            let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            conn.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with(&format!("HTTP/1.1 {expected}")), "{path}: {answer}");
+        }
+    }
 }

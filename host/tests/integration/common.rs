@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use coffer::confine::PathRoot;
 use coffer::sandbox::{Grants, Limits, ProviderComponent, Sandbox, grants_for};
 use coffer::secret::SecretBytes;
 
@@ -25,7 +26,7 @@ pub async fn load(sandbox: &Sandbox, wasm: &[u8]) -> ProviderComponent {
 /// Grants for a location with `config` and an optional credential.
 pub fn grants(location: &str, component: &ProviderComponent, config: &[(&str, &str)], credential: Option<&str>) -> Grants {
     let config: BTreeMap<String, String> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    grants_for(location, component.manifest(), config, credential.map(|c| SecretBytes::new(c.as_bytes().to_vec())))
+    grants_for(location, component.manifest(), config, credential.map(|c| SecretBytes::new(c.as_bytes().to_vec())), &PathRoot::Anywhere)
         .expect("grants")
 }
 

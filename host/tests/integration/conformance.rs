@@ -11,17 +11,17 @@ fn pattern(len: usize) -> Vec<u8> {
 pub async fn object_store_conformance(store: &mut ObjectStoreHandle, bucket: &str, big_mib: usize) {
     // Missing objects: exists is false, get is NotFound, delete succeeds.
     assert!(!store.object_exists(bucket, "nothing/here").await.unwrap());
-    let err = store.get_bytes(bucket, "nothing/here").await.unwrap_err();
+    let err = store.get_bytes(bucket, "nothing/here", 1 << 20).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::NotFound(_)), "{err}");
     store.delete_object(bucket, "nothing/here").await.unwrap();
 
     // Put, overwrite, get.
     store.put_bytes(bucket, "a/one.json", b"first".to_vec()).await.unwrap();
     store.put_bytes(bucket, "a/one.json", b"second".to_vec()).await.unwrap();
-    assert_eq!(store.get_bytes(bucket, "a/one.json").await.unwrap(), b"second");
+    assert_eq!(store.get_bytes(bucket, "a/one.json", 1 << 20).await.unwrap(), b"second");
     assert!(store.object_exists(bucket, "a/one.json").await.unwrap());
     store.put_bytes(bucket, "a/empty", Vec::new()).await.unwrap();
-    assert_eq!(store.get_bytes(bucket, "a/empty").await.unwrap(), b"");
+    assert_eq!(store.get_bytes(bucket, "a/empty", 1 << 20).await.unwrap(), b"");
     store.put_bytes(bucket, "a/b/c/deep", b"x".to_vec()).await.unwrap();
     store.put_bytes(bucket, "a/b2/x", b"x".to_vec()).await.unwrap();
     store.put_bytes(bucket, "top", b"x".to_vec()).await.unwrap();
@@ -56,7 +56,7 @@ pub async fn object_store_conformance(store: &mut ObjectStoreHandle, bucket: &st
     let big = pattern(big_mib << 20);
     let stored = store.put_bytes(bucket, "big/object", big.clone()).await.unwrap();
     assert_eq!(stored, big.len() as u64);
-    let back = store.get_bytes(bucket, "big/object").await.unwrap();
+    let back = store.get_bytes(bucket, "big/object", 2 << 30).await.unwrap();
     assert!(back == big, "the large object came back different ({} bytes)", back.len());
 
     // A signed URL names the object.

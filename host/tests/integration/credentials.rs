@@ -11,7 +11,7 @@ use crate::common::{s, test_component};
 async fn credential_seen_by(coffer: &Coffer, name: &str) -> Vec<u8> {
     let bsl = locations::get_backup_storage_locations(coffer, "velero", &[name.to_owned()], false).unwrap().remove(0);
     let mut store = locations::object_store_for(coffer, &bsl).await.unwrap();
-    store.get_bytes("b", "credential").await.unwrap()
+    store.get_bytes("b", "credential", 16 << 20).await.unwrap()
 }
 
 fn probe_bsl(name: &str, credential: Option<(&str, &str)>) -> NewBackupStorageLocation {

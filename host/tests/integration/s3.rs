@@ -179,6 +179,6 @@ async fn https_is_verified_with_the_public_roots_plus_the_locations_ca_cert() {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let err = coffer::sandbox::grants_for("bsl tls", aws.manifest(), config, None).unwrap_err().to_string();
+    let err = coffer::sandbox::grants_for("bsl tls", aws.manifest(), config, None, &coffer::confine::PathRoot::Anywhere).unwrap_err().to_string();
     assert!(err.contains("bsl tls: caCert holds no PEM certificate"), "{err}");
 }

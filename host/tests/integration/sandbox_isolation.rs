@@ -20,7 +20,7 @@ async fn filesystem_provider_round_trips_and_lists() {
     store.put_bytes("b", "backups/one/velero-backup.json", b"{}".to_vec()).await.unwrap();
     store.put_bytes("b", "backups/two/two.tar.gz", vec![7; 3 << 20]).await.unwrap();
     store.put_bytes("b", "restores/r/log", b"x".to_vec()).await.unwrap();
-    assert_eq!(store.get_bytes("b", "backups/two/two.tar.gz").await.unwrap(), vec![7; 3 << 20]);
+    assert_eq!(store.get_bytes("b", "backups/two/two.tar.gz", 16 << 20).await.unwrap(), vec![7; 3 << 20]);
     assert!(store.object_exists("b", "backups/one/velero-backup.json").await.unwrap());
     assert!(!store.object_exists("b", "backups/one").await.unwrap(), "a prefix is not an object");
     assert!(!store.object_exists("b", "missing").await.unwrap());
@@ -30,7 +30,7 @@ async fn filesystem_provider_round_trips_and_lists() {
         store.list_objects("b", "backups/").await.unwrap(),
         ["backups/one/velero-backup.json", "backups/two/two.tar.gz"]
     );
-    let err = store.get_bytes("b", "missing").await.unwrap_err();
+    let err = store.get_bytes("b", "missing", 16 << 20).await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::NotFound(_)), "{err}");
     store.delete_object("b", "restores/r/log").await.unwrap();
     store.delete_object("b", "restores/r/log").await.unwrap();
@@ -48,7 +48,7 @@ async fn filesystem_provider_cannot_leave_its_root() {
     let fs = load(&sb, embedded::FILESYSTEM).await;
     let mut store = ObjectStoreHandle::new(&sb, &fs, grants("bsl a", &fs, &[("root", &s(&a))], None)).await.unwrap();
     for key in ["../b/bucket/secret", "x/../../b/bucket/secret", "/etc/passwd", ""] {
-        let err = store.get_bytes("bucket", key).await.unwrap_err();
+        let err = store.get_bytes("bucket", key, 16 << 20).await.unwrap_err();
         assert!(matches!(err.kind, ErrorKind::InvalidArgument(_)), "{key}: {err}");
     }
     for bucket in ["..", "../b", "/"] {
@@ -93,9 +93,9 @@ async fn a_location_gets_only_its_own_credential() {
     let mut a = ObjectStoreHandle::new(&sb, &probe, grants("bsl a", &probe, &[], Some("secret-A"))).await.unwrap();
     let mut b = ObjectStoreHandle::new(&sb, &probe, grants("bsl b", &probe, &[], Some("secret-B"))).await.unwrap();
     let mut none = ObjectStoreHandle::new(&sb, &probe, grants("bsl c", &probe, &[], None)).await.unwrap();
-    assert_eq!(a.get_bytes("x", "credential").await.unwrap(), b"secret-A");
-    assert_eq!(b.get_bytes("x", "credential").await.unwrap(), b"secret-B");
-    assert_eq!(none.get_bytes("x", "credential").await.unwrap(), b"<none>");
+    assert_eq!(a.get_bytes("x", "credential", 16 << 20).await.unwrap(), b"secret-A");
+    assert_eq!(b.get_bytes("x", "credential", 16 << 20).await.unwrap(), b"secret-B");
+    assert_eq!(none.get_bytes("x", "credential", 16 << 20).await.unwrap(), b"<none>");
     // Nothing else reaches it: no environment, no files, no network.
     assert!(!a.object_exists("x", "env").await.unwrap());
     assert!(a.object_exists("x", &format!("list:{}", s(tmp.path()))).await.is_err());
@@ -141,7 +141,7 @@ async fn runaway_call_is_stopped_and_the_next_call_gets_a_fresh_instance() {
     assert!(err.to_string().contains("bsl spin"), "{err}");
     assert!(took < Duration::from_secs(5), "stopped after {took:?}");
     // The next call runs on a new instance, initialised again with the same credential.
-    assert_eq!(p.get_bytes("b", "credential").await.unwrap(), b"cred");
+    assert_eq!(p.get_bytes("b", "credential", 16 << 20).await.unwrap(), b"cred");
     let err = p.object_exists("b", "trap").await.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Trap(_)), "{err}");
     assert!(!p.object_exists("b", "env").await.unwrap());
@@ -169,7 +169,7 @@ async fn a_provider_keeping_a_stream_cannot_stall_the_host() {
     let put = tokio::time::timeout(guard, p.put_bytes("b", "stash", vec![1; 64 << 20])).await.expect("put returns");
     let err = put.unwrap_err();
     assert!(matches!(err.kind, ErrorKind::LengthMismatch { reported: 0, .. }), "{err}");
-    let get = tokio::time::timeout(guard, p.get_bytes("b", "stash")).await.expect("get returns");
+    let get = tokio::time::timeout(guard, p.get_bytes("b", "stash", 16 << 20)).await.expect("get returns");
     assert_eq!(get.unwrap(), Vec::<u8>::new());
     assert!(p.object_exists("b", "noop").await.unwrap(), "the instance still serves calls");
 }

@@ -159,7 +159,7 @@ fn the_cli_works_through_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     let Tenancy { token, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
     let store = dir(&home, "store");
-    let (volumes, snapshots, src) = pv_source(&home);
+    let (volumes, snapshots, _) = pv_source(&home);
     let vol = volumes.join("vol-a");
 
     let out = cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
@@ -185,7 +185,7 @@ fn the_cli_works_through_the_server() {
     assert!(home.join("out/resources/persistentvolumes/cluster/pv-a.json").exists());
     assert!(cli.ok(&["restore", "logs", "r1"]).contains("Restored persistent volume pv-a"));
 
-    let err = cli.fails(&["backup", "create", "abs", "--source", &s(&src)]);
+    let err = cli.fails(&["backup", "create", "abs", "--source", &s(tmp.path())]);
     assert!(err.contains("inside the tenant's directory"), "{err}");
     let err = cli.fails(&["plugin", "get"]);
     assert!(err.contains("runs on the server's host"), "{err}");

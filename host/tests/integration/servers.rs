@@ -27,6 +27,13 @@ pub struct Server {
     pub port: u16,
 }
 
+impl Server {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -53,10 +60,7 @@ pub fn moto() -> Server {
 /// moto's server over HTTPS, with a server certificate for 127.0.0.1 signed by a test CA
 /// (tests/tools/make_test_certs.py) whose PEM is `dir/ca.pem`.
 pub fn moto_tls(dir: &std::path::Path) -> Server {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/make_test_certs.py");
-    let made = Command::new(venv_bin().join("python3")).arg(script).arg(dir).status().unwrap();
-    assert!(made.success(), "test certificates made");
-    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    let (_, cert, key) = test_certs(dir);
     start_moto("https", &["-c".as_ref(), cert.as_os_str(), "-k".as_ref(), key.as_os_str()])
 }
 
@@ -181,9 +185,10 @@ pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer 
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if let Some(line) = text.lines().find(|l| l.contains("coffer server listening")) {
             let urls: Vec<String> = line
-                .split("http://")
-                .skip(1)
-                .map(|rest| format!("http://{}", rest.split(|c: char| !(c.is_ascii_alphanumeric() || ".:/".contains(c))).next().unwrap_or_default()))
+                .match_indices("http")
+                .map(|(at, _)| &line[at..])
+                .filter(|rest| rest.starts_with("http://") || rest.starts_with("https://"))
+                .map(|rest| rest.split(|c: char| !(c.is_ascii_alphanumeric() || ".:/".contains(c))).next().unwrap_or_default().to_owned())
                 .collect();
             break urls;
         }
@@ -196,6 +201,26 @@ pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer 
     let url = urls[0].clone();
     let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the API's port");
     CofferServer { server: Server { child, url, port }, metrics_url: urls[1].clone() }
+}
+
+/// A test certificate authority and a server certificate for 127.0.0.1 it signed, made in
+/// `dir`: `(ca.pem, server.pem, server.key)`.
+pub fn test_certs(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/make_test_certs.py");
+    let made = Command::new(venv_bin().join("python3")).arg(script).arg(dir).status().unwrap();
+    assert!(made.success(), "test certificates made");
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// The resident memory of process `pid`, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib << 10)
 }
 
 /// A running `coffer server`.

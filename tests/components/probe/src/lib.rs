@@ -6,7 +6,9 @@
 //! - `tcp:ADDR`: a TCP connection;
 //! - `http:URL`: a GET through wasi:http;
 //! - `spin`: loops forever; `alloc:MIB`: allocates and touches that much memory;
-//! - `trap`: traps; `noop`: does nothing (for call-latency benchmarks).
+//! - `trap`: traps; `noop`: does nothing (for call-latency benchmarks);
+//! - `digest:ROUNDS`: has the host hash 64 MiB ROUNDS times (host time against the CPU limit);
+//! - `error:BYTES`: fails with a message of BYTES bytes.
 //!
 //! `get-object(_, "credential")` writes whatever credential `init` delivered.
 //!
@@ -118,6 +120,19 @@ impl ObjectStore for Probe {
             }
             "trap" => std::process::abort(),
             "noop" => Ok(true),
+            "digest" => {
+                // Host computation: 64 MiB hashed by the host, ROUNDS times, in one call.
+                let rounds: u64 = arg.parse().map_err(|_| Error::InvalidArgument(arg.into()))?;
+                let data = vec![7u8; 64 << 20];
+                for _ in 0..rounds {
+                    black_box(coffer_guest_sdk::sigv4::sha256_hex(&data));
+                }
+                Ok(true)
+            }
+            "error" => {
+                let bytes: usize = arg.parse().map_err(|_| Error::InvalidArgument(arg.into()))?;
+                Err(Error::Other("x".repeat(bytes)))
+            }
             // A hostile store under test of its puts: nothing exists there yet.
             _ if self.on_put.is_some() => Ok(false),
             _ => Err(Error::InvalidArgument(format!("unknown probe {command:?}"))),

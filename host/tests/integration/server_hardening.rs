@@ -1,0 +1,214 @@
+//! A shared server attacked from outside and by its tenants: tokens over the network, bad
+//! tokens at speed, tenant endpoints aimed at the host's own network, and buckets holding
+//! documents built to exhaust memory. The server must stay up, bounded, and answering.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::common::{Cli, dir, s};
+use crate::server_api::{Tenancy, token};
+use crate::servers::{coffer_server, eventually, http, rss, test_certs};
+
+/// A CLI acting as `token` on the HTTPS server at `url`, trusting `ca`.
+fn tls_cli(url: &str, token: &str, ca: Option<&std::path::Path>) -> Cli {
+    let mut cli = Cli::remote(url, token);
+    if let Some(ca) = ca {
+        cli.env.push(("COFFER_CACERT".into(), s(ca)));
+    }
+    cli
+}
+
+#[test]
+fn the_api_is_served_over_tls_with_a_reloaded_certificate_and_bad_tokens_are_throttled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (ca, cert, key) = test_certs(&tmp.path().join("certs"));
+    let serving = (tmp.path().join("serving.pem"), tmp.path().join("serving.key"));
+    std::fs::copy(&cert, &serving.0).unwrap();
+    std::fs::copy(&key, &serving.1).unwrap();
+    let acme = token(&data, "acme", "a");
+    let server = coffer_server(&data, &["--tls-cert-file", &s(&serving.0), "--tls-private-key-file", &s(&serving.1)]);
+    let url = &server.server.url;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    tls_cli(url, &acme, Some(&ca)).ok(&["backup", "get"]);
+    let err = tls_cli(url, &acme, None).fails(&["backup", "get"]);
+    assert!(err.contains("TLS") && err.to_lowercase().contains("certificate"), "an unknown issuer is refused: {err}");
+    let plain = url.replace("https://", "http://");
+    assert!(!Cli::remote(&plain, &acme).run(&["backup", "get"]).ok, "no plain HTTP on the TLS port");
+
+    // A renewed certificate (from another CA) applies to the next connection.
+    let (ca2, cert2, key2) = test_certs(&tmp.path().join("certs2"));
+    std::fs::copy(&key2, &serving.1).unwrap();
+    std::fs::copy(&cert2, &serving.0).unwrap();
+    eventually(Duration::from_secs(10), "the renewed certificate", || tls_cli(url, &acme, Some(&ca2)).run(&["backup", "get"]).ok.then_some(()));
+    assert!(!tls_cli(url, &acme, Some(&ca)).run(&["backup", "get"]).ok, "the old CA no longer verifies it");
+
+    // Bad tokens from one address: refused, then throttled.
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        answers.push(tls_cli(url, "coffer_guess", Some(&ca2)).fails(&["backup", "get"]));
+    }
+    assert!(answers[0].contains("refused the token"), "{}", answers[0]);
+    assert!(answers[11].contains("too many requests with bad tokens"), "{}", answers[11]);
+}
+
+#[test]
+fn a_server_will_not_serve_tokens_in_clear_beyond_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "--listen", "0.0.0.0:0", "--metrics-listen", "off"])
+        .env("COFFER_DATA_DIR", tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--tls-cert-file") && err.contains("--insecure-listen"), "{err}");
+}
+
+/// A TCP listener on loopback that counts the connections made to it.
+fn counting_listener() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn tenants_reach_public_endpoints_only_unless_the_operator_allows_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inner, connections) = counting_listener();
+    let creds = tmp.path().join("creds");
+    std::fs::write(&creds, "[default]\naws_access_key_id = a\naws_secret_access_key = b\n").unwrap();
+    let create = |cli: &Cli, name: &str, s3_url: &str| {
+        cli.ok(&["secret", "create", name, "--from-file", &format!("cloud={}", s(&creds))]);
+        let args = ["bsl", "create", name, "--provider", "aws", "--bucket", "b", "--credential", &format!("{name}=cloud")];
+        cli.ok(&[&args[..], &["--config", &format!("region=us-east-1,s3Url={s3_url}")]].concat());
+        cli.json(&["bsl", "get", name])
+    };
+
+    let shared = Tenancy::start(&tmp.path().join("shared"), &[]);
+    for (name, target) in [("loopback", inner.as_str()), ("metadata", "http://169.254.169.254"), ("private", "http://10.255.255.1:9")] {
+        let bsl = create(&shared.cli, name, target);
+        assert_eq!(bsl["status"]["phase"], "Unavailable", "{name}: {bsl}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "no connection reached the host's own network");
+    let log = std::fs::read_to_string(shared.data.join("server.log")).unwrap();
+    assert!(log.contains("denied an outbound connection to a non-public address"), "{log}");
+
+    let allowed = Tenancy::start(&tmp.path().join("allowed"), &["--allow-endpoint", "127.0.0.1"]);
+    create(&allowed.cli, "loopback", &inner);
+    assert!(connections.load(Ordering::SeqCst) > 0, "the operator's exception lets it through");
+}
+
+/// The most resident memory `pid` reaches while it is watched.
+struct Watchdog {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(pid: u32) -> Watchdog {
+        let (peak, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                p.fetch_max(rss(pid), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watchdog { peak, stop }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A gzipped tarball of `n` ConfigMaps each holding a 4 MiB array of zeros (about 64 MiB
+/// apiece once parsed), and last an entry that belongs elsewhere, so the whole is refused.
+fn zero_array_tarball(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(&mut out, flate2::Compression::best()));
+    let mut add = |path: &str, body: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, body).unwrap();
+    };
+    add("metadata/version", b"1.1.0\n");
+    let zeros = "0,".repeat((4 << 20) / 2 - 64);
+    for i in 0..n {
+        let object = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"z{i}","namespace":"shop"}},"data":[{zeros}0]}}"#);
+        add(&format!("resources/configmaps/namespaces/shop/z{i}.json"), object.as_bytes());
+    }
+    add("resources/configmaps/namespaces/shop/elsewhere.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other","namespace":"shop"}}"#);
+    tar.into_inner().unwrap().finish().unwrap();
+    out
+}
+
+#[test]
+fn documents_built_to_exhaust_memory_leave_the_server_bounded_and_answering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Tenancy { data, server, cli, home, .. } = Tenancy::start(tmp.path(), &["--backup-sync-period", "1s"]);
+    let url = server.server.url.clone();
+    let store = dir(&home, "store");
+    let src = dir(&home, "src");
+    std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    cli.ok(&["backup", "create", "b", "--source", "src", "--wait"]);
+    let objects = store.join("b/backups/b");
+    let watchdog = Watchdog::start(server.server.pid());
+
+    // 1. A tarball whose objects parse to about 64 MiB each, 40 of them (2.5 GiB if held).
+    std::fs::write(objects.join("b.tar.gz"), zero_array_tarball(40)).unwrap();
+    let run = cli.run(&["restore", "create", "r", "--from-backup", "b", "--target", "out", "--wait"]);
+    assert!(!run.ok && run.stdout.contains("Failed"), "{run:?}");
+    let restore = cli.json(&["restore", "get", "r"]);
+    assert!(restore["status"]["failureReason"].as_str().unwrap().contains("which belongs elsewhere"), "{restore}");
+    assert!(!home.join("out/resources").exists(), "nothing written from a refused tarball");
+
+    // 2. A log that inflates to 1 GiB.
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..1024 {
+        bomb.write_all(&[0u8; 1 << 20]).unwrap();
+    }
+    std::fs::write(objects.join("b-logs.gz"), bomb.finish().unwrap()).unwrap();
+    let err = cli.fails(&["backup", "logs", "b"]);
+    assert!(err.contains("b-logs.gz") && err.contains("inflates beyond"), "{err}");
+
+    // 3. A 64 GiB (sparse) velero-backup.json for the sync controller to find.
+    let evil = dir(&store, "b/backups/evil");
+    std::fs::File::create(evil.join("velero-backup.json")).unwrap().set_len(64 << 30).unwrap();
+    eventually(Duration::from_secs(30), "the sync to refuse it", || {
+        std::fs::read_to_string(data.join("server.log")).unwrap().contains("velero-backup.json").then_some(())
+    });
+
+    let peak = watchdog.peak();
+    assert!(peak < 1 << 30, "the server's memory stayed bounded: peak {} MiB", peak >> 20);
+    let (status, _) = http("GET", &format!("{url}/healthz"), None, None);
+    assert_eq!(status, 200, "the server still answers");
+    // Another tenant still backs up.
+    let globex = token(&data, "globex", "g");
+    let other = Cli::remote(&url, &globex);
+    let globex_store = dir(&data.join("tenants/globex"), "store");
+    let globex_src = dir(&data.join("tenants/globex"), "src");
+    std::fs::write(globex_src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: g, namespace: shop}\n").unwrap();
+    other.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&globex_store)), "--default"]);
+    assert!(other.ok(&["backup", "create", "g", "--source", "src", "--wait"]).contains("Completed"));
+}

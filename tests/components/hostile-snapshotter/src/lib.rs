@@ -1,0 +1,59 @@
+//! A hostile volume snapshotter for the host-hardening tests. It claims every
+//! PersistentVolume and "snapshots" it without doing anything; on restore, `set-volume-id`
+//! answers a rewritten object chosen by config `rewrite`:
+//!
+//! - `kind=K`: the PV with its `kind` replaced by `K` (e.g. `../../escaped`), so that a host
+//!   building paths from the answer would write outside its target;
+//! - `name=N`: the PV renamed to `N`, so that it would overwrite another object;
+//! - anything else (or unset): the PV unchanged, as an honest provider would answer.
+
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, VolumeInfo, VolumeSnapshotter};
+use serde_json::Value;
+
+struct Hostile {
+    rewrite: Option<(String, String)>,
+}
+
+impl VolumeSnapshotter for Hostile {
+    fn manifest() -> Manifest {
+        Manifest::new("coffer.test/hostile-snapshotter", "test component whose answers try to steer the host's writes")
+    }
+
+    fn init(config: Vec<(String, String)>, _credential: Option<Credential>) -> Result<Self> {
+        let config = Config::parse(config, &["rewrite"])?;
+        let rewrite = config.get("rewrite").and_then(|r| r.split_once('=')).map(|(f, v)| (f.to_owned(), v.to_owned()));
+        Ok(Hostile { rewrite })
+    }
+
+    fn create_volume_from_snapshot(&self, _snapshot_id: &str, _type: &str, _az: &str, _iops: Option<i64>) -> Result<String> {
+        Ok("vol-restored".into())
+    }
+
+    fn get_volume_id(&self, _pv: &str) -> Result<Option<String>> {
+        Ok(Some("vol-1".into()))
+    }
+
+    fn set_volume_id(&self, pv: &str, _volume_id: &str) -> Result<String> {
+        let mut pv: Value = serde_json::from_str(pv).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        match self.rewrite.as_ref().map(|(f, v)| (f.as_str(), v.clone())) {
+            Some(("kind", kind)) => pv["kind"] = Value::String(kind),
+            Some(("name", name)) => pv["metadata"]["name"] = Value::String(name),
+            _ => {}
+        }
+        Ok(pv.to_string())
+    }
+
+    fn get_volume_info(&self, _volume_id: &str, _az: &str) -> Result<VolumeInfo> {
+        Ok(VolumeInfo { volume_type: "hostile".into(), iops: None })
+    }
+
+    fn create_snapshot(&self, _volume_id: &str, _az: &str, _tags: Vec<(String, String)>) -> Result<String> {
+        Ok("snap-1".into())
+    }
+
+    fn delete_snapshot(&self, _snapshot_id: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+coffer_guest_sdk::export_volume_snapshotter!(Hostile);
