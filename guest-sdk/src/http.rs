@@ -38,16 +38,23 @@ fn http_error(what: &str, e: ErrorCode) -> Error {
         ErrorCode::HttpRequestDenied => Error::PermissionDenied(format!(
             "{what}: the host denied the request (the endpoint is not one the location's config names)"
         )),
-        ErrorCode::DnsTimeout
-        | ErrorCode::DnsError(_)
-        | ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
-        | ErrorCode::DestinationIpUnroutable
-        | ErrorCode::ConnectionRefused
-        | ErrorCode::ConnectionTerminated
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout => Error::Unavailable(format!("{what}: {e:?}")),
+        ErrorCode::DnsTimeout => Error::Unavailable(format!("{what}: the name lookup timed out")),
+        ErrorCode::DnsError(d) => Error::Unavailable(format!(
+            "{what}: the name lookup failed ({})",
+            d.rcode.as_deref().unwrap_or("no answer")
+        )),
+        ErrorCode::DestinationNotFound => Error::Unavailable(format!("{what}: no such host")),
+        ErrorCode::DestinationUnavailable | ErrorCode::DestinationIpUnroutable => {
+            Error::Unavailable(format!("{what}: the host cannot be reached"))
+        }
+        ErrorCode::ConnectionRefused => Error::Unavailable(format!("{what}: connection refused")),
+        ErrorCode::ConnectionTerminated => Error::Unavailable(format!("{what}: the server closed the connection")),
+        ErrorCode::ConnectionTimeout => Error::Unavailable(format!("{what}: the connection timed out")),
+        ErrorCode::ConnectionReadTimeout => Error::Unavailable(format!("{what}: the server stopped answering (read timed out)")),
+        ErrorCode::ConnectionWriteTimeout => Error::Unavailable(format!("{what}: the server stopped reading (write timed out)")),
+        ErrorCode::HttpProtocolError => Error::Unavailable(format!(
+            "{what}: the connection failed mid-request (HTTP protocol error: the server closed it or answered garbage)"
+        )),
         ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) | ErrorCode::TlsProtocolError => Error::Unavailable(format!(
             "{what}: TLS failed ({e:?}); a server whose certificate is not from a public CA needs the location's caCert"
         )),

@@ -14,10 +14,9 @@ use super::snapshots::VolumeSnapshot;
 use super::tarball::{Limits, item_path, visit_tarball};
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
-use crate::confine::{PathError, PathRoot, overlapping};
-use crate::sandbox::ProviderKind;
-use crate::locations::{LocationError, object_store_for, validate_name, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupMeta, BackupStorageLocation, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
+use crate::confine::{PathError, overlapping};
+use crate::locations::{LocationError, location_directories, object_store_for, validate_name, volume_snapshotter_for};
+use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
 
 /// The annotation recording where a restore wrote its resources.
 pub const TARGET_ANNOTATION: &str = "coffer.io/target-directory";
@@ -192,26 +191,16 @@ async fn restore_volume(
 /// Refuses a restore target that contains, or lies inside, a directory of one of the
 /// tenant's locations: that location's provider could rewrite what is restored (or plant
 /// links in it), and the restore could overwrite the location's data.
-fn apart_from_locations(coffer: &Coffer, namespace: &str, paths: &PathRoot, target: &Dir, shown: &Path) -> Result<(), String> {
-    let txn = coffer.state.read().map_err(|e| e.to_string())?;
-    let bsls = txn.list::<BackupStorageLocation>(namespace).map_err(|e| e.to_string())?;
-    let vsls = txn.list::<VolumeSnapshotLocation>(namespace).map_err(|e| e.to_string())?;
-    let locations = bsls
-        .iter()
-        .map(|b| ("backup storage location", &b.metadata.name, &b.spec.provider, &b.spec.config, ProviderKind::ObjectStore))
-        .chain(vsls.iter().map(|v| ("volume snapshot location", &v.metadata.name, &v.spec.provider, &v.spec.config, ProviderKind::VolumeSnapshotter)));
-    for (what, name, provider, config, kind) in locations {
-        let Ok(plugin) = coffer.registry.resolve(provider, kind) else { continue };
-        for request in &plugin.component.manifest().directories {
-            let Some(value) = config.get(&request.config_key).filter(|v| !v.is_empty()) else { continue };
-            let Ok(dir) = paths.open_dir(&request.config_key, Path::new(value)) else { continue };
-            if overlapping(target, &dir).map_err(|e| e.to_string())? {
-                return Err(format!(
-                    "target directory {} overlaps the directory {value} of {what} {name} (config key {:?}); restore into a directory apart from every location's",
-                    shown.display(),
-                    request.config_key
-                ));
-            }
+fn apart_from_locations(coffer: &Coffer, namespace: &str, target: &Dir, shown: &Path) -> Result<(), String> {
+    for location in location_directories(coffer, namespace).map_err(|e| e.to_string())? {
+        if overlapping(target, &location.dir).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "target directory {} overlaps the directory {} of {} (config key {:?}); restore into a directory apart from every location's",
+                shown.display(),
+                location.value,
+                location.location,
+                location.key
+            ));
         }
     }
     Ok(())
@@ -301,7 +290,7 @@ async fn run(
     if non_empty(&target).map_err(|e| format!("target directory {}: {e}", request.target.display()))? {
         return Err(format!("target directory {} is not empty", request.target.display()));
     }
-    apart_from_locations(coffer, namespace, &paths, &target, &request.target)?;
+    apart_from_locations(coffer, namespace, &target, &request.target)?;
 
     let restore_volumes = request.restore_volumes != Some(false);
     let mut counts = Progress { total_items, items_backed_up: 0 };

@@ -89,8 +89,9 @@ pub struct ServerArgs {
     /// How long backups that set no TTL (or a TTL of 0) are kept.
     #[arg(long, default_value = "720h", value_name = "DURATION")]
     pub default_backup_ttl: String,
-    /// How often the controllers look for due work.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    /// How often the controllers look for due work: no period (sync, garbage collection, a
+    /// location's validation, a schedule's `@every`) is kept more finely than this.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub controller_tick: String,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

@@ -66,9 +66,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let coffer = open(Limits::default()).await?;
             // This process holds the state now: what is InProgress was left by one that died.
-            let (backups, restores) = coffer::controllers::fail_interrupted(&coffer, coffer::controllers::Opener::Command)?;
+            let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command).await?;
             if backups + restores > 0 {
-                tracing::warn!(backups, restores, "marked backups and restores left InProgress by a process that ended as Failed");
+                tracing::warn!(backups, restores, "set straight backups and restores left InProgress by a process that ended");
             }
             Backend::Local { coffer: Box::new(coffer), default_snapshot_locations }
         }

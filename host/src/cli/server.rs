@@ -46,10 +46,21 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
     default_snapshot_locations: BTreeMap<String, String>,
 ) -> Result<()> {
     let limits = Limits { memory_bytes: parse::size("instance-memory", &args.instance_memory)?, ..Limits::default() };
+    let tick = parse::duration("controller-tick", Some(&args.controller_tick))?.unwrap_or_default().max(std::time::Duration::from_millis(100));
+    // A period shorter than the tick would silently run once a tick: refused, saying so.
+    let period = |flag: &str, text: &str| -> Result<std::time::Duration> {
+        let period = parse::duration(flag, Some(text))?.unwrap_or_default();
+        anyhow::ensure!(
+            period >= tick,
+            "--{flag} {text} is shorter than --controller-tick {}, which is how often the controllers look for due work",
+            args.controller_tick
+        );
+        Ok(period)
+    };
     let settings = Settings {
-        tick: parse::duration("controller-tick", Some(&args.controller_tick))?.unwrap_or_default().max(std::time::Duration::from_millis(100)),
-        backup_sync_period: parse::duration("backup-sync-period", Some(&args.backup_sync_period))?.unwrap_or_default(),
-        gc_frequency: parse::duration("garbage-collection-frequency", Some(&args.garbage_collection_frequency))?.unwrap_or_default(),
+        tick,
+        backup_sync_period: period("backup-sync-period", &args.backup_sync_period)?,
+        gc_frequency: period("garbage-collection-frequency", &args.garbage_collection_frequency)?,
         default_snapshot_locations,
     };
     let allowances = args

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 pub use gc::{GC_FAILURE_LABEL, collect, expired};
-pub use startup::{Opener, fail_interrupted};
+pub use startup::{Opener, recover_interrupted};
 pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 
 use crate::backup::{BackupRequest, create_backup};
@@ -43,7 +43,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            tick: Duration::from_secs(10),
+            tick: Duration::from_secs(1),
             backup_sync_period: Duration::from_secs(60),
             gc_frequency: Duration::from_secs(3600),
             default_snapshot_locations: BTreeMap::new(),

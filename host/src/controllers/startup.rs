@@ -1,8 +1,9 @@
 //! What a process that opens the state does first: backups and restores left `InProgress`
-//! are marked `Failed`, since nothing is running them any more. The state is held by one
+//! are set straight, since nothing is running them any more. The state is held by one
 //! process at a time (the embedded database is locked while open), so whatever is
 //! `InProgress` when it is opened was left by a process that ended before it finished:
-//! a crashed server, or a command killed mid-run.
+//! a crashed server, or a command killed mid-run. A backup that had finished uploading is
+//! recorded as its location has it; any other is `Failed` and its partial objects removed.
 
 use crate::backup::BackupError;
 use crate::coffer::Coffer;
@@ -28,30 +29,29 @@ impl Opener {
     }
 }
 
-/// Marks every `InProgress` backup and restore (in every namespace) `Failed`, as `opener`
-/// words it; returns how many of each.
-pub fn fail_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usize, usize), BackupError> {
+/// Sets every `InProgress` backup and restore (in every namespace) straight, as `opener`
+/// words it; returns how many of each were found.
+pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usize, usize), BackupError> {
+    let (backups, restores) = {
+        let txn = coffer.state.read()?;
+        let running = |phase: Option<Phase>| phase == Some(Phase::InProgress);
+        let backups: Vec<Backup> = txn.list_all::<Backup>()?.into_iter().filter(|b| running(b.status.phase)).collect();
+        let restores: Vec<Restore> = txn.list_all::<Restore>()?.into_iter().filter(|r| running(r.status.phase)).collect();
+        (backups, restores)
+    };
+    let reason = opener.reason("backup");
+    for mut backup in backups.iter().cloned() {
+        crate::backup::recover_backup(coffer, &mut backup, &reason).await;
+        coffer.state.write(|txn| txn.put(&backup))?;
+    }
     coffer.state.write(|txn| {
-        let mut backups = 0;
-        for mut b in txn.list_all::<Backup>()? {
-            if b.status.phase == Some(Phase::InProgress) {
-                b.status.phase = Some(Phase::Failed);
-                b.status.failure_reason = opener.reason("backup");
-                b.status.completion_timestamp = Some(now());
-                txn.put(&b)?;
-                backups += 1;
-            }
+        for mut r in restores.iter().cloned() {
+            r.status.phase = Some(Phase::Failed);
+            r.status.failure_reason = opener.reason("restore");
+            r.status.completion_timestamp = Some(now());
+            txn.put(&r)?;
         }
-        let mut restores = 0;
-        for mut r in txn.list_all::<Restore>()? {
-            if r.status.phase == Some(Phase::InProgress) {
-                r.status.phase = Some(Phase::Failed);
-                r.status.failure_reason = opener.reason("restore");
-                r.status.completion_timestamp = Some(now());
-                txn.put(&r)?;
-                restores += 1;
-            }
-        }
-        Ok::<_, BackupError>((backups, restores))
-    })
+        Ok::<_, BackupError>(())
+    })?;
+    Ok((backups.len(), restores.len()))
 }

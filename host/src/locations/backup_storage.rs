@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
+use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named, validate_name};
@@ -157,6 +158,7 @@ pub async fn create_backup_storage_location(
 ) -> Result<BackupStorageLocation, LocationError> {
     let mut bsl = new.build(namespace)?;
     check_create(&coffer.state.read()?, &bsl)?;
+    check_apart(coffer, namespace, &label(&bsl), &bsl.spec.provider, ProviderKind::ObjectStore, &bsl.spec.config)?;
     match probe(coffer, &bsl).await {
         Err(e) if e.is_definition_error() => return Err(e),
         outcome => set_status(&mut bsl, outcome),
@@ -316,9 +318,16 @@ pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStora
     probe(coffer, bsl).await
 }
 
+/// The longest a validation may take; an endpoint that does not answer within it makes the
+/// location Unavailable.
+pub const VALIDATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn probe(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
-    let mut store = object_store_for(coffer, bsl).await?;
-    check_layout(&mut store, bsl).await
+    let validate = async {
+        let mut store = object_store_for(coffer, bsl).await?;
+        check_layout(&mut store, bsl).await
+    };
+    tokio::time::timeout(VALIDATION_DEADLINE, validate).await.map_err(|_| LocationError::TimedOut(VALIDATION_DEADLINE.as_secs()))?
 }
 
 /// Records a validation outcome in `bsl`'s status, in Velero's words.

@@ -81,6 +81,9 @@ pub enum LocationError {
     /// The provider failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The location's endpoint did not answer in time.
+    #[error("timed out after {0} s")]
+    TimedOut(u64),
     /// The bucket holds something other than Velero's layout.
     #[error("{0}")]
     Layout(String),

@@ -3,6 +3,7 @@
 
 mod backup_storage;
 mod credentials;
+mod directories;
 mod error;
 mod names;
 mod snapshot;
@@ -14,6 +15,7 @@ pub use backup_storage::{
 };
 pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};
 use credentials::location_grants;
+pub use directories::{LocationDirectory, location_directories};
 pub use error::LocationError;
 pub use names::validate_name;
 pub use snapshot::{

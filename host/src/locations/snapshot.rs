@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 
+use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named, validate_name};
@@ -83,6 +84,7 @@ pub async fn create_volume_snapshot_location(
         }
     };
     exists(&coffer.state.read()?)?;
+    check_apart(coffer, namespace, &label(&vsl), &vsl.spec.provider, ProviderKind::VolumeSnapshotter, &vsl.spec.config)?;
     match volume_snapshotter_for(coffer, &vsl).await.map(drop) {
         Err(e) if e.is_definition_error() => return Err(e),
         outcome => set_status(&mut vsl, outcome),

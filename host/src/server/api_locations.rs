@@ -26,17 +26,16 @@ pub struct DefaultOnly {
     default: bool,
 }
 
-/// Lists the tenant's backup storage locations, validating those that are due.
+/// Lists the tenant's backup storage locations with their last known status (the
+/// controllers validate them; a read never waits on a location's endpoint).
 pub async fn list_bsls(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Query(q): Query<DefaultOnly>) -> Api<Vec<BackupStorageLocation>> {
-    let found = locations::get_backup_storage_locations(&app.coffer, &ns, &[], q.default)?;
-    Ok(Json(locations::refresh_backup_storage_locations(&app.coffer, found, false).await?))
+    Ok(Json(locations::get_backup_storage_locations(&app.coffer, &ns, &[], q.default)?))
 }
 
-/// One backup storage location.
+/// One backup storage location, with its last known status.
 pub async fn get_bsl(State(app): State<Arc<AppState>>, Tenant(ns): Tenant, Path(name): Path<String>) -> Api<BackupStorageLocation> {
-    let found = locations::get_backup_storage_locations(&app.coffer, &ns, &[name], false)?;
-    let mut refreshed = locations::refresh_backup_storage_locations(&app.coffer, found, false).await?;
-    Ok(Json(refreshed.remove(0)))
+    let mut found = locations::get_backup_storage_locations(&app.coffer, &ns, &[name], false)?;
+    Ok(Json(found.remove(0)))
 }
 
 /// Creates a backup storage location from a BackupStorageLocation object.

@@ -131,16 +131,16 @@ pub struct Listeners {
 }
 
 /// Runs the API, metrics, the operator's API and the controllers, until `shutdown`.
-/// Backups and restores a crash left running are marked Failed first.
+/// Backups and restores a crash left running are set straight first (see [`crate::controllers::recover_interrupted`]).
 pub async fn serve(
     coffer: Arc<Coffer>,
     listeners: Listeners,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (backups, restores) = crate::controllers::fail_interrupted(&coffer, crate::controllers::Opener::Server).map_err(std::io::Error::other)?;
+    let (backups, restores) = crate::controllers::recover_interrupted(&coffer, crate::controllers::Opener::Server).await.map_err(std::io::Error::other)?;
     if backups + restores > 0 {
-        tracing::warn!(backups, restores, "marked backups and restores left InProgress by an earlier run as Failed");
+        tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
     }
     let controllers = Controllers::new(coffer.clone(), settings.clone());
     let state = Arc::new(AppState {

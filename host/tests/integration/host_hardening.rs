@@ -183,7 +183,7 @@ async fn paths_swapped_for_links_between_check_and_use_lead_nowhere() {
     // A target inside a location's directory (whose provider could rewrite what is restored).
     let restore = backup::create_restore(&host.coffer, "acme", restore_request("r3", "good", "store/restored"), &mut |_| {}).await.unwrap();
     assert_eq!(restore.status.phase, Some(Phase::Failed), "{:?}", restore.status);
-    assert!(restore.status.failure_reason.contains("overlaps the directory") && restore.status.failure_reason.contains("backup storage location default"), "{}", restore.status.failure_reason);
+    assert!(restore.status.failure_reason.contains("overlaps the directory") && restore.status.failure_reason.contains("backup-location \"default\""), "{}", restore.status.failure_reason);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,4 +339,38 @@ fn a_backup_whose_command_was_killed_is_failed_by_the_next_command() {
     assert!(backup["status"]["failureReason"].as_str().unwrap().contains("the process running it ended before it finished"), "{backup}");
     cli.ok(&["backup", "delete", "killed", "--confirm"]);
     assert!(cli.fails(&["backup", "get", "killed"]).contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locations_may_share_a_directory_but_not_nest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Host::new(tmp.path()).await;
+    let acme = host.home("acme");
+    let inner = dir(&acme, "store/b/volumes");
+    let vsl = NewVolumeSnapshotLocation {
+        name: "inside".into(),
+        provider: "local".into(),
+        config: BTreeMap::from([("volumeRoot".into(), s(&inner)), ("snapshotDir".into(), s(&dir(&acme, "snapshots")))]),
+        ..Default::default()
+    };
+    let err = locations::create_volume_snapshot_location(&host.coffer, "acme", vsl).await.unwrap_err().to_string();
+    assert!(err.contains("\"volumeRoot\"") && err.contains("nests with") && err.contains("backup-location \"default\""), "{err}");
+    let outer = NewBackupStorageLocation {
+        name: "outer".into(),
+        provider: "filesystem".into(),
+        bucket: "b".into(),
+        config: BTreeMap::from([("root".into(), s(&acme))]),
+        ..Default::default()
+    };
+    let err = locations::create_backup_storage_location(&host.coffer, "acme", outer).await.unwrap_err().to_string();
+    assert!(err.contains("nests with"), "{err}");
+    // The same directory, as several buckets share one server, is fine.
+    let same = NewBackupStorageLocation {
+        name: "same".into(),
+        provider: "filesystem".into(),
+        bucket: "other".into(),
+        config: BTreeMap::from([("root".into(), s(&acme.join("store")))]),
+        ..Default::default()
+    };
+    locations::create_backup_storage_location(&host.coffer, "acme", same).await.unwrap();
 }

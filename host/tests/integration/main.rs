@@ -13,6 +13,7 @@ mod host_hardening;
 mod hostile_tenants;
 mod local_snapshots;
 mod quotas;
+mod recovery;
 mod s3;
 mod sandbox_isolation;
 mod server_api;

@@ -212,3 +212,34 @@ fn documents_built_to_exhaust_memory_leave_the_server_bounded_and_answering() {
     other.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&globex_store)), "--default"]);
     assert!(other.ok(&["backup", "create", "g", "--source", "src", "--wait"]).contains("Completed"));
 }
+
+#[test]
+fn a_frozen_endpoint_never_freezes_reads_and_its_location_goes_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = crate::servers::moto();
+    assert!(crate::servers::raw_http(s3.port, "PUT", "/velero").contains("200"), "bucket created");
+    let Tenancy { cli, server: _server, .. } = Tenancy::start(tmp.path(), &["--allow-endpoint", "127.0.0.1"]);
+    let creds = tmp.path().join("creds");
+    std::fs::write(&creds, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n").unwrap();
+    cli.ok(&["secret", "create", "s3", "--from-file", &format!("cloud={}", s(&creds))]);
+    let config = format!("region=us-east-1,s3Url={}", s3.url);
+    let out = cli.ok(&["bsl", "create", "frozen", "--provider", "aws", "--bucket", "velero", "--credential", "s3=cloud", "--validation-frequency", "1s", "--config", &config]);
+    assert!(out.contains("Available"), "{out}");
+
+    // The endpoint freezes: it accepts connections and never answers.
+    let stop = |signal: &str| assert!(std::process::Command::new("kill").args([signal, &s3.pid().to_string()]).status().unwrap().success());
+    stop("-STOP");
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        cli.ok(&["bsl", "get", "frozen"]);
+        assert!(started.elapsed() < Duration::from_secs(3), "a read answered at once, not after the endpoint: {:?}", started.elapsed());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let bsl = eventually(Duration::from_secs(90), "the frozen location to go Unavailable", || {
+        let bsl = cli.json(&["bsl", "get", "frozen"]);
+        (bsl["status"]["phase"] == "Unavailable").then_some(bsl)
+    });
+    assert!(bsl["status"]["message"].as_str().unwrap().contains("timed out after 30 s"), "{bsl}");
+    stop("-CONT");
+    eventually(Duration::from_secs(60), "the location to recover", || (cli.json(&["bsl", "get", "frozen"])["status"]["phase"] == "Available").then_some(()));
+}

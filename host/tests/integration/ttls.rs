@@ -40,7 +40,9 @@ fn the_server_applies_its_default_ttl_and_refuses_overlong_ones_with_422() {
     std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
     cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&dir(&home, "store"))), "--default"]);
     cli.ok(&["backup", "create", "zero", "--source", "src", "--ttl", "0s", "--wait"]);
-    assert_eq!(hours_between(&cli.json(&["backup", "get", "zero"])), 24);
+    let zero = cli.json(&["backup", "get", "zero"]);
+    assert_eq!(hours_between(&zero), 24);
+    assert_eq!(zero["metadata"]["annotations"]["coffer.io/source-directory"], "src", "no host path shown to the tenant: {zero}");
     let url = &server.server.url;
     for (path, object) in [
         ("/v1/backups", json!({"metadata": {"name": "long", "annotations": {"coffer.io/source-directory": "src"}}, "spec": {"ttl": "87600000h"}})),
@@ -51,4 +53,16 @@ fn the_server_applies_its_default_ttl_and_refuses_overlong_ones_with_422() {
     }
     let (status, _) = http("GET", &format!("{url}/healthz"), None, None);
     assert_eq!(status, 200);
+}
+
+#[test]
+fn a_controller_period_shorter_than_the_tick_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--controller-tick", "1s", "--garbage-collection-frequency", "500ms"])
+        .env("COFFER_DATA_DIR", tmp.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--garbage-collection-frequency 500ms is shorter than --controller-tick 1s"), "{err}");
 }

@@ -1,0 +1,64 @@
+//! Setting straight a backup that a process left `InProgress` because it died, against its
+//! location: if `velero-backup.json` reached the bucket (it is uploaded last), the backup is
+//! complete there and is recorded as the bucket has it; otherwise it failed, and whatever the
+//! dead run uploaded is removed, so no part of it lingers as a backup.
+
+use super::layout::Layout;
+use super::{BackupError, MAX_BACKUP_METADATA, storage_location_of};
+use crate::coffer::Coffer;
+use crate::locations::object_store_for;
+use crate::model::{Backup, Phase, now};
+
+/// What the bucket says of an interrupted backup.
+enum Found {
+    /// Complete: the status the bucket holds.
+    Complete(Box<crate::model::BackupStatus>),
+    /// Not there; what was uploaded is gone.
+    Removed,
+    /// Something else holds the name there; left alone.
+    Foreign,
+}
+
+async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
+    let (namespace, name) = (&backup.metadata.meta.namespace, &backup.metadata.meta.name);
+    let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location)?;
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let bucket = &bsl.spec.object_storage.bucket;
+    let mut store = object_store_for(coffer, &bsl).await?;
+    let key = layout.backup_metadata(name);
+    if store.object_exists(bucket, &key).await? {
+        let stored: Option<Backup> = serde_json::from_slice(&store.get_bytes(bucket, &key, MAX_BACKUP_METADATA).await?).ok();
+        return Ok(match stored {
+            Some(b) if b.metadata.meta.name == *name && matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => {
+                Found::Complete(Box::new(b.status))
+            }
+            _ => Found::Foreign,
+        });
+    }
+    for key in store.list_objects(bucket, &layout.backup_dir(name)).await? {
+        store.delete_object(bucket, &key).await?;
+    }
+    Ok(Found::Removed)
+}
+
+/// Sets `backup` (found `InProgress` with nothing running it) straight: `Completed` (or
+/// `PartiallyFailed`) as its bucket has it when the run finished uploading, otherwise `Failed`
+/// with `reason`, its partial objects removed. Returns whether it was found complete.
+pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) -> bool {
+    let found = look(coffer, backup).await;
+    let (namespace, name) = (&backup.metadata.meta.namespace, &backup.metadata.meta.name);
+    match found {
+        Ok(Found::Complete(status)) => {
+            tracing::info!(namespace = %namespace, backup = %name, "an interrupted backup had finished uploading: recorded as its location has it");
+            backup.status = *status;
+            return true;
+        }
+        Ok(Found::Removed) => {}
+        Ok(Found::Foreign) => tracing::warn!(namespace = %namespace, backup = %name, "the location holds another velero-backup.json under this name; left as it is"),
+        Err(e) => tracing::warn!(namespace = %namespace, backup = %name, "could not check the location of an interrupted backup; partial objects may remain: {e}"),
+    }
+    backup.status.phase = Some(Phase::Failed);
+    backup.status.failure_reason = reason.to_owned();
+    backup.status.completion_timestamp = Some(now());
+    false
+}
