@@ -360,4 +360,63 @@ mod tests {
         detach.detach().await;
         assert_eq!(task.await.unwrap().unwrap(), 5);
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_beyond_the_permit_traps() {
+        let (mut output, detach, _task, _) = consumer();
+        assert_eq!(output.check_write().unwrap(), CHUNK);
+        let err = output.write(Bytes::from(vec![0u8; CHUNK + 1])).unwrap_err();
+        assert!(matches!(err, StreamError::Trap(_)), "{err:?}");
+        detach.detach().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sink_that_takes_nothing_fails_the_stream_after_the_idle_time() {
+        /// A sink that blocks until told to go, as a client that stopped reading does.
+        struct Stalled(std::sync::mpsc::Receiver<()>);
+        impl Write for Stalled {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let _ = self.0.recv();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (go, wait) = std::sync::mpsc::channel();
+        let (mut output, detach, _, task) = output_to_writer(Stalled(wait), Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let failed = loop {
+            match output.check_write() {
+                Ok(0) => output.ready().await,
+                Ok(_) => output.write(Bytes::from(vec![1u8; CHUNK])).unwrap(),
+                Err(e) => break e,
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the stream never failed");
+        };
+        assert!(format!("{failed:?}").contains("nothing was read from the stream for 200ms"), "{failed:?}");
+        drop(go);
+        detach.detach().await;
+        let _ = task.await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_source_that_yields_nothing_fails_the_stream_after_the_idle_time() {
+        /// A source that never yields, as an upload from a client that went silent.
+        struct Silent(std::sync::mpsc::Receiver<()>);
+        impl Read for Silent {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                let _ = self.0.recv();
+                Ok(0)
+            }
+        }
+        let (go, wait) = std::sync::mpsc::channel();
+        let (mut input, detach, task) = input_from_reader(Silent(wait), Duration::from_millis(200));
+        input.ready().await;
+        let err = input.read(10).unwrap_err();
+        assert!(format!("{err:?}").contains("no data came for 200ms"), "{err:?}");
+        drop(go);
+        detach.detach().await;
+        let _ = task.await;
+    }
 }

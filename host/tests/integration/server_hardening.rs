@@ -33,6 +33,9 @@ fn the_api_is_served_over_tls_with_a_reloaded_certificate_and_bad_tokens_are_thr
     let server = coffer_server(&data, &["--tls-cert-file", &s(&serving.0), "--tls-private-key-file", &s(&serving.1)]);
     let url = &server.server.url;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let mode = |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(&data.join("admin.sock")), 0o600, "the operator's socket is the owner's only");
+    assert_eq!(mode(&data), 0o700);
 
     tls_cli(url, &acme, Some(&ca)).ok(&["backup", "get"]);
     let err = tls_cli(url, &acme, None).fails(&["backup", "get"]);
@@ -242,4 +245,65 @@ fn a_frozen_endpoint_never_freezes_reads_and_its_location_goes_unavailable() {
     assert!(bsl["status"]["message"].as_str().unwrap().contains("timed out after 30 s"), "{bsl}");
     stop("-CONT");
     eventually(Duration::from_secs(60), "the location to recover", || (cli.json(&["bsl", "get", "frozen"])["status"]["phase"] == "Available").then_some(()));
+}
+
+/// `n` ConfigMaps of 1 MiB of incompressible text each, under `src`.
+fn bulky_manifests(src: &std::path::Path, n: usize) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..n {
+        let text: String = (0..(1 << 20) / 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{x:016x}")
+            })
+            .collect();
+        std::fs::write(src.join(format!("cm{i}.yaml")), format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bulk{i}, namespace: shop}}\ndata: {{blob: {text}}}\n")).unwrap();
+    }
+}
+
+#[test]
+fn a_tenant_stalling_downloads_holds_only_its_own_share_of_instances() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Tenancy { data, token: acme, server, cli, home } = Tenancy::start(tmp.path(), &["--tenant-instances", "2"]);
+    let url = server.server.url.clone();
+    let src = dir(&home, "src");
+    bulky_manifests(&src, 24);
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&dir(&home, "store"))), "--default"]);
+    cli.ok(&["backup", "create", "big", "--source", "src", "--wait"]);
+
+    // Two downloads whose client never reads: each holds a provider instance, stalled.
+    let authority = url.trim_start_matches("http://").to_owned();
+    let stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut conn = std::net::TcpStream::connect(&authority).unwrap();
+            write!(conn, "GET /v1/backups/big/download HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {acme}\r\n\r\n").unwrap();
+            conn
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The tenant's next download waits for one of its own instances...
+    let out = tmp.path().join("big.tar.gz");
+    let mut third = cli.command(&["backup", "download", "big", "-o", &s(&out)]).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(third.try_wait().unwrap().is_none(), "the tenant's third download waits for room in its own cap");
+
+    // ...while another tenant works as usual.
+    let globex = token(&data, "globex", "g");
+    let other = Cli::remote(&url, &globex);
+    let globex_home = data.join("tenants/globex");
+    let globex_src = dir(&globex_home, "src");
+    std::fs::write(globex_src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: g, namespace: shop}\n").unwrap();
+    other.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&dir(&globex_home, "store"))), "--default"]);
+    let started = std::time::Instant::now();
+    assert!(other.ok(&["backup", "create", "g", "--source", "src", "--wait"]).contains("Completed"));
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+
+    // Once the stalled clients go, their instances are freed and the waiting download runs.
+    drop(stalled);
+    let status = third.wait().unwrap();
+    assert!(status.success(), "the third download finished once room was freed");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(home.join("store/b/backups/big/big.tar.gz")).unwrap());
 }
