@@ -115,6 +115,15 @@ pub struct ServerArgs {
     /// PEM private key of `--tls-cert-file`.
     #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
+    /// API connections open at once; more are closed as they arrive.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, or stay idle between requests.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub request_header_timeout: String,
+    /// How long running requests and work are given to finish at SIGTERM.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub shutdown_grace: String,
     /// Serve plain HTTP on an address other than loopback (tokens then cross the network in
     /// clear; for a TLS-terminating proxy in front).
     #[arg(long)]

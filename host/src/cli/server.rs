@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use coffer::coffer::Coffer;
 use coffer::controllers::Settings;
 use coffer::sandbox::{Allowance, Limits, Reach};
-use coffer::server::{ADMIN_SOCKET, ApiListener, Listeners, TlsFiles, TlsListener};
+use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, Listeners, TlsFiles, TlsListener};
 
 use super::args::ServerArgs;
 use super::parse;
@@ -62,6 +62,13 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         backup_sync_period: period("backup-sync-period", &args.backup_sync_period)?,
         gc_frequency: period("garbage-collection-frequency", &args.garbage_collection_frequency)?,
         default_snapshot_locations,
+        connections: ConnectionLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: parse::duration("request-header-timeout", Some(&args.request_header_timeout))?
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| anyhow::anyhow!("--request-header-timeout must be longer than 0"))?,
+            drain: parse::duration("shutdown-grace", Some(&args.shutdown_grace))?.unwrap_or_default(),
+        },
     };
     let allowances = args
         .allow_endpoints

@@ -38,6 +38,8 @@ pub struct Settings {
     pub gc_frequency: Duration,
     /// `--default-volume-snapshot-locations`, for scheduled backups.
     pub default_snapshot_locations: BTreeMap<String, String>,
+    /// Limits on the API's connections.
+    pub connections: crate::server::ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             backup_sync_period: Duration::from_secs(60),
             gc_frequency: Duration::from_secs(3600),
             default_snapshot_locations: BTreeMap::new(),
+            connections: crate::server::ConnectionLimits::default(),
         }
     }
 }
@@ -102,7 +105,14 @@ impl Controllers {
                 () = &mut shutdown => break,
             }
         }
-        while self.tasks.join_next().await.is_some() {}
+        // Work still running gets the drain time, then is dropped: what it left InProgress
+        // is set straight at the next start, as after a crash.
+        let drain = self.settings.connections.drain;
+        let finished = tokio::time::timeout(drain, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tracing::warn!(running = self.tasks.len(), "stopped waiting for running work after {drain:?}");
+            self.tasks.abort_all();
+        }
     }
 
     /// Starts the work due at `at`.

@@ -12,6 +12,7 @@ mod api_locations;
 mod api_schedules;
 mod api_secrets;
 mod auth;
+mod connections;
 mod error;
 mod metrics;
 mod throttle;
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 pub use admin::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
 pub use api_secrets::{SecretBody, SecretName};
 pub use auth::Tenant;
+pub use connections::ConnectionLimits;
 pub use error::ApiError;
 pub use tls::{TlsError, TlsFiles, TlsListener};
 
@@ -162,16 +164,26 @@ pub async fn serve(
         .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));
     let metrics = listeners.metrics.map(|listener| tokio::spawn(axum::serve(listener, metrics_router(state.clone())).with_graceful_shutdown(wait()).into_future()));
     // Each request knows its client's address (failed tokens are counted per address).
-    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    let app = router(state);
+    let limits = settings.connections.clone();
     let api = match listeners.api {
-        ApiListener::Plain(listener) => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(wait()).into_future()),
-        ApiListener::Tls(listener) => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(wait()).into_future()),
+        ApiListener::Plain(listener) => tokio::spawn(connections::serve(listener, app, limits, wait())),
+        ApiListener::Tls(listener) => tokio::spawn(connections::serve(listener, app, limits, wait())),
     };
     shutdown.await;
     let _ = stop.send(true);
-    api.await.map_err(std::io::Error::other)??;
-    for task in metrics.into_iter().chain(admin) {
-        task.await.map_err(std::io::Error::other)??;
+    api.await.map_err(std::io::Error::other)?;
+    // The operator's listeners get the same grace as the API's (one more for the controllers,
+    // which bound their own), and are then dropped with the runtime.
+    let operator = async {
+        for task in metrics.into_iter().chain(admin) {
+            task.await.map_err(std::io::Error::other)??;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    match tokio::time::timeout(settings.connections.drain, operator).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("stopped waiting for the operator's connections"),
     }
     controllers.await.map_err(std::io::Error::other)?;
     Ok(())

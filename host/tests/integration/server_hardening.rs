@@ -307,3 +307,46 @@ fn a_tenant_stalling_downloads_holds_only_its_own_share_of_instances() {
     assert!(status.success(), "the third download finished once room was freed");
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(home.join("store/b/backups/big/big.tar.gz")).unwrap());
 }
+
+#[test]
+fn slow_and_silent_clients_hold_nothing_for_long_and_never_block_a_restart() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = coffer_server(&data, &["--request-header-timeout", "1s", "--max-connections", "3", "--shutdown-grace", "2s"]);
+    let authority = server.server.url.trim_start_matches("http://").to_owned();
+    let closed_within = |mut conn: std::net::TcpStream, limit: Duration| {
+        conn.set_read_timeout(Some(limit)).unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => return started.elapsed(),
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset) => return started.elapsed(),
+                Err(e) => panic!("the connection was still open after {limit:?}: {e}"),
+            }
+        }
+    };
+
+    // A client that sends half a request head and stops.
+    let mut slow = std::net::TcpStream::connect(&authority).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(closed_within(slow, Duration::from_secs(5)) < Duration::from_secs(4));
+
+    // Silent clients fill the connection cap; the next one is closed on arrival, and the cap
+    // frees itself once the silent ones time out.
+    let silent: Vec<std::net::TcpStream> = (0..3).map(|_| std::net::TcpStream::connect(&authority).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let extra = std::net::TcpStream::connect(&authority).unwrap();
+    assert!(closed_within(extra, Duration::from_secs(2)) < Duration::from_secs(1), "over the cap: closed at once");
+    for conn in silent {
+        assert!(closed_within(conn, Duration::from_secs(5)) < Duration::from_secs(4));
+    }
+    let (status, _) = http("GET", &format!("{}/healthz", server.server.url), None, None);
+    assert_eq!(status, 200);
+
+    // SIGTERM with a client still connected: the server goes within its grace.
+    let _lingering = std::net::TcpStream::connect(&authority).unwrap();
+    assert!(server.server.terminate(Duration::from_secs(8)), "the server exited within its shutdown grace");
+}
