@@ -113,3 +113,29 @@ impl Cli {
         serde_json::from_str(&self.ok(&all)).expect("JSON output")
     }
 }
+
+/// A filesystem backup storage location `name` on `root`, bucket `b`, the default.
+pub fn filesystem_bsl(name: &str, root: &Path) -> coffer::locations::NewBackupStorageLocation {
+    coffer::locations::NewBackupStorageLocation {
+        name: name.into(),
+        provider: "filesystem".into(),
+        bucket: "b".into(),
+        config: BTreeMap::from([("root".into(), s(root))]),
+        default: true,
+        ..Default::default()
+    }
+}
+
+/// A gzipped tarball of `entries` (path, body), as a hostile bucket would hold one.
+pub fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(&mut out, flate2::Compression::best()));
+    for (path, body) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *body).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    out
+}

@@ -15,7 +15,7 @@ use coffer::model::{BackupSpec, Phase};
 use coffer::sandbox::{ErrorKind, Limits, ObjectStoreHandle, grants_for};
 use serde_json::json;
 
-use crate::common::{Cli, dir, grants, load, s, sandbox, test_component};
+use crate::common::{Cli, dir, filesystem_bsl, grants, load, s, sandbox, tarball, test_component};
 
 /// Every file, directory and link under `root` with its contents (links not followed).
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
@@ -54,15 +54,7 @@ impl Host {
         let tenants = tenants.canonicalize().unwrap();
         for tenant in ["acme", "globex"] {
             let store = dir(&tenants.join(tenant), "store");
-            let bsl = NewBackupStorageLocation {
-                name: "default".into(),
-                provider: "filesystem".into(),
-                bucket: "b".into(),
-                config: BTreeMap::from([("root".into(), s(&store))]),
-                default: true,
-                ..Default::default()
-            };
-            locations::create_backup_storage_location(&coffer, tenant, bsl).await.unwrap();
+            locations::create_backup_storage_location(&coffer, tenant, filesystem_bsl("default", &store)).await.unwrap();
         }
         let secrets = dir(&tenants.join("globex"), "manifests");
         std::fs::write(secrets.join("secret.yaml"), "apiVersion: v1\nkind: Secret\nmetadata: {name: crown-jewels, namespace: globex}\n").unwrap();
@@ -244,21 +236,12 @@ async fn documents_in_a_bucket_are_read_within_bounds() {
 
     // A tarball entry beyond 4 MiB, and one whose JSON would balloon in memory, are refused
     // before anything is written.
-    let mut tarball = Vec::new();
-    {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(&mut tarball, flate2::Compression::best()));
-        let mut add = |path: &str, body: &[u8]| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(body.len() as u64);
-            header.set_mode(0o644);
-            tar.append_data(&mut header, path, body).unwrap();
-        };
-        add("metadata/version", b"1.1.0\n");
-        add("resources/configmaps/namespaces/shop/a.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"shop"}}"#);
-        let zeros = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"z","namespace":"shop"}},"data":[{}0]}}"#, "0,".repeat(3 << 20));
-        add("resources/configmaps/namespaces/shop/z.json", zeros.as_bytes());
-        tar.into_inner().unwrap().finish().unwrap();
-    }
+    let zeros = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"z","namespace":"shop"}},"data":[{}0]}}"#, "0,".repeat(3 << 20));
+    let tarball = tarball(&[
+        ("metadata/version", b"1.1.0\n"),
+        ("resources/configmaps/namespaces/shop/a.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"shop"}}"#),
+        ("resources/configmaps/namespaces/shop/z.json", zeros.as_bytes()),
+    ]);
     std::fs::write(objects.join("b.tar.gz"), &tarball).unwrap();
     let restore = backup::create_restore(&host.coffer, "acme", restore_request("r", "b", "out"), &mut |_| {}).await.unwrap();
     assert_eq!(restore.status.phase, Some(Phase::Failed), "{:?}", restore.status);

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use coffer::backup::{self, BackupRequest};
 use coffer::coffer::Coffer;
 use coffer::controllers::{Opener, recover_interrupted};
-use coffer::locations::{self, NewBackupStorageLocation};
+use coffer::locations;
 use coffer::model::{Backup, BackupSpec, Phase};
 use coffer::sandbox::Limits;
 
-use crate::common::{dir, s};
+use crate::common::{dir, filesystem_bsl};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupted_backups_are_reconciled_with_their_location() {
@@ -21,15 +21,7 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     let store = dir(tmp.path(), "store");
     let src = dir(tmp.path(), "src");
     std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
-    let bsl = NewBackupStorageLocation {
-        name: "default".into(),
-        provider: "filesystem".into(),
-        bucket: "b".into(),
-        config: BTreeMap::from([("root".into(), s(&store))]),
-        default: true,
-        ..Default::default()
-    };
-    locations::create_backup_storage_location(&coffer, "ns", bsl).await.unwrap();
+    locations::create_backup_storage_location(&coffer, "ns", filesystem_bsl("default", &store)).await.unwrap();
     for name in ["uploaded", "partial"] {
         let request = BackupRequest {
             name: name.into(),

@@ -138,15 +138,7 @@ fn backups_a_crash_left_running_are_failed_at_start() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let coffer = coffer::coffer::Coffer::open(&data, coffer::sandbox::Limits::default()).await.unwrap();
-        let new = coffer::locations::NewBackupStorageLocation {
-            name: "default".into(),
-            provider: "filesystem".into(),
-            bucket: "b".into(),
-            config: BTreeMap::from([("root".into(), s(&store))]),
-            default: true,
-            ..Default::default()
-        };
-        coffer::locations::create_backup_storage_location(&coffer, "acme", new).await.unwrap();
+        coffer::locations::create_backup_storage_location(&coffer, "acme", crate::common::filesystem_bsl("default", &store)).await.unwrap();
         let request = coffer::backup::BackupRequest {
             name: "cut".into(),
             source: src.clone(),

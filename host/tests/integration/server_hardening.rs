@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::common::{Cli, dir, s};
+use crate::common::{Cli, dir, s, tarball};
 use crate::server_api::{Tenancy, token};
 use crate::servers::{coffer_server, eventually, http, rss, test_certs};
 
@@ -146,23 +146,17 @@ impl Drop for Watchdog {
 /// A gzipped tarball of `n` ConfigMaps each holding a 4 MiB array of zeros (about 64 MiB
 /// apiece once parsed), and last an entry that belongs elsewhere, so the whole is refused.
 fn zero_array_tarball(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(&mut out, flate2::Compression::best()));
-    let mut add = |path: &str, body: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, path, body).unwrap();
-    };
-    add("metadata/version", b"1.1.0\n");
     let zeros = "0,".repeat((4 << 20) / 2 - 64);
-    for i in 0..n {
-        let object = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"z{i}","namespace":"shop"}},"data":[{zeros}0]}}"#);
-        add(&format!("resources/configmaps/namespaces/shop/z{i}.json"), object.as_bytes());
-    }
-    add("resources/configmaps/namespaces/shop/elsewhere.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other","namespace":"shop"}}"#);
-    tar.into_inner().unwrap().finish().unwrap();
-    out
+    let objects: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            let object = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"z{i}","namespace":"shop"}},"data":[{zeros}0]}}"#);
+            (format!("resources/configmaps/namespaces/shop/z{i}.json"), object)
+        })
+        .collect();
+    let mut entries: Vec<(&str, &[u8])> = vec![("metadata/version", b"1.1.0\n")];
+    entries.extend(objects.iter().map(|(path, object)| (path.as_str(), object.as_bytes())));
+    entries.push(("resources/configmaps/namespaces/shop/elsewhere.json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other","namespace":"shop"}}"#));
+    tarball(&entries)
 }
 
 #[test]
