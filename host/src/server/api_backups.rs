@@ -46,7 +46,12 @@ pub(super) fn annotated_path(
     Ok(paths.recorded(&path))
 }
 
-/// Stores a run's progress in its record each time the percentage changes.
+/// How often at most a run's progress is written to the state (each write is a durable
+/// transaction that every tenant's requests queue behind).
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stores a run's progress in its record when the percentage has changed, at most every
+/// [`PROGRESS_INTERVAL`] (and always at 100%); the run's end is recorded by the run itself.
 fn recorder<T: crate::state::Resource + Send + 'static>(
     coffer: Arc<Coffer>,
     ns: String,
@@ -54,12 +59,15 @@ fn recorder<T: crate::state::Resource + Send + 'static>(
     set: fn(&mut T, &Progress),
 ) -> impl FnMut(&Progress) + Send {
     let mut last = u64::MAX;
+    let mut written: Option<std::time::Instant> = None;
     move |p: &Progress| {
         let percent = p.percent();
-        if percent == last {
+        let recent = written.is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL);
+        if percent == last || (recent && percent < 100) {
             return;
         }
         last = percent;
+        written = Some(std::time::Instant::now());
         let stored = coffer.state.write(|txn| {
             if let Some(mut object) = txn.get::<T>(&ns, &name)? {
                 set(&mut object, p);
