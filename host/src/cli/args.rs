@@ -115,6 +115,12 @@ pub struct ServerArgs {
     /// PEM private key of `--tls-cert-file`.
     #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
+    /// Backups and restores running at once; more wait their turn.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrent_backups: usize,
+    /// Of those, at most this many for one tenant.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub tenant_concurrent_backups: usize,
     /// API connections open at once; more are closed as they arrive.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use coffer::coffer::Coffer;
 use coffer::controllers::Settings;
 use coffer::sandbox::{Allowance, Limits, Reach};
-use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, Listeners, TlsFiles, TlsListener};
+use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, JobLimits, Listeners, TlsFiles, TlsListener};
 
 use super::args::ServerArgs;
 use super::parse;
@@ -62,6 +62,7 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         backup_sync_period: period("backup-sync-period", &args.backup_sync_period)?,
         gc_frequency: period("garbage-collection-frequency", &args.garbage_collection_frequency)?,
         default_snapshot_locations,
+        jobs: JobLimits { concurrent: args.concurrent_backups.max(1), per_tenant: args.tenant_concurrent_backups.max(1) },
         connections: ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: parse::duration("request-header-timeout", Some(&args.request_header_timeout))?

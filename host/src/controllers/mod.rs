@@ -40,6 +40,8 @@ pub struct Settings {
     pub default_snapshot_locations: BTreeMap<String, String>,
     /// Limits on the API's connections.
     pub connections: crate::server::ConnectionLimits,
+    /// Backups and restores at once.
+    pub jobs: crate::server::JobLimits,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             gc_frequency: Duration::from_secs(3600),
             default_snapshot_locations: BTreeMap::new(),
             connections: crate::server::ConnectionLimits::default(),
+            jobs: crate::server::JobLimits::default(),
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct Counters {
 /// The controllers of one server.
 pub struct Controllers {
     coffer: Arc<Coffer>,
+    jobs: Arc<crate::server::Jobs>,
     settings: Settings,
     counters: Arc<Counters>,
     busy: Arc<Mutex<HashSet<String>>>,
@@ -82,9 +86,9 @@ pub struct Controllers {
 }
 
 impl Controllers {
-    /// Controllers for `coffer`.
-    pub fn new(coffer: Arc<Coffer>, settings: Settings) -> Self {
-        Controllers { coffer, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None }
+    /// Controllers for `coffer`; scheduled backups take their turns among `jobs`.
+    pub fn new(coffer: Arc<Coffer>, settings: Settings, jobs: Arc<crate::server::Jobs>) -> Self {
+        Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None }
     }
 
     /// What the controllers have done so far.
@@ -163,8 +167,10 @@ impl Controllers {
             }
             let namespace = schedule.metadata.meta.namespace.clone();
             let request = schedule.backup_request(at, self.settings.default_snapshot_locations.clone());
+            let jobs = self.jobs.clone();
             self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
                 counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
+                let _turn = jobs.turn(&namespace).await;
                 run_backup(&coffer, &namespace, request).await;
             });
         }

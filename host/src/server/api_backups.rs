@@ -112,7 +112,7 @@ pub async fn create_backup(
             let record = run.backup().clone();
             let coffer = app.coffer.clone();
             let name = record.metadata.meta.name.clone();
-            tokio::spawn(async move {
+            app.jobs.spawn(ns.clone(), async move {
                 let set: fn(&mut Backup, &Progress) = |b, p| b.status.progress = Some(p.clone());
                 let mut progress = recorder(coffer.clone(), ns.clone(), name.clone(), set);
                 match run.run(&coffer, &mut progress).await {
@@ -218,7 +218,7 @@ pub async fn create_restore(
     }
     let coffer = app.coffer.clone();
     let record = restore.clone();
-    tokio::spawn(async move {
+    app.jobs.spawn(ns.clone(), async move {
         let name = request.name.clone();
         let set: fn(&mut Restore, &Progress) = |r, p| r.status.progress = Some(p.into());
         let mut progress = recorder(coffer.clone(), ns.clone(), name.clone(), set);

@@ -14,6 +14,7 @@ mod api_secrets;
 mod auth;
 mod connections;
 mod error;
+mod jobs;
 mod metrics;
 mod throttle;
 mod tls;
@@ -34,6 +35,7 @@ pub use api_secrets::{SecretBody, SecretName};
 pub use auth::Tenant;
 pub use connections::ConnectionLimits;
 pub use error::ApiError;
+pub use jobs::{JobLimits, Jobs};
 pub use tls::{TlsError, TlsFiles, TlsListener};
 
 use crate::coffer::Coffer;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Failed token attempts by client address.
     pub failed_tokens: throttle::FailedTokens,
+    /// Where accepted backups and restores run.
+    pub jobs: Arc<Jobs>,
 }
 
 /// The API's routes.
@@ -144,12 +148,14 @@ pub async fn serve(
     if backups + restores > 0 {
         tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
     }
-    let controllers = Controllers::new(coffer.clone(), settings.clone());
+    let jobs = Arc::new(Jobs::new(settings.jobs.clone(), 2)?);
+    let controllers = Controllers::new(coffer.clone(), settings.clone(), jobs.clone());
     let state = Arc::new(AppState {
         coffer,
         default_snapshot_locations: settings.default_snapshot_locations,
         counters: controllers.counters(),
         failed_tokens: throttle::FailedTokens::default(),
+        jobs,
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = move || {

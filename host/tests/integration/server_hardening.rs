@@ -197,6 +197,7 @@ fn documents_built_to_exhaust_memory_leave_the_server_bounded_and_answering() {
     });
 
     let peak = watchdog.peak();
+    eprintln!("the server's peak resident memory during the attacks: {} MiB", peak >> 20);
     assert!(peak < 1 << 30, "the server's memory stayed bounded: peak {} MiB", peak >> 20);
     let (status, _) = http("GET", &format!("{url}/healthz"), None, None);
     assert_eq!(status, 200, "the server still answers");
@@ -343,4 +344,33 @@ fn slow_and_silent_clients_hold_nothing_for_long_and_never_block_a_restart() {
     // SIGTERM with a client still connected: the server goes within its grace.
     let _lingering = std::net::TcpStream::connect(&authority).unwrap();
     assert!(server.server.terminate(Duration::from_secs(8)), "the server exited within its shutdown grace");
+}
+
+#[test]
+fn a_tenants_runs_take_turns_within_its_share() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let probe = tmp.path().join("probe.wasm");
+    std::fs::write(&probe, crate::common::test_component("probe")).unwrap();
+    let operator = Cli::new(&data);
+    operator.ok(&["plugin", "add", &s(&probe)]);
+    // Every upload of this tenant spins until its 3 s call deadline: each run takes ~3 s.
+    operator.ok(&["tenant", "quota", "acme", "--call-deadline", "3s"]);
+    let Tenancy { cli, home, server: _server, .. } = Tenancy::start(tmp.path(), &["--tenant-concurrent-backups", "1"]);
+    let src = dir(&home, "src");
+    std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
+    cli.ok(&["bsl", "create", "slow", "--provider", "coffer.test/probe", "--bucket", "b", "--config", "onPut=spin", "--default"]);
+    cli.ok(&["backup", "create", "first", "--source", "src"]);
+    cli.ok(&["backup", "create", "second", "--source", "src"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (first, second) = (cli.json(&["backup", "get", "first"]), cli.json(&["backup", "get", "second"]));
+    assert!(first["status"]["progress"].is_object(), "the first runs: {first}");
+    assert!(second["status"]["progress"].is_null() && second["status"]["phase"] == "InProgress", "the second waits its turn: {second}");
+    for name in ["first", "second"] {
+        let done = eventually(Duration::from_secs(60), name, || {
+            let b = cli.json(&["backup", "get", name]);
+            (b["status"]["phase"] != "InProgress").then_some(b)
+        });
+        assert!(done["status"]["failureReason"].as_str().unwrap().contains("call deadline"), "{done}");
+    }
 }
