@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::backup::{BackupRequest, validate_filters};
 use crate::coffer::Coffer;
 use crate::locations::{LocationError, validate_name};
-use crate::model::{API_VERSION, BackupMeta, BackupSpec, ObjectMeta, go_duration};
+use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, go_duration};
 use crate::state::{Resource, StateError};
 
 /// The label backups made by a schedule carry, with the schedule's name.
@@ -112,9 +112,16 @@ pub struct ScheduleStatus {
     /// `Enabled` once accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// When the last backup was started.
+    /// When the last run that made a backup (`Completed` or `PartiallyFailed`) started.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub last_backup: Option<OffsetDateTime>,
+    /// When the last run started, whatever became of it (Coffer's; the cadence counts from
+    /// it, and a run is claimed here before it starts so that a crash never repeats it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_run: Option<OffsetDateTime>,
+    /// Why the last run made no backup (Coffer's), cleared by the next run that does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
 }
 
 /// A Schedule.
@@ -151,7 +158,8 @@ impl Schedule {
         if self.spec.paused {
             return false;
         }
-        let since = match self.status.last_backup {
+        // Schedules stored before `lastRun` existed claimed their runs in `lastBackup`.
+        let since = match self.status.last_run.or(self.status.last_backup) {
             Some(last) => last,
             None if self.spec.skip_immediately == Some(true) => self.metadata.meta.creation_timestamp,
             None => return true,
@@ -218,7 +226,7 @@ pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Re
             paused: new.paused,
             skip_immediately: new.skip_immediately.then_some(true),
         },
-        status: ScheduleStatus { phase: Some("Enabled".into()), last_backup: None },
+        status: ScheduleStatus { phase: Some("Enabled".into()), ..Default::default() },
     };
     coffer.state.write(|txn| {
         if txn.get::<Schedule>(namespace, &new.name)?.is_some() {
@@ -277,9 +285,36 @@ pub fn claim_run(coffer: &Coffer, schedule: &Schedule, at: OffsetDateTime) -> Re
         if !stored.due(at) {
             return Ok(false);
         }
-        stored.status.last_backup = Some(at);
+        stored.status.last_run = Some(at);
         txn.put(&stored)?;
         Ok(true)
+    })
+}
+
+/// Records the outcome of `schedule`'s run started at `at`: `lastBackup` when it made a
+/// backup (`Completed` or `PartiallyFailed`), otherwise `lastFailure` saying why. Returns
+/// whether the run made a backup.
+pub fn record_run(coffer: &Coffer, namespace: &str, schedule: &str, at: OffsetDateTime, outcome: Result<&Backup, String>) -> Result<bool, ScheduleError> {
+    let failure = match outcome {
+        Ok(b) if matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => None,
+        Ok(b) => {
+            let phase = b.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
+            let why = if b.status.validation_errors.is_empty() { b.status.failure_reason.clone() } else { b.status.validation_errors.join("; ") };
+            Some(format!("backup {} ended {phase}: {why}", b.metadata.meta.name))
+        }
+        Err(e) => Some(e),
+    };
+    coffer.state.write(|txn| {
+        let Some(mut stored) = txn.get::<Schedule>(namespace, schedule)? else { return Ok(failure.is_none()) };
+        match &failure {
+            None => {
+                stored.status.last_backup = Some(at);
+                stored.status.last_failure = None;
+            }
+            Some(why) => stored.status.last_failure = Some(crate::sandbox::bounded(why.clone())),
+        }
+        txn.put(&stored)?;
+        Ok(failure.is_none())
     })
 }
 
@@ -309,7 +344,7 @@ mod tests {
             kind: "Schedule".into(),
             metadata: BackupMeta { meta, annotations: BTreeMap::new() },
             spec: ScheduleSpec { schedule: cron.into(), template: BackupSpec::default(), paused: false, skip_immediately: skip.then_some(true) },
-            status: ScheduleStatus { phase: Some("Enabled".into()), last_backup: last },
+            status: ScheduleStatus { phase: Some("Enabled".into()), last_run: last, ..Default::default() },
         }
     }
 

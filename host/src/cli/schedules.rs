@@ -14,7 +14,7 @@ fn print_schedules(format: OutputFormat, items: &[Schedule], single: bool) -> Re
     if format != OutputFormat::Table {
         return print_documents(format, API_VERSION, "Schedule", items, single);
     }
-    let mut table = Table::new(&["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "PAUSED"]);
+    let mut table = Table::new(&["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "PAUSED", "LAST FAILURE"]);
     for s in items {
         table.row(vec![
             s.metadata.meta.name.clone(),
@@ -24,6 +24,7 @@ fn print_schedules(format: OutputFormat, items: &[Schedule], single: bool) -> Re
             s.spec.template.ttl.map(coffer::model::go_duration::format).unwrap_or_else(|| "0s".into()),
             timestamp(s.status.last_backup),
             s.spec.paused.to_string(),
+            s.status.last_failure.clone().unwrap_or_default(),
         ]);
     }
     table.print()

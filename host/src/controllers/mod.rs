@@ -24,8 +24,8 @@ pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 use crate::backup::{BackupRequest, create_backup};
 use crate::coffer::Coffer;
 use crate::locations::{refresh_backup_storage_locations, validation_due};
-use crate::model::{BackupStorageLocation, LocationPhase, now};
-use crate::schedules::{Schedule, claim_run};
+use crate::model::{Backup, BackupStorageLocation, LocationPhase, now};
+use crate::schedules::{Schedule, claim_run, record_run};
 
 /// How often the controllers act.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub struct Counters {
     pub sync_failures: AtomicU64,
     /// Backups started by schedules.
     pub scheduled_backups: AtomicU64,
+    /// Scheduled runs that made no backup.
+    pub scheduled_backup_failures: AtomicU64,
     /// Expired backups deleted.
     pub collected: AtomicU64,
     /// Expired backups that could not be deleted.
@@ -166,12 +168,20 @@ impl Controllers {
                 }
             }
             let namespace = schedule.metadata.meta.namespace.clone();
+            let schedule_name = schedule.metadata.meta.name.clone();
             let request = schedule.backup_request(at, self.settings.default_snapshot_locations.clone());
             let jobs = self.jobs.clone();
             self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
                 counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
                 let _turn = jobs.turn(&namespace).await;
-                run_backup(&coffer, &namespace, request).await;
+                let outcome = run_backup(&coffer, &namespace, request).await;
+                match record_run(&coffer, &namespace, &schedule_name, at, outcome.as_ref().map_err(Clone::clone)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        counters.scheduled_backup_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::error!(namespace, schedule = %schedule_name, "could not record a scheduled run: {e}"),
+                }
             });
         }
         if self.last_gc.is_none_or(|last| at >= last + self.settings.gc_frequency) {
@@ -222,10 +232,16 @@ impl Controllers {
 }
 
 /// Runs a backup for a controller, logging the outcome.
-async fn run_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) {
+async fn run_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -> Result<Backup, String> {
     let name = request.name.clone();
     match create_backup(coffer, namespace, request, &mut |_| {}).await {
-        Ok(b) => tracing::info!(namespace, backup = %name, phase = ?b.status.phase, "scheduled backup finished"),
-        Err(e) => tracing::warn!(namespace, backup = %name, "scheduled backup could not start: {e}"),
+        Ok(b) => {
+            tracing::info!(namespace, backup = %name, phase = ?b.status.phase, "scheduled backup finished");
+            Ok(b)
+        }
+        Err(e) => {
+            tracing::warn!(namespace, backup = %name, "scheduled backup could not start: {e}");
+            Err(format!("backup {name} could not start: {e}"))
+        }
     }
 }

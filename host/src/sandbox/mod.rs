@@ -36,7 +36,7 @@ use wasmtime::component::Linker;
 
 pub use call_stats::{CallStats, Histogram};
 pub use component::{LoadError, ProviderComponent, ProviderKind};
-pub use error::{ErrorKind, ProviderError};
+pub use error::{ErrorKind, ProviderError, bounded};
 pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
 pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};

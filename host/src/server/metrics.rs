@@ -61,6 +61,7 @@ pub fn render(coffer: &Coffer, counters: &Counters) -> Result<String, StateError
         ("coffer_backup_syncs_total", "Backup syncs that succeeded.", &counters.syncs),
         ("coffer_backup_sync_failures_total", "Backup syncs that failed.", &counters.sync_failures),
         ("coffer_scheduled_backups_total", "Backups started by schedules.", &counters.scheduled_backups),
+        ("coffer_scheduled_backup_failures_total", "Scheduled runs that made no backup (the schedule's status says why).", &counters.scheduled_backup_failures),
         ("coffer_gc_deleted_backups_total", "Expired backups deleted.", &counters.collected),
         ("coffer_gc_failures_total", "Expired backups that could not be deleted.", &counters.collect_failures),
     ];

@@ -107,7 +107,29 @@ fn schedules_back_up_on_their_cadence_until_paused() {
     let count = names(&get(&server.server.url, &t, "/v1/backups")).len();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(names(&get(&server.server.url, &t, "/v1/backups")).len(), count, "a paused schedule makes no backups");
-    assert!(get(&server.server.url, &t, "/v1/schedules/often")["status"]["lastBackup"].is_string());
+    let often = get(&server.server.url, &t, "/v1/schedules/often");
+    assert!(often["status"]["lastBackup"].is_string() && often["status"]["lastFailure"].is_null(), "{often}");
+}
+
+#[test]
+fn a_schedule_whose_runs_make_no_backup_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Tenancy { token: t, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
+    let (store, src) = (dir(&home, "store"), dir(&home, "src"));
+    manifests(&src);
+    // The only location is ReadOnly: every run's backup fails validation.
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default", "--access-mode", "ReadOnly"]);
+    cli.ok(&["schedule", "create", "doomed", "--schedule", "@every 1s", "--source", "src"]);
+    let doomed = eventually(Duration::from_secs(30), "a failed run recorded", || {
+        let doomed = get(&server.server.url, &t, "/v1/schedules/doomed");
+        doomed["status"]["lastFailure"].is_string().then_some(doomed)
+    });
+    assert!(doomed["status"]["lastBackup"].is_null(), "no backup was made: {doomed}");
+    assert!(doomed["status"]["lastFailure"].as_str().unwrap().contains("FailedValidation"), "{doomed}");
+    assert!(cli.ok(&["schedule", "get", "doomed"]).contains("FailedValidation"));
+    let metrics = crate::servers::http("GET", &server.metrics_url, None, None).1;
+    let failures = metrics.lines().find_map(|l| l.strip_prefix("coffer_scheduled_backup_failures_total ")).unwrap_or("0");
+    assert!(failures.parse::<u64>().unwrap() >= 1, "{metrics}");
 }
 
 #[test]
