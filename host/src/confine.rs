@@ -175,6 +175,12 @@ pub fn overlapping(a: &Dir, b: &Dir) -> io::Result<bool> {
     Ok(a.starts_with(&b) || b.starts_with(&a))
 }
 
+/// Whether one of two directories lies strictly inside the other.
+pub fn nested(a: &Dir, b: &Dir) -> io::Result<bool> {
+    let (a, b) = (path_of(a)?, path_of(b)?);
+    Ok(a != b && (a.starts_with(&b) || b.starts_with(&a)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,7 +232,7 @@ mod tests {
         let reopened = Dir::open_ambient_dir(proc_path(held.as_raw_fd()), ambient_authority()).unwrap();
         reopened.write("x", b"1").unwrap();
         assert!(acme.join("moved/x").exists() && !tmp.path().join("other/x").exists());
-        assert!(overlapping(&held, &reopened).unwrap());
+        assert!(overlapping(&held, &reopened).unwrap() && !nested(&held, &reopened).unwrap());
         assert_eq!(tree.recorded(&acme.join("moved")), Path::new("moved"));
     }
 }

@@ -43,15 +43,15 @@ async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
 
 /// Sets `backup` (found `InProgress` with nothing running it) straight: `Completed` (or
 /// `PartiallyFailed`) as its bucket has it when the run finished uploading, otherwise `Failed`
-/// with `reason`, its partial objects removed. Returns whether it was found complete.
-pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) -> bool {
+/// with `reason`, its partial objects removed.
+pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) {
     let found = look(coffer, backup).await;
     let (namespace, name) = (&backup.metadata.meta.namespace, &backup.metadata.meta.name);
     match found {
         Ok(Found::Complete(status)) => {
             tracing::info!(namespace = %namespace, backup = %name, "an interrupted backup had finished uploading: recorded as its location has it");
             backup.status = *status;
-            return true;
+            return;
         }
         Ok(Found::Removed) => {}
         Ok(Found::Foreign) => tracing::warn!(namespace = %namespace, backup = %name, "the location holds another velero-backup.json under this name; left as it is"),
@@ -60,5 +60,4 @@ pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) 
     backup.status.phase = Some(Phase::Failed);
     backup.status.failure_reason = reason.to_owned();
     backup.status.completion_timestamp = Some(now());
-    false
 }

@@ -124,10 +124,8 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         spec.included_namespaces = vec!["*".into()];
     }
     // As Velero (backup_controller.go): a TTL of zero means the default.
-    if spec.ttl.is_none_or(|t| t.is_zero()) {
-        spec.ttl = Some(coffer.default_backup_ttl);
-    }
-    let ttl = spec.ttl.unwrap_or(coffer.default_backup_ttl);
+    let ttl = spec.ttl.filter(|t| !t.is_zero()).unwrap_or(coffer.default_backup_ttl);
+    spec.ttl = Some(ttl);
     let mut meta = ObjectMeta::new(namespace, &request.name);
     meta.labels = request.labels;
     let mut backup = Backup {

@@ -75,6 +75,11 @@ pub fn duration(flag: &str, text: Option<&str>) -> Result<Option<Duration>> {
     text.map(|t| go_duration::parse(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))).transpose()
 }
 
+/// Parses a duration flag that must be longer than 0.
+pub fn positive_duration(flag: &str, text: &str) -> Result<Duration> {
+    duration(flag, Some(text))?.filter(|d| !d.is_zero()).ok_or_else(|| anyhow::anyhow!("--{flag} must be longer than 0"))
+}
+
 /// Parses a byte size: `1048576`, `64Ki`, `256Mi`, `1Gi` (Kubernetes' binary suffixes).
 pub fn size(flag: &str, text: &str) -> Result<u64> {
     let (digits, shift) = match text.strip_suffix("Gi") {

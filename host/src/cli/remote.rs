@@ -142,16 +142,10 @@ impl Client {
 
 /// TLS for `host`: the public web roots, plus the certificates in `cacert`.
 fn tls_connector(host: &str, cacert: Option<&Path>) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>)> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(file) = cacert {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-            .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| anyhow!("--server-cacert {}: {e}", file.display()))?;
-        if certs.is_empty() {
-            bail!("--server-cacert {}: holds no PEM certificate", file.display());
-        }
+        let pem = std::fs::read_to_string(file).with_context(|| format!("--server-cacert {}", file.display()))?;
+        let certs = coffer::sandbox::TlsOptions::parse_roots(&pem).map_err(|e| anyhow!("--server-cacert {}: {e}", file.display()))?;
         for cert in certs {
             roots.add(cert).with_context(|| format!("--server-cacert {}", file.display()))?;
         }

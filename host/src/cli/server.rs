@@ -65,9 +65,7 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         jobs: JobLimits { concurrent: args.concurrent_backups.max(1), per_tenant: args.tenant_concurrent_backups.max(1) },
         connections: ConnectionLimits {
             max_connections: args.max_connections.max(1),
-            header_timeout: parse::duration("request-header-timeout", Some(&args.request_header_timeout))?
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| anyhow::anyhow!("--request-header-timeout must be longer than 0"))?,
+            header_timeout: parse::positive_duration("request-header-timeout", &args.request_header_timeout)?,
             drain: parse::duration("shutdown-grace", Some(&args.shutdown_grace))?.unwrap_or_default(),
         },
     };
@@ -80,9 +78,7 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
     coffer.reach = Reach::Public(allowances.into());
     anyhow::ensure!(args.tenant_instances > 0, "--tenant-instances must be at least 1");
     coffer.tenant_instances = Some(args.tenant_instances);
-    coffer.default_backup_ttl = parse::duration("default-backup-ttl", Some(&args.default_backup_ttl))?
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| anyhow::anyhow!("--default-backup-ttl must be longer than 0"))?;
+    coffer.default_backup_ttl = parse::positive_duration("default-backup-ttl", &args.default_backup_ttl)?;
     let tenant_root = args.tenant_root.unwrap_or_else(|| data_dir.join("tenants"));
     coffer.confine_tenants(&tenant_root).with_context(|| format!("--tenant-root {}", tenant_root.display()))?;
     let tcp = bind("--listen", &args.listen).await?;

@@ -44,10 +44,11 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
         crate::backup::recover_backup(coffer, &mut backup, &reason).await;
         coffer.state.write(|txn| txn.put(&backup))?;
     }
+    let reason = opener.reason("restore");
     coffer.state.write(|txn| {
         for mut r in restores.iter().cloned() {
             r.status.phase = Some(Phase::Failed);
-            r.status.failure_reason = opener.reason("restore");
+            r.status.failure_reason = reason.clone();
             r.status.completion_timestamp = Some(now());
             txn.put(&r)?;
         }

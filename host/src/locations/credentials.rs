@@ -12,6 +12,7 @@ use crate::secret::SecretBytes;
 use crate::state::Txn;
 
 use super::LocationError;
+use super::directories::tenant_paths;
 
 /// The default credential, used by locations that name none: the secret `cloud-credentials`,
 /// key `cloud` (what `velero install` creates), in the location's namespace.
@@ -71,9 +72,7 @@ pub(crate) fn location_grants(
         let credential = resolve_credential(&txn, &coffer.keyring, namespace, location, selector)?;
         (credential, quota_of(coffer, &txn, namespace)?)
     };
-    let paths = coffer
-        .path_root(namespace)
-        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })?;
+    let paths = tenant_paths(coffer, namespace)?;
     let mut grants = grants_for(location, plugin.component.manifest(), config, credential, &paths)?;
     grants.quota = quota;
     grants.reach = coffer.reach.clone();

@@ -7,7 +7,7 @@ use cap_std::fs::Dir;
 
 use super::LocationError;
 use crate::coffer::Coffer;
-use crate::confine::{PathRoot, overlapping, path_of};
+use crate::confine::{PathRoot, nested};
 use crate::model::{BackupStorageLocation, VolumeSnapshotLocation};
 use crate::sandbox::ProviderKind;
 
@@ -40,20 +40,29 @@ fn directories_of(coffer: &Coffer, paths: &PathRoot, location: String, provider:
         .collect()
 }
 
+/// Where the paths of `namespace`'s locations resolve.
+pub(super) fn tenant_paths(coffer: &Coffer, namespace: &str) -> Result<PathRoot, LocationError> {
+    coffer
+        .path_root(namespace)
+        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })
+}
+
 /// Every directory of every location in `namespace`.
 pub fn location_directories(coffer: &Coffer, namespace: &str) -> Result<Vec<LocationDirectory>, LocationError> {
-    let paths = coffer
-        .path_root(namespace)
-        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })?;
+    directories_in(coffer, &tenant_paths(coffer, namespace)?, namespace)
+}
+
+/// Every directory of every location in `namespace`, opened beneath `paths`.
+fn directories_in(coffer: &Coffer, paths: &PathRoot, namespace: &str) -> Result<Vec<LocationDirectory>, LocationError> {
     let txn = coffer.state.read()?;
     let mut out = Vec::new();
     for bsl in txn.list::<BackupStorageLocation>(namespace)? {
         let location = format!("backup-location {:?}", bsl.metadata.name);
-        out.extend(directories_of(coffer, &paths, location, &bsl.spec.provider, ProviderKind::ObjectStore, &bsl.spec.config));
+        out.extend(directories_of(coffer, paths, location, &bsl.spec.provider, ProviderKind::ObjectStore, &bsl.spec.config));
     }
     for vsl in txn.list::<VolumeSnapshotLocation>(namespace)? {
         let location = format!("snapshot-location {:?}", vsl.metadata.name);
-        out.extend(directories_of(coffer, &paths, location, &vsl.spec.provider, ProviderKind::VolumeSnapshotter, &vsl.spec.config));
+        out.extend(directories_of(coffer, paths, location, &vsl.spec.provider, ProviderKind::VolumeSnapshotter, &vsl.spec.config));
     }
     Ok(out)
 }
@@ -70,17 +79,15 @@ pub(super) fn check_apart(
     kind: ProviderKind,
     config: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), LocationError> {
-    let paths = coffer
-        .path_root(namespace)
-        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })?;
+    let paths = tenant_paths(coffer, namespace)?;
     let mine = directories_of(coffer, &paths, location.to_owned(), provider, kind, config);
     if mine.is_empty() {
         return Ok(());
     }
     let io = |e: std::io::Error| LocationError::InvalidField { field: location.to_owned(), reason: e.to_string() };
-    for other in location_directories(coffer, namespace)?.iter().filter(|o| o.location != location) {
+    for other in directories_in(coffer, &paths, namespace)?.iter().filter(|o| o.location != location) {
         for own in &mine {
-            if overlapping(&own.dir, &other.dir).map_err(io)? && path_of(&own.dir).map_err(io)? != path_of(&other.dir).map_err(io)? {
+            if nested(&own.dir, &other.dir).map_err(io)? {
                 return Err(LocationError::InvalidField {
                     field: format!("{location}: config key {:?}", own.key),
                     reason: format!(

@@ -32,7 +32,7 @@ pub struct TlsOptions {
 
 impl TlsOptions {
     /// The certificates in `pem`; an error says why there are none.
-    pub(crate) fn parse_roots(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    pub fn parse_roots(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
         let roots = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         if roots.is_empty() {
             return Err("holds no PEM certificate".into());

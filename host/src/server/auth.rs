@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
-use super::tls::Peer;
 use crate::tenants::authenticate;
 
 /// The tenant (namespace) a request acts as.
@@ -22,7 +21,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let client = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.0.ip());
+        let client = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         if let Some(Err(wait)) = client.map(|ip| state.failed_tokens.check(ip)) {
             return Err(ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,

@@ -12,7 +12,6 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 
-use super::tls::Peer;
 
 /// Limits on the API's connections.
 #[derive(Debug, Clone)]
@@ -50,7 +49,8 @@ where
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(Peer(peer)));
+            // Each request knows its client's address (bad tokens are counted per address).
+            request.extensions_mut().insert(ConnectInfo(peer));
             let mut router = router.clone();
             async move { tower_service::Service::call(&mut router, request).await }
         });

@@ -169,7 +169,6 @@ pub async fn serve(
         .admin
         .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));
     let metrics = listeners.metrics.map(|listener| tokio::spawn(axum::serve(listener, metrics_router(state.clone())).with_graceful_shutdown(wait()).into_future()));
-    // Each request knows its client's address (failed tokens are counted per address).
     let app = router(state);
     let limits = settings.connections.clone();
     let api = match listeners.api {

@@ -11,11 +11,13 @@ use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
+
+use crate::sandbox::TlsOptions;
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
@@ -42,13 +44,8 @@ pub struct TlsFiles {
 impl TlsFiles {
     fn load(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let err = |path: &Path, reason: String| TlsError { path: path.display().to_string(), reason };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
-            .map_err(|e| err(&self.cert, e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| err(&self.cert, e.to_string()))?;
-        if certs.is_empty() {
-            return Err(err(&self.cert, "holds no PEM certificate".into()));
-        }
+        let pem = std::fs::read_to_string(&self.cert).map_err(|e| err(&self.cert, e.to_string()))?;
+        let certs = TlsOptions::parse_roots(&pem).map_err(|e| err(&self.cert, e))?;
         let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| err(&self.key, e.to_string()))?;
         let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -148,22 +145,5 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
-    }
-}
-
-/// The client address of an API connection, plain or TLS (what [`axum::extract::ConnectInfo`]
-/// carries to the handlers).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
     }
 }

@@ -64,6 +64,13 @@ impl Host {
     fn home(&self, tenant: &str) -> PathBuf {
         self.tenants.join(tenant)
     }
+
+    /// acme's backup `name` of a source `src` holding a PV and a ConfigMap, completed.
+    async fn acme_backup(&self, name: &str) {
+        write_pv(&dir(&self.home("acme"), "src"));
+        let done = backup::create_backup(&self.coffer, "acme", backup_request(name, "src"), &mut |_| {}).await.unwrap();
+        assert_eq!(done.status.phase, Some(Phase::Completed));
+    }
 }
 
 fn backup_request(name: &str, source: &str) -> BackupRequest {
@@ -134,9 +141,7 @@ async fn paths_swapped_for_links_between_check_and_use_lead_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
     let host = Host::new(tmp.path()).await;
     let acme = host.home("acme");
-    write_pv(&dir(&acme, "src"));
-    let done = backup::create_backup(&host.coffer, "acme", backup_request("good", "src"), &mut |_| {}).await.unwrap();
-    assert_eq!(done.status.phase, Some(Phase::Completed));
+    host.acme_backup("good").await;
     let globex_before = tree(&host.home("globex"));
     let swap = |path: &Path, to: &Path| {
         std::fs::rename(path, path.with_extension("moved")).unwrap();
@@ -214,9 +219,7 @@ async fn documents_in_a_bucket_are_read_within_bounds() {
     let tmp = tempfile::tempdir().unwrap();
     let host = Host::new(tmp.path()).await;
     let acme = host.home("acme");
-    write_pv(&dir(&acme, "src"));
-    let done = backup::create_backup(&host.coffer, "acme", backup_request("b", "src"), &mut |_| {}).await.unwrap();
-    assert_eq!(done.status.phase, Some(Phase::Completed));
+    host.acme_backup("b").await;
     let objects = acme.join("store/b/backups/b");
 
     // A log that inflates to 100 MiB (a gzip bomb of 100 KiB).
