@@ -8,6 +8,7 @@ use cap_std::fs::Dir;
 use thiserror::Error;
 
 use crate::confine::PathRoot;
+use crate::disk::SpaceReserve;
 use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
 use crate::sandbox::{Limits, Reach, Sandbox, SandboxError};
@@ -57,6 +58,9 @@ pub struct Coffer {
     pub tenant_instances: Option<u32>,
     /// The TTL of backups that set none or zero (Velero's `--default-backup-ttl`, 720h).
     pub default_backup_ttl: std::time::Duration,
+    /// On a shared host, the free space locations' writes must leave on the data disk for the
+    /// state (`None`: no reserve).
+    pub space_reserve: Option<Arc<SpaceReserve>>,
 }
 
 impl Coffer {
@@ -66,7 +70,7 @@ impl Coffer {
         let keyring = Keyring::open(data_dir)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
         let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
-        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: crate::backup::DEFAULT_TTL })
+        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: crate::backup::DEFAULT_TTL, space_reserve: None })
     }
 }
 
@@ -78,6 +82,14 @@ impl Coffer {
         let path = root.canonicalize()?;
         let dir = Dir::open_ambient_dir(&path, cap_std::ambient_authority())?;
         self.tenant_root = Some((path, Arc::new(dir)));
+        Ok(())
+    }
+
+    /// Keeps `bytes` of the data disk for the state: locations' writes there are refused below
+    /// it, and a file of that size is held for the state to give up when the disk is full.
+    pub fn keep_state_reserve(&mut self, bytes: u64) -> std::io::Result<()> {
+        self.state.keep_reserve(bytes);
+        self.space_reserve = (bytes > 0).then(|| SpaceReserve::new(&self.data_dir, bytes).map(Arc::new)).transpose()?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Coffer: a backup engine in the spirit of Velero whose storage and snapshot providers are
 //! sandboxed WebAssembly components.
 //!
+//! - [`disk`]: the room a shared host keeps on its data disk for its own state;
 //! - [`confine`]: where the paths a tenant names resolve, held as open directories;
 //! - [`sandbox`]: the WebAssembly runtime and the capabilities of each provider instance;
 //! - [`locations`]: backup storage and volume snapshot locations;
@@ -14,6 +15,7 @@
 
 pub mod backup;
 pub mod coffer;
+pub mod disk;
 pub mod confine;
 pub mod controllers;
 pub mod embedded;

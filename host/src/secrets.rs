@@ -109,7 +109,7 @@ pub fn set_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(Str
         let Some(mut secret) = txn.get::<Secret>(namespace, name)? else {
             return Err(SecretError::Location(LocationError::NotFound { kind: KIND, name: name.into() }));
         };
-        secret.sealed_data.extend(sealed);
+        secret.sealed_data.extend(sealed.clone());
         txn.put(&secret)?;
         // Locations using it are validated again at once, not after their frequency.
         for mut bsl in txn.list::<BackupStorageLocation>(namespace)? {

@@ -1,21 +1,31 @@
 //! The embedded state: one redb file under the data directory. Every command's changes commit
 //! in one transaction (fsynced), so a killed process leaves either all of a change or none.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use crate::disk::Ballast;
+
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+/// When the state was last written by [`State::probe`].
+const HEALTH: TableDefinition<&str, u64> = TableDefinition::new("health");
 
 /// The file name of the state under the data directory.
 pub const STATE_FILE: &str = "coffer.redb";
 
+/// The file holding the state's reserve, beside it.
+pub const RESERVE_FILE: &str = "coffer.redb.reserve";
+
 /// How long to wait for another `coffer` process to release the state file.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long a reopen waits for transactions still running on the closed database.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// A problem with the state file.
 #[derive(Debug, Error)]
@@ -24,6 +34,15 @@ pub enum StateError {
     /// The database failed.
     #[error("state database {path}: {message}")]
     Database {
+        /// The state file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The state could not be written for I/O (a full disk): the server keeps serving reads
+    /// and tries again on every write.
+    #[error("state database {path} cannot be written now: {message}")]
+    Unwritable {
         /// The state file.
         path: String,
         /// What failed.
@@ -64,10 +83,65 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-/// The embedded state.
+/// How the state has fared: for `/healthz` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct StateHealth {
+    /// Whether the last write committed (false from a write that failed for I/O until one
+    /// succeeds).
+    pub writable: bool,
+    /// Why the last failed write failed.
+    pub last_error: Option<String>,
+    /// Writes that failed for I/O, since start.
+    pub write_failures: u64,
+    /// Times the database was reopened after an I/O error.
+    pub reopens: u64,
+    /// Whether the reserve kept for the state is held (`None`: none is kept).
+    pub reserve_held: Option<bool>,
+}
+
+/// The embedded state. A write that fails for I/O (a full disk) closes the database; the next
+/// call reopens it (redb refuses every call after one I/O error until then), so the state
+/// recovers by itself once space returns.
 pub struct State {
-    db: Database,
+    file: PathBuf,
     path: String,
+    db: RwLock<Option<Arc<Database>>>,
+    health: Mutex<StateHealth>,
+    ballast: OnceLock<Ballast>,
+}
+
+/// Whether a redb error is an I/O failure (after which the database must be reopened).
+fn is_io(e: impl Into<redb::Error>) -> Option<String> {
+    match e.into() {
+        redb::Error::Io(e) => Some(e.to_string()),
+        redb::Error::PreviousIo => Some("an earlier write failed".into()),
+        _ => None,
+    }
+}
+
+/// What a failed storage call was.
+enum Failure {
+    /// The disk: the database must be reopened.
+    Io(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl Failure {
+    fn of<E: Into<redb::Error> + std::fmt::Display>(e: E) -> Failure {
+        let text = e.to_string();
+        is_io(e).map_or(Failure::Other(text), Failure::Io)
+    }
+}
+
+fn open_database(file: &Path, wait: Duration) -> Result<Database, redb::DatabaseError> {
+    let started = Instant::now();
+    loop {
+        match Database::create(file) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < wait => std::thread::sleep(Duration::from_millis(20)),
+            other => return other,
+        }
+    }
 }
 
 impl State {
@@ -82,42 +156,172 @@ impl State {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&file).map_err(|e| err(&e))?;
         }
-        let started = Instant::now();
-        let db = loop {
-            match Database::create(&file) {
-                Ok(db) => break db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < LOCK_WAIT => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(err(&e)),
-            }
-        };
+        let db = open_database(&file, LOCK_WAIT).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(OBJECTS).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;
-        Ok(State { db, path })
+        let health = StateHealth { writable: true, ..StateHealth::default() };
+        Ok(State { file, path, db: RwLock::new(Some(Arc::new(db))), health: Mutex::new(health), ballast: OnceLock::new() })
+    }
+
+    /// Keeps `bytes` of the disk for the state: held in a file beside it while there is room,
+    /// and given up to let a write through when the disk is full.
+    pub fn keep_reserve(&self, bytes: u64) {
+        let path = self.file.with_file_name(RESERVE_FILE);
+        if bytes == 0 {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        let _ = self.ballast.set(Ballast::new(path, bytes));
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StateError {
         StateError::Database { path: self.path.clone(), message: e.to_string() }
     }
 
+    fn health_mut(&self) -> std::sync::MutexGuard<'_, StateHealth> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How the state has fared.
+    pub fn health(&self) -> StateHealth {
+        let mut health = self.health_mut().clone();
+        health.reserve_held = self.ballast.get().map(Ballast::is_held);
+        health
+    }
+
+    /// The open database, reopened if an I/O error closed it.
+    fn database(&self) -> Result<Arc<Database>, StateError> {
+        if let Some(db) = self.db.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(db.clone());
+        }
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        // Transactions still running on the closed database hold its lock for a moment.
+        let db = Arc::new(open_database(&self.file, REOPEN_WAIT).map_err(|e| self.unwritable(e))?);
+        self.health_mut().reopens += 1;
+        tracing::info!(path = %self.path, "reopened the state database");
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Closes `db` after an I/O error, so that the next call reopens it.
+    fn lost(&self, db: &Arc<Database>, message: &str, writing: bool) {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|open| Arc::ptr_eq(open, db)) {
+            *slot = None;
+        }
+        drop(slot);
+        if writing {
+            let mut health = self.health_mut();
+            health.writable = false;
+            health.write_failures += 1;
+            health.last_error = Some(message.to_owned());
+        }
+        tracing::error!(path = %self.path, "the state database failed: {message}; reopening it");
+    }
+
+    fn unwritable(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Unwritable { path: self.path.clone(), message: e.to_string() }
+    }
+
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<Txn<'_>, StateError> {
-        Ok(Txn { state: self, inner: Inner::Read(self.db.begin_read().map_err(|e| self.err(e))?) })
+        let db = self.database()?;
+        match db.begin_read() {
+            Ok(txn) => Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None) }),
+            Err(e) => match Failure::of(e) {
+                Failure::Io(message) => {
+                    self.lost(&db, &message, false);
+                    let db = self.database()?;
+                    let txn = db.begin_read().map_err(|e| self.unwritable(e))?;
+                    Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None) })
+                }
+                Failure::Other(message) => Err(self.err(message)),
+            },
+        }
     }
 
     /// Runs `f` in a write transaction, committed (durably) if it returns `Ok` and discarded
-    /// otherwise.
-    pub fn write<R, E: From<StateError>>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut txn = Txn { state: self, inner: Inner::Write(Box::new(txn)) };
-        let out = f(&mut txn)?;
-        match txn.inner {
-            Inner::Write(w) => w.commit().map_err(|e| self.err(e))?,
-            Inner::Read(_) => unreachable!("built as a write transaction"),
+    /// otherwise. A write that fails for I/O is retried once on the reopened database, with the
+    /// state's reserve given up to make room.
+    pub fn write<R, E: From<StateError>>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
+        let message = match self.attempt(&mut f)? {
+            Ok(out) => return Ok(out),
+            Err(message) => message,
+        };
+        if self.ballast.get().is_some_and(Ballast::release) {
+            tracing::warn!(path = %self.path, "gave up the state's reserve to write the state: the disk is full");
         }
-        Ok(out)
+        match self.attempt(&mut f)? {
+            Ok(out) => Ok(out),
+            Err(again) => Err(self.unwritable(if again.is_empty() { message } else { again }).into()),
+        }
+    }
+
+    /// One try of a write: `Err(message)` when it failed for I/O (and the database was closed).
+    fn attempt<R, E: From<StateError>>(&self, f: &mut impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<Result<R, String>, E> {
+        let db = self.database()?;
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                return match Failure::of(e) {
+                    Failure::Io(message) => {
+                        self.lost(&db, &message, true);
+                        Ok(Err(message))
+                    }
+                    Failure::Other(message) => Err(self.err(message).into()),
+                };
+            }
+        };
+        let mut txn = Txn { state: self, db: db.clone(), inner: Inner::Write(Box::new(txn)), io: Mutex::new(None) };
+        let out = f(&mut txn);
+        if let Some(message) = txn.io.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            self.lost(&db, &message, true);
+            return Ok(Err(message));
+        }
+        let out = out?;
+        let Inner::Write(w) = txn.inner else { unreachable!("built as a write transaction") };
+        match w.commit() {
+            Ok(()) => {
+                let mut health = self.health_mut();
+                if !health.writable {
+                    health.writable = true;
+                    tracing::info!(path = %self.path, "the state can be written again");
+                }
+                Ok(Ok(out))
+            }
+            Err(e) => match Failure::of(e) {
+                Failure::Io(message) => {
+                    self.lost(&db, &message, true);
+                    Ok(Err(message))
+                }
+                Failure::Other(message) => Err(self.err(message).into()),
+            },
+        }
+    }
+
+    /// For a server's controllers: while the state is unwritable, tries a small write (so it
+    /// reports writable again as soon as it is); while there is room, takes the state's reserve
+    /// back. Returns whether the state is writable.
+    pub fn probe(&self) -> bool {
+        if !self.health_mut().writable {
+            let probe = self.write(|txn| {
+                let Inner::Write(w) = &txn.inner else { unreachable!("a write transaction") };
+                let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+                let written = w.open_table(HEALTH).and_then(|mut t| t.insert("probe", stamp).map(drop).map_err(Into::into));
+                written.map_err(|e| txn.fail(e))
+            });
+            if probe.is_err() {
+                return false;
+            }
+        }
+        if let Some(ballast) = self.ballast.get() {
+            ballast.top_up();
+        }
+        true
     }
 }
 
@@ -129,10 +333,29 @@ enum Inner {
 /// A read or write transaction.
 pub struct Txn<'a> {
     state: &'a State,
+    /// The database it runs on, so that an I/O error closes that one.
+    db: Arc<Database>,
     inner: Inner,
+    /// The I/O error a call in it met, if any.
+    io: Mutex<Option<String>>,
 }
 
 impl Txn<'_> {
+    /// Words a storage failure, noting an I/O one so that the database is reopened.
+    fn fail<E: Into<redb::Error> + std::fmt::Display>(&self, e: E) -> StateError {
+        let text = e.to_string();
+        match is_io(e) {
+            Some(message) => {
+                if matches!(self.inner, Inner::Read(_)) {
+                    self.state.lost(&self.db, &message, false);
+                }
+                *self.io.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+                self.state.unwritable(text)
+            }
+            None => self.state.err(text),
+        }
+    }
+
     fn decode<T: Resource>(&self, namespace: &str, name: &str, bytes: &[u8]) -> Result<T, StateError> {
         serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
             kind: T::KIND,
@@ -146,15 +369,14 @@ impl Txn<'_> {
     pub fn get<T: Resource>(&self, namespace: &str, name: &str) -> Result<Option<T>, StateError> {
         let k = key(T::KIND, namespace, name);
         let bytes = match &self.inner {
-            Inner::Read(r) => {
-                let table = r.open_table(OBJECTS).map_err(|e| self.state.err(e))?;
-                table.get(k.as_str()).map_err(|e| self.state.err(e))?.map(|v| v.value().to_vec())
-            }
-            Inner::Write(w) => {
-                let table = w.open_table(OBJECTS).map_err(|e| self.state.err(e))?;
-                table.get(k.as_str()).map_err(|e| self.state.err(e))?.map(|v| v.value().to_vec())
-            }
+            Inner::Read(r) => r.open_table(OBJECTS).map_err(redb::Error::from).and_then(|table| {
+                Ok(table.get(k.as_str())?.map(|v| v.value().to_vec()))
+            }),
+            Inner::Write(w) => w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|table| {
+                Ok(table.get(k.as_str())?.map(|v| v.value().to_vec()))
+            }),
         };
+        let bytes = bytes.map_err(|e| self.fail(e))?;
         bytes.map(|b| self.decode(namespace, name, &b)).transpose()
     }
 
@@ -173,12 +395,11 @@ impl Txn<'_> {
 
     fn range<T: Resource>(&self, start: &str, end: &str) -> Result<Vec<T>, StateError> {
         let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut collect = |table: &dyn ReadableRange| table.range_into(start, end, &mut raw);
-        match &self.inner {
-            Inner::Read(r) => collect(&r.open_table(OBJECTS).map_err(|e| self.state.err(e))?),
-            Inner::Write(w) => collect(&w.open_table(OBJECTS).map_err(|e| self.state.err(e))?),
-        }
-        .map_err(|e| self.state.err(e))?;
+        let collected = match &self.inner {
+            Inner::Read(r) => r.open_table(OBJECTS).map_err(redb::Error::from).and_then(|t| Ok(t.range_into(start, end, &mut raw)?)),
+            Inner::Write(w) => w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|t| Ok(t.range_into(start, end, &mut raw)?)),
+        };
+        collected.map_err(|e| self.fail(e))?;
         raw.iter()
             .map(|(k, v)| {
                 let mut parts = k.split('\u{0}').skip(1);
@@ -193,18 +414,16 @@ impl Txn<'_> {
         let k = key(T::KIND, object.namespace(), object.name());
         let bytes = serde_json::to_vec(object).map_err(|e| self.state.err(e))?;
         let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
-        let mut table = w.open_table(OBJECTS).map_err(|e| self.state.err(e))?;
-        table.insert(k.as_str(), bytes.as_slice()).map_err(|e| self.state.err(e))?;
-        Ok(())
+        let put = w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|mut t| Ok(t.insert(k.as_str(), bytes.as_slice()).map(drop)?));
+        put.map_err(|e| self.fail(e))
     }
 
     /// Deletes the object of kind `T` named `name`; whether it existed.
     pub fn delete<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<bool, StateError> {
         let k = key(T::KIND, namespace, name);
         let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
-        let mut table = w.open_table(OBJECTS).map_err(|e| self.state.err(e))?;
-        let existed = table.remove(k.as_str()).map_err(|e| self.state.err(e))?.is_some();
-        Ok(existed)
+        let removed = w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|mut t| Ok(t.remove(k.as_str())?.is_some()));
+        removed.map_err(|e| self.fail(e))
     }
 }
 

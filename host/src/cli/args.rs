@@ -127,6 +127,11 @@ pub struct ServerArgs {
     /// How long a client may take to send a request's headers, or stay idle between requests.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub request_header_timeout: String,
+    /// Disk space kept free for the state on the data directory's disk: locations' writes
+    /// there are refused below it, and a file of this size is held for the state to give up
+    /// when the disk fills anyway (0: none).
+    #[arg(long, default_value = "64Mi", value_name = "SIZE")]
+    pub state_reserve: String,
     /// How long running requests and work are given to finish at SIGTERM.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub shutdown_grace: String,

@@ -79,6 +79,8 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
     anyhow::ensure!(args.tenant_instances > 0, "--tenant-instances must be at least 1");
     coffer.tenant_instances = Some(args.tenant_instances);
     coffer.default_backup_ttl = parse::positive_duration("default-backup-ttl", &args.default_backup_ttl)?;
+    let reserve = parse::size("state-reserve", &args.state_reserve)?;
+    coffer.keep_state_reserve(reserve).with_context(|| format!("--state-reserve {}", args.state_reserve))?;
     let tenant_root = args.tenant_root.unwrap_or_else(|| data_dir.join("tenants"));
     coffer.confine_tenants(&tenant_root).with_context(|| format!("--tenant-root {}", tenant_root.display()))?;
     let tcp = bind("--listen", &args.listen).await?;

@@ -102,6 +102,9 @@ impl Controllers {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            // A state a full disk made unwritable is tried again, and its reserve taken back.
+            let coffer = self.coffer.clone();
+            let _ = tokio::task::spawn_blocking(move || coffer.state.probe()).await;
             if let Err(e) = self.tick(now()) {
                 tracing::error!("controllers could not read the state: {e}");
             }

@@ -205,11 +205,11 @@ pub async fn set_backup_storage_location(
         if let Some(default) = change.default {
             bsl.spec.default = default;
         }
-        if let Some(credential) = change.credential {
+        if let Some(credential) = change.credential.clone() {
             resolve_credential(txn, &coffer.keyring, namespace, &label(&bsl), Some(&credential))?;
             bsl.spec.credential = Some(credential);
         }
-        if let Some(pem) = change.ca_cert {
+        if let Some(pem) = &change.ca_cert {
             bsl.spec.object_storage.ca_cert = Some(STANDARD.encode(pem));
         }
         txn.put(&bsl)?;

@@ -76,5 +76,6 @@ pub(crate) fn location_grants(
     let mut grants = grants_for(location, plugin.component.manifest(), config, credential, &paths)?;
     grants.quota = quota;
     grants.reach = coffer.reach.clone();
+    grants.space = coffer.space_reserve.clone().filter(|reserve| grants.directories.iter().any(|d| reserve.shares_disk(&*d.dir)));
     Ok(grants)
 }

@@ -108,7 +108,7 @@ pub async fn set_volume_snapshot_location(
             .get::<VolumeSnapshotLocation>(namespace, name)?
             .ok_or_else(|| LocationError::NotFound { kind: KIND, name: name.into() })?;
         resolve_credential(txn, &coffer.keyring, namespace, &label(&vsl), Some(&credential))?;
-        vsl.spec.credential = Some(credential);
+        vsl.spec.credential = Some(credential.clone());
         txn.put(&vsl)?;
         Ok::<_, LocationError>(vsl)
     })?;

@@ -72,6 +72,9 @@ pub enum ErrorKind {
     /// Reading the data to upload failed on the host side.
     #[error("reading the data to store failed: {0}")]
     Source(std::io::Error),
+    /// A write refused because the host's data disk is short of the space kept for its state.
+    #[error("refused: {0}")]
+    NoRoom(crate::disk::BelowReserve),
     /// Writing the downloaded data failed on the host side.
     #[error("writing the fetched data failed: {0}")]
     Sink(std::io::Error),

@@ -16,6 +16,7 @@ use super::network::Reach;
 use super::quota::Quota;
 use super::tls::TlsOptions;
 use crate::confine::{PathError, PathRoot};
+use crate::disk::SpaceReserve;
 use crate::secret::SecretBytes;
 
 /// A directory of the host mounted into the instance: opened once, when the grants are
@@ -84,6 +85,9 @@ pub struct Grants {
     pub quota: Quota,
     /// Which addresses its connections may reach.
     pub reach: Reach,
+    /// The free space its writes must leave on the host's data disk, when one of its
+    /// directories is there.
+    pub space: Option<Arc<SpaceReserve>>,
 }
 
 impl Grants {
@@ -98,6 +102,7 @@ impl Grants {
             tls: TlsOptions::default(),
             quota: Quota::default(),
             reach: Reach::default(),
+            space: None,
         }
     }
 }
@@ -260,7 +265,7 @@ pub fn grants_for(
     let skip_verify = config.get("insecureSkipTLSVerify").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let tls = TlsOptions { extra_roots, skip_verify };
 
-    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls, quota: Quota::default(), reach: Reach::default() })
+    Ok(Grants { location: location.into(), config, credential, directories, endpoints, tls, quota: Quota::default(), reach: Reach::default(), space: None })
 }
 
 #[cfg(test)]

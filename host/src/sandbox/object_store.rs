@@ -1,11 +1,14 @@
 //! The typed handle of an object-store provider instance.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+
+use crate::disk::{BelowReserve, SpaceReserve};
 
 use super::bindings::object_store::ObjectStoreProvider;
 use super::bindings::object_store::ObjectStoreProviderPre;
@@ -14,7 +17,7 @@ use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
 use super::host_state::HostState;
 use super::slot::{Provider, Slot, call_export, wrong_kind};
-use super::streams::{input_from_reader, output_to_writer};
+use super::streams::{CHUNK, input_from_reader, output_to_writer};
 use super::{ProviderKind, Sandbox};
 
 impl Provider for ObjectStoreProvider {
@@ -59,8 +62,17 @@ impl ObjectStoreHandle {
         ProviderError { location: self.location().to_owned(), kind }
     }
 
-    /// Stores everything `source` yields as `key`. Returns the byte count.
+    /// Stores everything `source` yields as `key`. Returns the byte count. Into a directory on
+    /// the host's data disk, the upload is refused (or stopped) when the disk's free space falls
+    /// below the state's reserve.
     pub async fn put_object<R: Read + Send + 'static>(&mut self, bucket: &str, key: &str, source: R) -> Result<u64, ProviderError> {
+        let source: Box<dyn Read + Send> = match self.slot.space() {
+            Some(reserve) => {
+                reserve.check().map_err(|e| self.error(ErrorKind::NoRoom(e)))?;
+                Box::new(Guarded { inner: source, reserve, unchecked: 0 })
+            }
+            None => Box::new(source),
+        };
         let (input, detach, reader) = input_from_reader(source, self.slot.limits().stream_idle);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
@@ -74,7 +86,10 @@ impl ObjectStoreHandle {
         // A provider that kept the stream gets nothing more from it.
         detach.detach().await;
         let read = reader.await.map_err(|e| self.error(ErrorKind::Source(std::io::Error::other(e))))?;
-        let read = read.map_err(|e| self.error(ErrorKind::Source(e)))?;
+        let read = read.map_err(|e| match e.get_ref().and_then(|inner| inner.downcast_ref::<BelowReserve>()) {
+            Some(below) => self.error(ErrorKind::NoRoom(below.clone())),
+            None => self.error(ErrorKind::Source(e)),
+        })?;
         let stored = stored?;
         if stored != read {
             return Err(self.error(ErrorKind::LengthMismatch { reported: stored, moved: read }));
@@ -190,5 +205,26 @@ impl Write for SharedBuffer {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A source that stops with [`BelowReserve`] when the data disk's free space falls below the
+/// reserve, checked once per chunk.
+struct Guarded<R> {
+    inner: R,
+    reserve: Arc<SpaceReserve>,
+    /// Bytes read since the last check.
+    unchecked: usize,
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.unchecked >= CHUNK {
+            self.reserve.check().map_err(std::io::Error::other)?;
+            self.unchecked = 0;
+        }
+        let n = self.inner.read(buf)?;
+        self.unchecked += n;
+        Ok(n)
     }
 }

@@ -84,6 +84,11 @@ impl<P: Provider> Slot<P> {
         ProviderError { location: self.grants.location.clone(), kind }
     }
 
+    /// The free space its writes must leave on the host's data disk, if any.
+    pub(crate) fn space(&self) -> Option<std::sync::Arc<crate::disk::SpaceReserve>> {
+        self.grants.space.clone()
+    }
+
     /// The limits this slot's instance runs under: the sandbox's, tightened by the quota.
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits

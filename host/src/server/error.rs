@@ -40,30 +40,47 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn location_status(e: &LocationError) -> StatusCode {
+/// A state failure, worded without the host's paths (the state logs them): `503` while a full
+/// disk keeps the state from being written (the server recovers by itself), `500` otherwise.
+fn state_error(e: &StateError) -> ApiError {
     match e {
+        StateError::Unwritable { message, .. } => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("the server cannot write its state now ({message}); try again later"),
+        },
+        StateError::Database { message, .. } => {
+            ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("the server's state failed: {message}") }
+        }
+        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn location_error(e: &LocationError) -> ApiError {
+    let status = match e {
+        LocationError::State(inner) => return state_error(inner),
         LocationError::NotFound { .. } => StatusCode::NOT_FOUND,
         LocationError::AlreadyExists { .. } | LocationError::SecondDefault { .. } => StatusCode::CONFLICT,
         LocationError::Provider(_) => StatusCode::BAD_GATEWAY,
-        LocationError::State(_) | LocationError::Keyring(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        LocationError::Keyring(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
-    }
+    };
+    ApiError::new(status, e)
 }
 
 impl From<LocationError> for ApiError {
     fn from(e: LocationError) -> Self {
-        ApiError::new(location_status(&e), &e)
+        location_error(&e)
     }
 }
 
 impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         let status = match &e {
-            BackupError::Location(inner) => location_status(inner),
+            BackupError::Location(inner) => return location_error(inner),
+            BackupError::State(inner) => return state_error(inner),
             BackupError::Refused(_) => StatusCode::CONFLICT,
             BackupError::Io { .. } => StatusCode::BAD_REQUEST,
             BackupError::Provider(_) | BackupError::Malformed { .. } => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, &e)
     }
@@ -71,28 +88,26 @@ impl From<BackupError> for ApiError {
 
 impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
-        let status = match &e {
-            SecretError::Location(inner) => location_status(inner),
-            SecretError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, &e)
+        match &e {
+            SecretError::Location(inner) => location_error(inner),
+            SecretError::State(inner) => state_error(inner),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, &e),
+        }
     }
 }
 
 impl From<ScheduleError> for ApiError {
     fn from(e: ScheduleError) -> Self {
-        let status = match &e {
-            ScheduleError::Name(inner) => location_status(inner),
-            ScheduleError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, &e)
+        match &e {
+            ScheduleError::Name(inner) => location_error(inner),
+            ScheduleError::State(inner) => state_error(inner),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, &e),
+        }
     }
 }
 
 impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, &e)
+        state_error(&e)
     }
 }

@@ -9,15 +9,35 @@ use std::sync::atomic::Ordering;
 use crate::coffer::Coffer;
 use crate::controllers::Counters;
 use crate::model::{Backup, BackupStorageLocation};
-use crate::state::StateError;
 
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The metrics, in Prometheus' text format.
-pub fn render(coffer: &Coffer, counters: &Counters) -> Result<String, StateError> {
+/// The state's own health, then what is in it (left out, and said so in the log, while it
+/// cannot be read).
+pub fn render(coffer: &Coffer, counters: &Counters) -> String {
     let mut out = String::new();
+    let health = coffer.state.health();
+    let gauges = [
+        ("coffer_state_writable", "Whether the state's last write committed (0 after one failed for I/O, such as a full disk).", u64::from(health.writable)),
+        ("coffer_state_reserve_held", "Whether the disk space reserved for the state is held (0: given up to a full disk, or not configured).", u64::from(health.reserve_held == Some(true))),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    }
+    let state_counters = [
+        ("coffer_state_write_failures_total", "State writes that failed for I/O.", health.write_failures),
+        ("coffer_state_reopens_total", "Times the state database was reopened after an I/O error.", health.reopens),
+    ];
+    for (name, help, value) in state_counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    if let Some(free) = coffer.space_reserve.as_ref().and_then(|r| r.free().ok()) {
+        let name = "coffer_data_disk_free_bytes";
+        let _ = writeln!(out, "# HELP {name} Bytes free on the disk holding the data directory.\n# TYPE {name} gauge\n{name} {free}");
+    }
     let _ = writeln!(out, "# HELP coffer_provider_call_duration_seconds Time provider calls took, by operation and outcome.");
     let _ = writeln!(out, "# TYPE coffer_provider_call_duration_seconds histogram");
     for ((operation, ok), h) in coffer.sandbox.call_stats().snapshot() {
@@ -30,10 +50,11 @@ pub fn render(coffer: &Coffer, counters: &Counters) -> Result<String, StateError
         let _ = writeln!(out, "coffer_provider_call_duration_seconds_count{{{labels}}} {}", h.count());
     }
 
-    let (backups, locations) = {
-        let txn = coffer.state.read()?;
-        (txn.list_all::<Backup>()?, txn.list_all::<BackupStorageLocation>()?)
-    };
+    let stored = coffer.state.read().and_then(|txn| Ok((txn.list_all::<Backup>()?, txn.list_all::<BackupStorageLocation>()?)));
+    let (backups, locations) = stored.unwrap_or_else(|e| {
+        tracing::error!("metrics left out what the state holds: {e}");
+        Default::default()
+    });
     let mut by_phase: BTreeMap<(String, String), u64> = BTreeMap::new();
     for b in &backups {
         let phase = b.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
@@ -68,5 +89,5 @@ pub fn render(coffer: &Coffer, counters: &Counters) -> Result<String, StateError
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
     }
-    Ok(out)
+    out
 }

@@ -65,7 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     use api_schedules::*;
     use api_secrets::*;
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/v1/whoami", get(|Tenant(ns): Tenant| async move { axum::Json(serde_json::json!({ "tenant": ns })) }))
         .route("/v1/backup-storage-locations", get(list_bsls).post(create_bsl))
@@ -89,6 +89,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// `200 ok`, or `503` while the state cannot be written (a full disk): a liveness probe sees
+/// it, and it answers `200` again by itself once a write succeeds.
+async fn healthz(State(app): State<Arc<AppState>>) -> axum::response::Response {
+    if app.coffer.state.health().writable {
+        "ok".into_response()
+    } else {
+        let message = "the server cannot write its state (see its log and coffer_state_writable); it retries every controller tick";
+        (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+    }
+}
+
 /// Answers `500` for a request whose handler panicked (and logs why), instead of dropping the
 /// connection: no panic reaches a client as a broken answer.
 async fn catch_panic(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
@@ -109,10 +120,7 @@ fn metrics_router(state: Arc<AppState>) -> Router {
         .route(
             "/metrics",
             get(|State(app): State<Arc<AppState>>| async move {
-                match metrics::render(&app.coffer, &app.counters) {
-                    Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
-                    Err(e) => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }.into_response(),
-                }
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render(&app.coffer, &app.counters))
             }),
         )
         .with_state(state)

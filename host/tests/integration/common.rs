@@ -139,3 +139,19 @@ pub fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap();
     out
 }
+
+/// `n` ConfigMaps of 1 MiB of hex text (half of it compressible) each, under `src`.
+pub fn bulky_manifests(src: &std::path::Path, n: usize) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..n {
+        let text: String = (0..(1 << 20) / 16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{x:016x}")
+            })
+            .collect();
+        std::fs::write(src.join(format!("cm{i}.yaml")), format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bulk{i}, namespace: shop}}\ndata: {{blob: {text}}}\n")).unwrap();
+    }
+}

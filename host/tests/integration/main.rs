@@ -7,6 +7,7 @@ mod backups;
 mod cli_backups;
 mod cli_locations;
 mod credentials;
+mod disk_full;
 mod ebs;
 mod gcs;
 mod host_hardening;

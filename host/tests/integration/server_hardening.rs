@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::common::{Cli, dir, s, tarball};
+use crate::common::{Cli, bulky_manifests, dir, s, tarball};
 use crate::server_api::{Tenancy, token};
 use crate::servers::{coffer_server, eventually, http, rss, test_certs};
 
@@ -240,22 +240,6 @@ fn a_frozen_endpoint_never_freezes_reads_and_its_location_goes_unavailable() {
     assert!(bsl["status"]["message"].as_str().unwrap().contains("timed out after 30 s"), "{bsl}");
     stop("-CONT");
     eventually(Duration::from_secs(60), "the location to recover", || (cli.json(&["bsl", "get", "frozen"])["status"]["phase"] == "Available").then_some(()));
-}
-
-/// `n` ConfigMaps of 1 MiB of incompressible text each, under `src`.
-fn bulky_manifests(src: &std::path::Path, n: usize) {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in 0..n {
-        let text: String = (0..(1 << 20) / 16)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{x:016x}")
-            })
-            .collect();
-        std::fs::write(src.join(format!("cm{i}.yaml")), format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bulk{i}, namespace: shop}}\ndata: {{blob: {text}}}\n")).unwrap();
-    }
 }
 
 #[test]
