@@ -365,18 +365,31 @@ impl Txn<'_> {
         })
     }
 
+    /// Runs `f` on the objects table, for reading.
+    fn read_table<R>(&self, f: impl FnOnce(&dyn ReadObjects) -> Result<R, redb::StorageError>) -> Result<R, StateError> {
+        match &self.inner {
+            Inner::Read(r) => {
+                let table = r.open_table(OBJECTS).map_err(|e| self.fail(e))?;
+                f(&table).map_err(|e| self.fail(e))
+            }
+            Inner::Write(w) => {
+                let table = w.open_table(OBJECTS).map_err(|e| self.fail(e))?;
+                f(&table).map_err(|e| self.fail(e))
+            }
+        }
+    }
+
+    /// Runs `f` on the objects table, for writing. Only in a write transaction.
+    fn write_table<R>(&self, f: impl FnOnce(&mut redb::Table<'_, &'static str, &'static [u8]>) -> Result<R, redb::StorageError>) -> Result<R, StateError> {
+        let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
+        let mut table = w.open_table(OBJECTS).map_err(|e| self.fail(e))?;
+        f(&mut table).map_err(|e| self.fail(e))
+    }
+
     /// The object of kind `T` named `name` in `namespace`.
     pub fn get<T: Resource>(&self, namespace: &str, name: &str) -> Result<Option<T>, StateError> {
         let k = key(T::KIND, namespace, name);
-        let bytes = match &self.inner {
-            Inner::Read(r) => r.open_table(OBJECTS).map_err(redb::Error::from).and_then(|table| {
-                Ok(table.get(k.as_str())?.map(|v| v.value().to_vec()))
-            }),
-            Inner::Write(w) => w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|table| {
-                Ok(table.get(k.as_str())?.map(|v| v.value().to_vec()))
-            }),
-        };
-        let bytes = bytes.map_err(|e| self.fail(e))?;
+        let bytes = self.read_table(|t| t.bytes(&k))?;
         bytes.map(|b| self.decode(namespace, name, &b)).transpose()
     }
 
@@ -394,12 +407,7 @@ impl Txn<'_> {
     }
 
     fn range<T: Resource>(&self, start: &str, end: &str) -> Result<Vec<T>, StateError> {
-        let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
-        let collected = match &self.inner {
-            Inner::Read(r) => r.open_table(OBJECTS).map_err(redb::Error::from).and_then(|t| Ok(t.range_into(start, end, &mut raw)?)),
-            Inner::Write(w) => w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|t| Ok(t.range_into(start, end, &mut raw)?)),
-        };
-        collected.map_err(|e| self.fail(e))?;
+        let raw = self.read_table(|t| t.range_of(start, end))?;
         raw.iter()
             .map(|(k, v)| {
                 let mut parts = k.split('\u{0}').skip(1);
@@ -413,32 +421,34 @@ impl Txn<'_> {
     pub fn put<T: Resource>(&mut self, object: &T) -> Result<(), StateError> {
         let k = key(T::KIND, object.namespace(), object.name());
         let bytes = serde_json::to_vec(object).map_err(|e| self.state.err(e))?;
-        let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
-        let put = w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|mut t| Ok(t.insert(k.as_str(), bytes.as_slice()).map(drop)?));
-        put.map_err(|e| self.fail(e))
+        self.write_table(|t| t.insert(k.as_str(), bytes.as_slice()).map(drop))
     }
 
     /// Deletes the object of kind `T` named `name`; whether it existed.
     pub fn delete<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<bool, StateError> {
         let k = key(T::KIND, namespace, name);
-        let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
-        let removed = w.open_table(OBJECTS).map_err(redb::Error::from).and_then(|mut t| Ok(t.remove(k.as_str())?.is_some()));
-        removed.map_err(|e| self.fail(e))
+        self.write_table(|t| Ok(t.remove(k.as_str())?.is_some()))
     }
 }
 
-/// Range reads over either kind of table handle.
-trait ReadableRange {
-    fn range_into(&self, start: &str, end: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), redb::StorageError>;
+/// Reads over either kind of table handle.
+trait ReadObjects {
+    fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, redb::StorageError>;
+    fn range_of(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, redb::StorageError>;
 }
 
-impl<T: ReadableTable<&'static str, &'static [u8]>> ReadableRange for T {
-    fn range_into(&self, start: &str, end: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), redb::StorageError> {
+impl<T: ReadableTable<&'static str, &'static [u8]>> ReadObjects for T {
+    fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, redb::StorageError> {
+        Ok(self.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn range_of(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, redb::StorageError> {
+        let mut out = Vec::new();
         for entry in self.range(start..end)? {
             let (k, v) = entry?;
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -1,12 +1,32 @@
 //! Deleting a backup: its snapshots through the locations recorded with them, its objects,
 //! and the restores made from it.
 
+use super::kept_log;
 use super::layout::Layout;
 use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::locations::{object_store_for, volume_snapshotter_for};
+use crate::sandbox::ObjectStoreHandle;
 use crate::model::{AccessMode, Backup, Phase, Restore, VolumeSnapshotLocation};
+
+/// Removes every object of backup `name` and returns what could not be removed.
+/// `velero-backup.json` goes last, so an interrupted removal still shows the backup as existing,
+/// and is deleted even when absent: a provider sweeps what interrupted puts left in the
+/// backup's directory when its last object goes (the filesystem provider's temporary files).
+pub(super) async fn remove_objects(store: &mut ObjectStoreHandle, bucket: &str, layout: &Layout, name: &str) -> Result<Vec<String>, BackupError> {
+    let metadata = layout.backup_metadata(name);
+    let mut keys = store.list_objects(bucket, &layout.backup_dir(name)).await?;
+    keys.retain(|k| *k != metadata);
+    keys.push(metadata);
+    let mut errors = Vec::new();
+    for key in keys {
+        if let Err(e) = store.delete_object(bucket, &key).await {
+            errors.push(format!("error deleting object {key}: {e}"));
+        }
+    }
+    Ok(errors)
+}
 
 /// Deletes backup `name`. The record is removed only when everything else was; otherwise
 /// it stays in phase `Deleting` and the error lists what is left.
@@ -19,6 +39,7 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
         coffer.state.write(|txn| txn.delete::<Backup>(namespace, name).map(drop))?;
         return Ok(());
     }
+    let restores: Vec<Restore> = coffer.state.read()?.list::<Restore>(namespace)?.into_iter().filter(|r| r.spec.backup_name == name).collect();
     let location = backup.spec.storage_location.clone();
     let bsl = storage_location_of(coffer, namespace, &location)?;
     if bsl.spec.access_mode == AccessMode::ReadOnly {
@@ -53,15 +74,7 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     }
 
     let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
-    let mut keys = store.list_objects(&bucket, &layout.backup_dir(name)).await?;
-    // The metadata goes last, so an interrupted delete still shows the backup as existing.
-    keys.sort_by_key(|k| k.ends_with("velero-backup.json"));
-    for key in keys {
-        if let Err(e) = store.delete_object(&bucket, &key).await {
-            errors.push(format!("error deleting object {key}: {e}"));
-        }
-    }
-    let restores: Vec<Restore> = coffer.state.read()?.list::<Restore>(namespace)?.into_iter().filter(|r| r.spec.backup_name == name).collect();
+    errors.extend(remove_objects(&mut store, &bucket, &layout, name).await?);
     for restore in &restores {
         let restore_name = &restore.metadata.meta.name;
         for key in store.list_objects(&bucket, &layout.restore_dir(restore_name)).await? {
@@ -76,7 +89,9 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     coffer.state.write(|txn| {
         for restore in &restores {
             txn.delete::<Restore>(namespace, &restore.metadata.meta.name)?;
+            kept_log::forget(txn, namespace, kept_log::Run::Restore(&restore.metadata.meta.name))?;
         }
+        kept_log::forget(txn, namespace, kept_log::Run::Backup(name))?;
         txn.delete::<Backup>(namespace, name).map(drop)
     })?;
     Ok(())

@@ -5,6 +5,7 @@
 mod delete;
 mod filters;
 mod item;
+mod kept_log;
 mod layout;
 mod manifests;
 mod read;

@@ -6,6 +6,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use super::kept_log;
 use super::layout::Layout;
 use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_gz, get_backup, get_restore, storage_location_of};
@@ -51,18 +52,29 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
     Ok(BackupDetails { resource_list, volume_snapshots })
 }
 
-/// The log of backup `name`.
+/// The log of backup `name`: from object storage, or from the state for a backup that failed.
 pub async fn backup_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<Vec<u8>, BackupError> {
     let backup = get_backup(coffer, namespace, name)?;
+    if let Some(log) = kept_log::kept(&coffer.state.read()?, namespace, kept_log::Run::Backup(name))? {
+        return Ok(log);
+    }
+    if backup.status.phase == Some(Phase::Failed) {
+        // Failed before logs were kept, or set Failed after a crash: the reason is all there is.
+        return Err(BackupError::Refused(format!("backup {name:?} failed and has no log: {}", backup.status.failure_reason)));
+    }
     let (bsl, layout) = location_of(coffer, &backup)?;
     fetch_gz(coffer, &bsl, &layout.backup_log(name))
         .await?
         .ok_or_else(|| BackupError::Refused(format!("backup {name:?} has no log in object storage")))
 }
 
-/// The log of restore `name`.
+/// The log of restore `name`: from object storage, or from the state when it could not go
+/// there.
 pub async fn restore_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<Vec<u8>, BackupError> {
     let restore = get_restore(coffer, namespace, name)?;
+    if let Some(log) = kept_log::kept(&coffer.state.read()?, namespace, kept_log::Run::Restore(name))? {
+        return Ok(log);
+    }
     let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
     let (bsl, layout) = location_of(coffer, &backup)?;
     fetch_gz(coffer, &bsl, &layout.restore_log(name))

@@ -3,6 +3,7 @@
 //! complete there and is recorded as the bucket has it; otherwise it failed, and whatever the
 //! dead run uploaded is removed, so no part of it lingers as a backup.
 
+use super::delete::remove_objects;
 use super::layout::Layout;
 use super::{BackupError, MAX_BACKUP_METADATA, storage_location_of};
 use crate::coffer::Coffer;
@@ -35,10 +36,10 @@ async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
             _ => Found::Foreign,
         });
     }
-    for key in store.list_objects(bucket, &layout.backup_dir(name)).await? {
-        store.delete_object(bucket, &key).await?;
+    match remove_objects(&mut store, bucket, &layout, name).await?.as_slice() {
+        [] => Ok(Found::Removed),
+        left => Err(BackupError::Refused(left.join("; "))),
     }
-    Ok(Found::Removed)
 }
 
 /// Sets `backup` (found `InProgress` with nothing running it) straight: `Completed` (or

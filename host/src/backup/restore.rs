@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::Dir;
 
 use super::item::Item;
+use super::kept_log;
 use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::snapshots::VolumeSnapshot;
@@ -32,10 +33,6 @@ pub struct RestoreRequest {
     pub target: PathBuf,
     /// Whether to recreate volumes from snapshots (default yes).
     pub restore_volumes: Option<bool>,
-}
-
-fn save(coffer: &Coffer, restore: &Restore) -> Result<(), BackupError> {
-    Ok(coffer.state.write(|txn| txn.put(restore))?)
 }
 
 /// Why a restore cannot start (empty when it can).
@@ -134,20 +131,32 @@ pub async fn run_restore(
     restore.status.errors = log.error_count();
     restore.status.warnings = log.warning_count();
     restore.status.completion_timestamp = Some(now());
-    // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero).
-    if let Ok(bsl) = storage_location_of(coffer, namespace, &backup.spec.storage_location) {
-        let layout = Layout::new(&bsl.spec.object_storage.prefix);
-        if let Ok(mut store) = object_store_for(coffer, &bsl).await {
-            let bucket = &bsl.spec.object_storage.bucket;
-            for (key, body) in [(layout.restore_results(&request.name), log.results_gz()), (layout.restore_log(&request.name), log.log_gz())] {
-                if let Err(e) = store.put_bytes(bucket, &key, body).await {
-                    tracing::warn!("uploading {key}: {e}");
-                }
-            }
-        }
+    // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero);
+    // a log that cannot go there is kept in the state.
+    let uploaded = upload_files(coffer, namespace, &backup, &request.name, &log).await;
+    if let Err(e) = &uploaded {
+        tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
     }
-    save(coffer, &restore)?;
+    coffer.state.write(|txn| {
+        txn.put(&restore)?;
+        if uploaded.is_err() {
+            kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;
+        }
+        Ok::<_, BackupError>(())
+    })?;
     Ok(restore)
+}
+
+/// Uploads a restore's results and log to the location of its backup.
+async fn upload_files(coffer: &Coffer, namespace: &str, backup: &Backup, name: &str, log: &RunLog) -> Result<(), BackupError> {
+    let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location)?;
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let mut store = object_store_for(coffer, &bsl).await?;
+    let bucket = &bsl.spec.object_storage.bucket;
+    for (key, body) in [(layout.restore_results(name), log.results_gz()), (layout.restore_log(name), log.log_gz())] {
+        store.put_bytes(bucket, &key, body).await?;
+    }
+    Ok(())
 }
 
 /// Recreates the volume of `pv` from its snapshot and returns the rewritten PV.

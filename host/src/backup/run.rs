@@ -11,6 +11,8 @@ use serde_json::Value;
 use super::filters::{Filter, validate_filters};
 use super::item::Item;
 use super::layout::Layout;
+use super::delete::remove_objects;
+use super::kept_log;
 use super::manifests::read_manifests;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::selection::{Resolved, resolve_locations};
@@ -52,10 +54,6 @@ pub struct BackupRequest {
     pub labels: BTreeMap<String, String>,
     /// The server's `--default-volume-snapshot-locations`.
     pub default_snapshot_locations: BTreeMap<String, String>,
-}
-
-fn save(coffer: &Coffer, backup: &Backup) -> Result<(), BackupError> {
-    Ok(coffer.state.write(|txn| txn.put(backup))?)
 }
 
 /// Creates and runs a backup. Validation problems end it in `FailedValidation` and fatal
@@ -103,13 +101,21 @@ impl StartedBackup {
         let mut log = RunLog::new(format!("backup={namespace}/{name}"));
         log.info("Setting up backup log");
         let outcome = run(coffer, &mut backup, &resolved.storage_location, resolved.snapshot_locations, &source, &mut log, progress).await;
+        let failed = outcome.is_err();
         if let Err(reason) = outcome {
             log.error(Scope::Run, reason.clone());
             backup.status.phase = Some(Phase::Failed);
             backup.status.failure_reason = reason;
         }
         backup.status.completion_timestamp = Some(now());
-        save(coffer, &backup)?;
+        // A failed backup leaves nothing in object storage: its log is kept in the state.
+        coffer.state.write(|txn| {
+            txn.put(&backup)?;
+            if failed {
+                kept_log::keep(txn, &namespace, kept_log::Run::Backup(&name), &log)?;
+            }
+            Ok::<_, BackupError>(())
+        })?;
         Ok(backup)
     }
 }
@@ -337,8 +343,8 @@ async fn run(
     upload(&mut store, &bucket, &layout, backup, tarball, &records, &resource_list(&included), log).await
 }
 
-/// Uploads everything, `velero-backup.json` last; on failure removes what was uploaded, so a
-/// half-written backup is never visible.
+/// Uploads everything, `velero-backup.json` last; on failure removes what was uploaded (and
+/// what the failed put left), so a half-written backup is never visible.
 #[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one upload")]
 async fn upload(
     store: &mut ObjectStoreHandle,
@@ -351,11 +357,9 @@ async fn upload(
     log: &mut RunLog,
 ) -> Result<(), String> {
     let name = &backup.metadata.meta.name;
-    let mut written = Vec::new();
     let result: Result<(), String> = async {
         let key = layout.backup_contents(name);
         store.put_object(bucket, &key, tarball).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
-        written.push(key);
         let documents = [
             (layout.backup_volume_snapshots(name), gzip_json(&records)),
             (layout.backup_resource_list(name), gzip_json(resources)),
@@ -364,7 +368,6 @@ async fn upload(
         ];
         for (key, body) in documents {
             store.put_bytes(bucket, &key, body).await.map_err(|e| format!("error uploading {key}: {e}"))?;
-            written.push(key);
         }
         let metadata = serde_json::to_vec(backup).map_err(|e| e.to_string())?;
         let key = layout.backup_metadata(name);
@@ -373,8 +376,10 @@ async fn upload(
     }
     .await;
     if result.is_err() {
-        for key in written {
-            let _ = store.delete_object(bucket, &key).await;
+        match remove_objects(store, bucket, layout, name).await {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => log.warn(Scope::Run, format!("objects of the failed backup remain: {}", left.join("; "))),
+            Err(e) => log.warn(Scope::Run, format!("objects of the failed backup may remain: {e}")),
         }
     }
     result

@@ -95,6 +95,24 @@ impl RunLog {
         gzip(self.lines.join("\n").as_bytes())
     }
 
+    /// The log's text within `limit` bytes: its last lines, after a line saying how many
+    /// earlier ones were left out when the whole is larger.
+    pub fn tail(&self, limit: usize) -> String {
+        let mut size = 0;
+        let kept = self.lines.iter().rev().take_while(|l| {
+            size += l.len() + 1;
+            size <= limit
+        });
+        let mut lines: Vec<&str> = kept.map(String::as_str).collect();
+        let left_out = self.lines.len() - lines.len();
+        let note = format!("... {left_out} earlier lines left out");
+        if left_out > 0 {
+            lines.push(&note);
+        }
+        lines.reverse();
+        lines.join("\n")
+    }
+
     /// `{"warnings": ..., "errors": ...}`, gzipped.
     pub fn results_gz(&self) -> Vec<u8> {
         gzip_json(&serde_json::json!({ "warnings": self.warnings, "errors": self.errors }))
@@ -111,4 +129,23 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// `value` as gzipped JSON.
 pub fn gzip_json(value: &impl Serialize) -> Vec<u8> {
     gzip(&serde_json::to_vec(value).expect("serialisable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_keeps_the_last_lines_and_says_how_many_went() {
+        let mut log = RunLog::new("backup=a/b".into());
+        for i in 0..100 {
+            log.info(&format!("line {i}"));
+        }
+        assert_eq!(log.tail(1 << 20).lines().count(), 100);
+        let tail = log.tail(1000);
+        assert!(tail.len() <= 1000 + 40, "{}", tail.len());
+        let first = tail.lines().next().unwrap();
+        assert!(first.starts_with("... ") && first.ends_with(" earlier lines left out"), "{first}");
+        assert!(tail.lines().last().unwrap().contains("line 99"));
+    }
 }

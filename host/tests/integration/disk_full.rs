@@ -68,13 +68,19 @@ fn a_full_data_disk_never_wedges_the_state_and_the_server_recovers_by_itself() {
     bulky_manifests(&dir(home, "src"), 6);
     cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&dir(home, "store"))), "--default"]);
     let refused = (0..30)
-        .find_map(|i| {
-            cli.run(&["backup", "create", &format!("fill-{i}"), "--source", "src", "--wait"]);
-            let backup = cli.json(&["backup", "get", &format!("fill-{i}")]);
-            (backup["status"]["phase"] != "Completed").then_some(backup.to_string())
+        .map(|i| format!("fill-{i}"))
+        .find(|name| {
+            cli.run(&["backup", "create", name, "--source", "src", "--wait"]);
+            cli.json(&["backup", "get", name])["status"]["phase"] != "Completed"
         })
         .expect("acme's backups were refused before the disk filled");
-    assert!(refused.contains("keeps for its own state"), "{refused}");
+    let backup = cli.json(&["backup", "get", &refused]);
+    assert_eq!(backup["status"]["phase"], "Failed", "{backup}");
+    assert!(backup["status"]["failureReason"].as_str().unwrap().contains("keeps for its own state"), "{backup}");
+    // Nothing of it is in the bucket, but its log (kept in the state) says why.
+    assert!(!home.join(format!("store/b/backups/{refused}")).exists());
+    let log = cli.ok(&["backup", "logs", &refused]);
+    assert!(log.contains("level=error") && log.contains("keeps for its own state"), "{log}");
     // The state was never short: the other tenant writes and the host is healthy.
     assert_eq!(create_secret(&url, &globex, "one", 1).0, 201);
     assert_eq!(healthz().0, 200);

@@ -4,6 +4,8 @@
 //! `Failed`, with the partial objects removed.
 
 use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Instant;
 
 use coffer::backup::{self, BackupRequest};
 use coffer::coffer::Coffer;
@@ -12,7 +14,7 @@ use coffer::locations;
 use coffer::model::{Backup, BackupSpec, Phase};
 use coffer::sandbox::Limits;
 
-use crate::common::{dir, filesystem_bsl};
+use crate::common::{Cli, bulky_manifests, dir, filesystem_bsl, s};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupted_backups_are_reconciled_with_their_location() {
@@ -38,8 +40,9 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
         record.status.completion_timestamp = None;
         coffer.state.write(|txn| txn.put(&record)).unwrap();
     }
-    // "partial" died before its last upload.
+    // "partial" died before its last upload, in the middle of a put.
     std::fs::remove_file(store.join("b/backups/partial/velero-backup.json")).unwrap();
+    std::fs::write(store.join("b/backups/partial/.coffer-tmp-0123456789abcdef"), b"half a file").unwrap();
     assert!(store.join("b/backups/partial/partial.tar.gz").exists());
 
     let (backups, restores) = recover_interrupted(&coffer, Opener::Command).await.unwrap();
@@ -51,6 +54,93 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     let partial = get("partial");
     assert_eq!(partial.status.phase, Some(Phase::Failed), "{:?}", partial.status);
     assert!(partial.status.failure_reason.contains("ended before it finished"), "{}", partial.status.failure_reason);
-    assert!(!store.join("b/backups/partial").exists() || std::fs::read_dir(store.join("b/backups/partial")).unwrap().count() == 0, "partial objects removed");
+    assert!(!store.join("b/backups/partial").exists(), "partial objects and the interrupted put's file removed");
     backup::delete_backup(&coffer, "ns", "partial").await.unwrap();
+}
+
+/// Every file under `dir` whose name starts with the filesystem provider's temporary prefix.
+fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(temp_files(&path));
+        } else if entry.file_name().to_string_lossy().starts_with(".coffer-tmp-") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn backups_killed_at_any_point_are_complete_or_failed_and_leave_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli::new(&tmp.path().join("data"));
+    let store = dir(tmp.path(), "store");
+    let src = dir(tmp.path(), "src");
+    bulky_manifests(&src, 12);
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    let started = Instant::now();
+    cli.ok(&["backup", "create", "whole", "--source", &s(&src), "--wait"]);
+    let whole = started.elapsed();
+
+    let mut phases = BTreeMap::new();
+    for i in 0..16u32 {
+        let name = format!("k{i}");
+        let mut running = cli.command(&["backup", "create", &name, "--source", &s(&src), "--wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // From start-up to just after the last upload.
+        std::thread::sleep(whole.mul_f64(f64::from(i) / 14.0));
+        running.kill().unwrap(); // SIGKILL
+        running.wait().unwrap();
+        // The next command sets it straight against the bucket.
+        let Some(backup) = cli.run(&["backup", "get", &name, "-o", "json"]).ok.then(|| cli.json(&["backup", "get", &name])) else {
+            *phases.entry("never recorded".to_owned()).or_insert(0) += 1;
+            continue;
+        };
+        let phase = backup["status"]["phase"].as_str().unwrap().to_owned();
+        let in_bucket = store.join(format!("b/backups/{name}/velero-backup.json")).exists();
+        match phase.as_str() {
+            "Completed" => assert!(in_bucket, "{name}: Completed in the state but not in the bucket"),
+            "Failed" => {
+                assert!(!in_bucket, "{name}: Failed in the state but complete in the bucket");
+                let left: Vec<_> = std::fs::read_dir(store.join(format!("b/backups/{name}"))).into_iter().flatten().flatten().map(|e| e.path()).collect();
+                assert!(left.is_empty(), "{name}: a failed backup left {left:?}");
+                let logs = cli.run(&["backup", "logs", &name]);
+                assert!(logs.stderr.contains("ended before it finished") || logs.stdout.contains("ended before it finished"), "{name}: {}{}", logs.stdout, logs.stderr);
+            }
+            other => panic!("{name}: left {other}"),
+        }
+        *phases.entry(phase).or_insert(0) += 1;
+    }
+    assert!(phases.get("Failed").is_some_and(|n| *n > 0) && phases.get("Completed").is_some_and(|n| *n > 0), "kills before and after the end: {phases:?}");
+    assert!(temp_files(&store).is_empty(), "{:?}", temp_files(&store));
+    // Failed ones delete cleanly.
+    for i in 0..16 {
+        let name = format!("k{i}");
+        if cli.run(&["backup", "get", &name]).ok {
+            cli.ok(&["backup", "delete", &name, "--confirm"]);
+            assert!(!store.join(format!("b/backups/{name}")).exists(), "{name}'s directory is gone");
+        }
+    }
+    eprintln!("kills: {phases:?} (a whole backup took {whole:?})");
+}
+
+#[test]
+fn a_restore_log_that_cannot_reach_its_location_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli::new(&tmp.path().join("data"));
+    let store = dir(tmp.path(), "store");
+    let src = dir(tmp.path(), "src");
+    std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    cli.ok(&["backup", "create", "b1", "--source", &s(&src), "--wait"]);
+    // Where the restore's files would go is taken by a file: uploading them fails.
+    std::fs::write(store.join("b/restores"), b"in the way").unwrap();
+    let run = cli.run(&["restore", "create", "r1", "--from-backup", "b1", "--target", &s(&tmp.path().join("out")), "--wait"]);
+    assert!(run.stdout.contains("Completed"), "{}{}", run.stdout, run.stderr);
+    let log = cli.ok(&["restore", "logs", "r1"]);
+    assert!(log.contains("restore=velero/r1") && log.contains("b/restores/r1"), "{log}");
+    // Deleting the backup forgets its restores' kept logs with them.
+    cli.ok(&["backup", "delete", "b1", "--confirm"]);
+    assert!(cli.fails(&["restore", "logs", "r1"]).contains("not found"));
 }

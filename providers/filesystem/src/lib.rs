@@ -3,7 +3,7 @@
 //! Config: `root` (required), an absolute host directory. The host mounts it at `/data` and
 //! grants nothing else; bucket `b` is the directory `/data/b`, key `k` the file `/data/b/k`.
 //! Puts are atomic (temporary file, sync, rename), empty directories left by deletes are
-//! removed, and keys that could leave the bucket (`..`, absolute, empty segments) are refused.
+//! removed (with the temporary files of interrupted puts in them), and keys that could leave the bucket (`..`, absolute, empty segments) are refused.
 
 use std::time::Duration;
 
@@ -86,6 +86,23 @@ impl Filesystem {
             }
         }
         Ok(false)
+    }
+
+    /// After a delete: when `key`'s directory holds no objects any more, removes the temporary
+    /// files that interrupted puts left there (the host never deletes in a directory it is
+    /// still writing to), then the directories left empty.
+    fn sweep(&self, bucket: &str, key: &str) {
+        let Some((parent, _)) = key.rsplit_once('/') else { return };
+        let dir = format!("{bucket}/{parent}");
+        if !matches!(fs::kind_of(&self.data, &dir), Ok(Some(DescriptorType::Directory))) || self.holds_objects(&dir).unwrap_or(true) {
+            return;
+        }
+        for (name, kind) in fs::read_dir(&self.data, &dir).unwrap_or_default() {
+            if kind == DescriptorType::RegularFile && name.starts_with(TEMP_PREFIX) {
+                let _ = self.data.unlink_file_at(&format!("{dir}/{name}"));
+            }
+        }
+        self.prune_parents(bucket, key);
     }
 
     /// Removes the now-empty directories above `key`, stopping at the bucket.
@@ -196,10 +213,13 @@ impl ObjectStore for Filesystem {
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
         let path = Self::path(bucket, key)?;
         match fs::kind_of(&self.data, &path)? {
-            None => Ok(()),
+            None => {
+                self.sweep(bucket, key);
+                Ok(())
+            }
             Some(DescriptorType::RegularFile) => {
                 self.data.unlink_file_at(&path).map_err(|c| fs::fs_error(&path, c))?;
-                self.prune_parents(bucket, key);
+                self.sweep(bucket, key);
                 Ok(())
             }
             Some(_) => Err(Error::InvalidArgument(format!("{key:?} is not an object"))),
