@@ -4,13 +4,20 @@
 //! objects from as many tasks, the memory an idle location's live provider instance costs,
 //! and provider-call latency percentiles.
 //!
-//! Run: `cargo bench -p coffer --bench tenants` (`COFFER_BENCH_TENANTS`, `COFFER_BENCH_ITEMS`
-//! change the sizes).
+//! Then the same as a shared host lives it: `coffer server` with 50 tenants asking 5 backups of
+//! 2,000 items each at once, printing an idle tenant's and `/healthz`'s latencies during the
+//! burst and the server's memory before, at its peak and 30 s after.
+//!
+//! Run: `cargo bench -p coffer --bench tenants` (`COFFER_BENCH_TENANTS`, `COFFER_BENCH_ITEMS`,
+//! `COFFER_BENCH_BURST_TENANTS`, `COFFER_BENCH_BURST_BACKUPS`, `COFFER_BENCH_BURST_ITEMS` change
+//! the sizes).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use coffer::backup::{self, BackupRequest};
 use coffer::coffer::Coffer;
@@ -153,4 +160,156 @@ fn main() {
         let ms = |q: f64| calls.quantile(q).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         println!("  provider calls: {}, p50 {:.2} ms, p99 {:.2} ms (bucket upper bounds)", calls.count(), ms(0.5), ms(0.99));
     });
+    drop(rt);
+    server_burst(root);
+}
+
+/// One HTTP/1.1 exchange with the server at `authority`: the status, and how long it took.
+fn http(authority: &str, method: &str, path: &str, token: Option<&str>, body: Option<&serde_json::Value>) -> (u16, String, Duration) {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut conn = std::net::TcpStream::connect(authority).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body, started.elapsed())
+}
+
+/// The resident memory of process `pid`, bytes.
+fn rss_of(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+fn quantile(samples: &mut [Duration], q: f64) -> f64 {
+    samples.sort();
+    let at = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples.get(at).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// The server under a burst: `tenants` tenants each ask `COFFER_BENCH_BURST_BACKUPS` backups of
+/// `items` items at once through `coffer server`, while an idle tenant lists its backups and
+/// a probe asks `/healthz`. Prints their latencies during the burst and the server's memory.
+fn server_burst(root: &Path) {
+    let tenants = env_usize("COFFER_BENCH_BURST_TENANTS", 50);
+    let per_tenant = env_usize("COFFER_BENCH_BURST_BACKUPS", 5);
+    let items = env_usize("COFFER_BENCH_BURST_ITEMS", 2000);
+    let data = root.join("server");
+    let coffer_bin = env!("CARGO_BIN_EXE_coffer");
+    let cli = |args: &[&str]| {
+        let out = Command::new(coffer_bin).args(args).env("COFFER_DATA_DIR", &data).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let names: Vec<String> = (0..tenants).map(|i| format!("t{i:02}")).collect();
+    let tokens: Vec<String> = names.iter().map(|n| cli(&["tenant", "token", "create", "bench", "--tenant", n])).collect();
+    let idle_token = cli(&["tenant", "token", "create", "bench", "--tenant", "idle"]);
+    for name in names.iter().chain(["idle".to_owned()].iter()) {
+        write_source(&data.join("tenants").join(name).join("src"), items);
+        std::fs::create_dir_all(data.join("tenants").join(name).join("store")).unwrap();
+    }
+    let log_path = root.join("server.log");
+    let mut server = Command::new(coffer_bin)
+        .args(["server", "--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .env("COFFER_DATA_DIR", &data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let authority = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(at) = log.find("api=http://") {
+            break log[at + "api=http://".len()..].split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(server.try_wait().unwrap().is_none(), "the server exited: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bsl = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": "default"},
+        "spec": {"provider": "filesystem", "objectStorage": {"bucket": "b"}, "config": {"root": "store"}, "default": true}});
+    let backup = |name: &str| serde_json::json!({"apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": name, "annotations": {"coffer.io/source-directory": "src"}}, "spec": {}});
+    for token in tokens.iter().chain([&idle_token]) {
+        let (status, body, _) = http(&authority, "POST", "/v1/backup-storage-locations", Some(token), Some(&bsl));
+        assert_eq!(status, 201, "{body}");
+    }
+    let done = |token: &str, count: usize| {
+        let (_, body, _) = http(&authority, "GET", "/v1/backups", Some(token), None);
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        items.len() == count && items.iter().all(|b| !matches!(b["status"]["phase"].as_str(), Some("New" | "InProgress")))
+    };
+    http(&authority, "POST", "/v1/backups", Some(&idle_token), Some(&backup("before")));
+    while !done(&idle_token, 1) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = server.id();
+    let idle_rss = rss_of(pid);
+
+    // The idle tenant and a liveness probe, every 50 ms, and the server's memory, throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = {
+        let (stop, authority, token) = (stop.clone(), authority.clone(), idle_token.clone());
+        std::thread::spawn(move || {
+            let (mut lists, mut health, mut peak) = (Vec::new(), Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                lists.push(http(&authority, "GET", "/v1/backups", Some(&token), None).2);
+                health.push(http(&authority, "GET", "/healthz", None, None).2);
+                peak = peak.max(rss_of(pid));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (lists, health, peak)
+        })
+    };
+    let started = Instant::now();
+    for i in 0..per_tenant {
+        for token in &tokens {
+            let (status, body, _) = http(&authority, "POST", "/v1/backups", Some(token), Some(&backup(&format!("b{i}"))));
+            assert_eq!(status, 202, "{body}");
+        }
+    }
+    let accepted = started.elapsed();
+    for token in &tokens {
+        while !done(token, per_tenant) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let burst = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (mut lists, mut health, peak) = prober.join().unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    let after = rss_of(pid);
+    let completed: usize = tokens
+        .iter()
+        .map(|t| {
+            let (_, body, _) = http(&authority, "GET", "/v1/backups", Some(t), None);
+            body.matches("\"phase\":\"Completed\"").count()
+        })
+        .sum();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let total = tenants * per_tenant;
+    println!("coffer server: {tenants} tenants × {per_tenant} backups of {items} items, all asked at once ({total} backups)");
+    println!("  accepted all in {:.2} s; {completed}/{total} Completed after {:.1} s ({:.0} items/s)", accepted.as_secs_f64(), burst.as_secs_f64(), (total * items) as f64 / burst.as_secs_f64());
+    let (l50, l99, h50, h99) = (quantile(&mut lists, 0.5), quantile(&mut lists, 0.99), quantile(&mut health, 0.5), quantile(&mut health, 0.99));
+    println!("  idle tenant's GET /v1/backups during the burst: p50 {l50:.1} ms, p99 {l99:.1} ms ({} requests; target p99 ≤ 100 ms)", lists.len());
+    println!("  GET /healthz during the burst: p50 {h50:.1} ms, p99 {h99:.1} ms ({} requests)", health.len());
+    println!(
+        "  server memory: idle {:.0} MiB, peak {:.0} MiB, 30 s after the burst {:.0} MiB = {:.2}× idle (target ≤ 2×)",
+        mib(idle_rss),
+        mib(peak),
+        mib(after),
+        after as f64 / idle_rss as f64
+    );
 }
