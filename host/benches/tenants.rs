@@ -233,18 +233,18 @@ fn server_burst(root: &Path) {
         assert!(server.try_wait().unwrap().is_none(), "the server exited: {log}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let bsl = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": "default"},
-        "spec": {"provider": "filesystem", "objectStorage": {"bucket": "b"}, "config": {"root": "store"}, "default": true}});
+    let bsl = |tenant: &str| serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": "default"},
+        "spec": {"provider": "filesystem", "objectStorage": {"bucket": "b"}, "default": true,
+                 "config": {"root": data.join("tenants").join(tenant).join("store").display().to_string()}}});
     let backup = |name: &str| serde_json::json!({"apiVersion": "velero.io/v1", "kind": "Backup",
         "metadata": {"name": name, "annotations": {"coffer.io/source-directory": "src"}}, "spec": {}});
-    for token in tokens.iter().chain([&idle_token]) {
-        let (status, body, _) = http(&authority, "POST", "/v1/backup-storage-locations", Some(token), Some(&bsl));
+    for (tenant, token) in names.iter().zip(&tokens).chain([(&"idle".to_owned(), &idle_token)]) {
+        let (status, body, _) = http(&authority, "POST", "/v1/backup-storage-locations", Some(token), Some(&bsl(tenant)));
         assert_eq!(status, 201, "{body}");
     }
     let done = |token: &str, count: usize| {
         let (_, body, _) = http(&authority, "GET", "/v1/backups", Some(token), None);
-        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let items: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
         items.len() == count && items.iter().all(|b| !matches!(b["status"]["phase"].as_str(), Some("New" | "InProgress")))
     };
     http(&authority, "POST", "/v1/backups", Some(&idle_token), Some(&backup("before")));

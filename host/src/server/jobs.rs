@@ -76,8 +76,35 @@ impl Jobs {
     pub fn spawn(self: &Arc<Self>, tenant: String, work: impl Future<Output = ()> + Send + 'static) {
         let jobs = self.clone();
         self.runtime.spawn(async move {
-            let _turn = jobs.turn(&tenant).await;
+            let turn = jobs.turn(&tenant).await;
             work.await;
+            drop(turn);
+            // The last run of a burst gives its memory back, and again once what the answers
+            // about it allocated is freed too.
+            if jobs.idle() {
+                release_free_memory();
+                tokio::time::sleep(SETTLE).await;
+                if jobs.idle() {
+                    release_free_memory();
+                }
+            }
         });
+    }
+
+    fn idle(&self) -> bool {
+        self.overall.available_permits() == self.limits.concurrent.max(1)
+    }
+}
+
+/// How long after a burst's last run the memory freed since is given back again.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Gives the memory the allocator holds free back to the system, once no run is left: a
+/// burst's memory is returned when it ends, not kept in the allocator's per-thread arenas.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
