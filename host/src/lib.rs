@@ -1,6 +1,7 @@
 //! Coffer: a backup engine in the spirit of Velero whose storage and snapshot providers are
 //! sandboxed WebAssembly components.
 //!
+//! - [`api`]: the HTTP API's wire types, shared by the server and its clients;
 //! - [`disk`]: the room a shared host keeps on its data disk for its own state;
 //! - [`confine`]: where the paths a tenant names resolve, held as open directories;
 //! - [`sandbox`]: the WebAssembly runtime and the capabilities of each provider instance;
@@ -13,6 +14,7 @@
 //! - [`server`]: the HTTP API of a shared host;
 //! - [`tenants`]: API tokens and quotas of a shared host;
 
+pub mod api;
 pub mod backup;
 pub mod coffer;
 pub mod disk;

@@ -394,6 +394,20 @@ pub enum Phase {
     Deleting,
 }
 
+impl Phase {
+    /// Whether its work has not ended: `New` or `InProgress`. (A phase not yet set is `New`:
+    /// `phase.is_none_or(Phase::is_running)`.)
+    pub fn is_running(self) -> bool {
+        matches!(self, Phase::New | Phase::InProgress)
+    }
+
+    /// Whether a backup in it holds data: `Completed` or `PartiallyFailed`, so it can be
+    /// restored, downloaded and described.
+    pub fn is_usable(self) -> bool {
+        matches!(self, Phase::Completed | Phase::PartiallyFailed)
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)

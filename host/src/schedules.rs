@@ -296,7 +296,7 @@ pub fn claim_run(coffer: &Coffer, schedule: &Schedule, at: OffsetDateTime) -> Re
 /// whether the run made a backup.
 pub fn record_run(coffer: &Coffer, namespace: &str, schedule: &str, at: OffsetDateTime, outcome: Result<&Backup, String>) -> Result<bool, ScheduleError> {
     let failure = match outcome {
-        Ok(b) if matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => None,
+        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => None,
         Ok(b) => {
             let phase = b.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
             let why = if b.status.validation_errors.is_empty() { b.status.failure_reason.clone() } else { b.status.validation_errors.join("; ") };

@@ -25,7 +25,7 @@ pub struct BackupDetails {
 }
 
 fn finished(backup: &Backup) -> bool {
-    matches!(backup.status.phase, Some(Phase::Completed | Phase::PartiallyFailed))
+    backup.status.phase.is_some_and(Phase::is_usable)
 }
 
 fn location_of(coffer: &Coffer, backup: &Backup) -> Result<(BackupStorageLocation, Layout), BackupError> {

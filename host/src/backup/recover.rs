@@ -30,7 +30,7 @@ async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
     if store.object_exists(bucket, &key).await? {
         let stored: Option<Backup> = serde_json::from_slice(&store.get_bytes(bucket, &key, MAX_BACKUP_METADATA).await?).ok();
         return Ok(match stored {
-            Some(b) if b.metadata.meta.name == *name && matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => {
+            Some(b) if b.metadata.meta.name == *name && b.status.phase.is_some_and(Phase::is_usable) => {
                 Found::Complete(Box::new(b.status))
             }
             _ => Found::Foreign,

@@ -39,7 +39,7 @@ pub struct RestoreRequest {
 fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Vec<String>, BackupError> {
     let mut errors = Vec::new();
     match get_backup(coffer, namespace, &request.backup) {
-        Ok(b) if matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) => {}
+        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => {}
         Ok(b) => errors.push(format!(
             "backup {} is in phase {}; only Completed or PartiallyFailed backups can be restored",
             request.backup,

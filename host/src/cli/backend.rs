@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 
 use coffer::backup::{self, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, TARGET_ANNOTATION};
 use coffer::coffer::Coffer;
@@ -18,7 +16,7 @@ use coffer::model::{
 };
 use coffer::schedules::{self, NewSchedule, Schedule};
 use coffer::secrets::{self, SecretSummary};
-use coffer::server::{SecretBody, SecretName};
+use coffer::api::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
 
 use super::remote::{Client, segment};
 
@@ -49,7 +47,7 @@ pub struct NewRun<'a> {
 }
 
 fn terminal(phase: Option<Phase>) -> bool {
-    !matches!(phase, None | Some(Phase::New | Phase::InProgress))
+    !phase.is_none_or(Phase::is_running)
 }
 
 impl Backend {
@@ -92,11 +90,7 @@ impl Backend {
         match self {
             Backend::Local { coffer, .. } => locations::set_backup_storage_location(coffer, ns, name, change).await.map(drop).map_err(Into::into),
             Backend::Remote(c) => {
-                let body = serde_json::json!({
-                    "default": change.default,
-                    "credential": change.credential,
-                    "caCert": change.ca_cert.map(|pem| STANDARD.encode(pem)),
-                });
+                let body = BackupStorageLocationPatch::from(change);
                 c.json::<BackupStorageLocation>("PATCH", &format!("/v1/backup-storage-locations/{}", segment(name)), Some(&body)).await.map(drop)
             }
         }
@@ -138,7 +132,7 @@ impl Backend {
         match self {
             Backend::Local { coffer, .. } => locations::set_volume_snapshot_location(coffer, ns, name, credential).await.map(drop).map_err(Into::into),
             Backend::Remote(c) => {
-                let body = serde_json::json!({ "credential": credential });
+                let body = VolumeSnapshotLocationPatch { credential };
                 c.json::<VolumeSnapshotLocation>("PATCH", &format!("/v1/volume-snapshot-locations/{}", segment(name)), Some(&body)).await.map(drop)
             }
         }
@@ -168,10 +162,7 @@ impl Backend {
                 Ok(SecretSummary::from(&secret))
             }
             Backend::Remote(c) => {
-                let body = SecretBody {
-                    metadata: SecretName { name: name.into() },
-                    data: values.into_iter().map(|(k, v)| (k, STANDARD.encode(v))).collect(),
-                };
+                let body = SecretBody::new(name, values);
                 if replace {
                     c.json("PUT", &format!("/v1/secrets/{}", segment(name)), Some(&body)).await
                 } else {
@@ -293,7 +284,7 @@ impl Backend {
             Backend::Local { coffer, .. } => backup::downloadable(coffer, ns, name).map(drop).map_err(Into::into),
             Backend::Remote(_) => {
                 let b = self.backup_get(ns, &[name.to_owned()]).await?.remove(0);
-                if !matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed)) {
+                if !b.status.phase.is_some_and(Phase::is_usable) {
                     let phase = b.status.phase.map_or_else(|| "New".into(), |p| p.to_string());
                     bail!("backup {name:?} is in phase {phase}; only completed backups can be downloaded");
                 }
@@ -392,7 +383,7 @@ impl Backend {
         match self {
             Backend::Local { coffer, .. } => schedules::pause_schedule(coffer, ns, name, paused).map(drop).map_err(Into::into),
             Backend::Remote(c) => {
-                let body = serde_json::json!({ "paused": paused });
+                let body = SchedulePatch { paused };
                 c.json::<Schedule>("PATCH", &format!("/v1/schedules/{}", segment(name)), Some(&body)).await.map(drop)
             }
         }

@@ -71,7 +71,7 @@ async fn create(backend: &Backend, ns: &str, args: BackupCreate) -> Result<()> {
 
 /// Reports the outcome; a run that did not complete is an error exit.
 fn finish(kind: &str, name: &str, phase: Option<Phase>, validation: &[String], failure: &str, command: &str) -> Result<()> {
-    if matches!(phase, None | Some(Phase::New | Phase::InProgress)) {
+    if phase.is_none_or(Phase::is_running) {
         println!("{kind} is running on the server. Use `coffer {command} describe {name}` to see how it goes, or --wait next time.");
         return Ok(());
     }
@@ -162,7 +162,7 @@ async fn describe_backup(backend: &Backend, ns: &str, args: &Describe) -> Result
         return Ok(());
     }
     println!();
-    if !matches!(st.phase, Some(Phase::Completed | Phase::PartiallyFailed)) {
+    if !st.phase.is_some_and(Phase::is_usable) {
         return Ok(());
     }
     let details = backend.backup_details(ns, &args.name).await?;

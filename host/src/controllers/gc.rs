@@ -18,7 +18,7 @@ pub fn expired(coffer: &Coffer, at: OffsetDateTime) -> Result<Vec<Backup>, Backu
         .list_all::<Backup>()?
         .into_iter()
         .filter(|b| b.status.expiration.is_some_and(|e| e <= at))
-        .filter(|b| !matches!(b.status.phase, Some(Phase::New | Phase::InProgress)))
+        .filter(|b| !b.status.phase.is_some_and(Phase::is_running))
         .collect())
 }
 

@@ -67,7 +67,7 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
             }
         };
         // Still being written by whoever started it, and not yet expired.
-        let running = matches!(backup.status.phase, Some(Phase::New | Phase::InProgress) | None);
+        let running = backup.status.phase.is_none_or(Phase::is_running);
         if running && backup.status.expiration.is_none_or(|e| e > now()) {
             continue;
         }
@@ -92,7 +92,7 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
     coffer.state.write(|txn| {
         for b in txn.list::<Backup>(namespace)? {
             let name = &b.metadata.meta.name;
-            let finished = matches!(b.status.phase, Some(Phase::Completed | Phase::PartiallyFailed));
+            let finished = b.status.phase.is_some_and(Phase::is_usable);
             if finished && b.spec.storage_location == location && !in_bucket.contains(name) {
                 txn.delete::<Backup>(namespace, name)?;
                 outcome.forgotten.push(name.clone());

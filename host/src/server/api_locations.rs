@@ -5,8 +5,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::AppState;
@@ -15,7 +13,8 @@ use super::error::ApiError;
 use crate::locations::{
     self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection,
 };
-use crate::model::{BackupStorageLocation, SecretKeySelector, VolumeSnapshotLocation};
+use crate::api::{BackupStorageLocationPatch, VolumeSnapshotLocationPatch};
+use crate::model::{BackupStorageLocation, VolumeSnapshotLocation};
 
 type Api<T> = Result<Json<T>, ApiError>;
 
@@ -48,29 +47,14 @@ pub async fn create_bsl(
     Ok((StatusCode::CREATED, Json(locations::create_backup_storage_location(&app.coffer, &ns, new).await?)))
 }
 
-/// What a PATCH of a backup storage location may change.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BslPatch {
-    default: Option<bool>,
-    credential: Option<SecretKeySelector>,
-    /// Base64 PEM, as in `spec.objectStorage.caCert`.
-    ca_cert: Option<String>,
-}
-
 /// Changes a backup storage location's default flag, credential or CA bundle.
 pub async fn patch_bsl(
     State(app): State<Arc<AppState>>,
     Tenant(ns): Tenant,
     Path(name): Path<String>,
-    Json(patch): Json<BslPatch>,
+    Json(patch): Json<BackupStorageLocationPatch>,
 ) -> Api<BackupStorageLocation> {
-    let ca_cert = patch
-        .ca_cert
-        .map(|c| STANDARD.decode(c))
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("caCert is not base64: {e}")))?;
-    let change = BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert };
+    let change = BackupStorageLocationChange::try_from(patch).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(locations::set_backup_storage_location(&app.coffer, &ns, &name, change).await?))
 }
 
@@ -100,19 +84,12 @@ pub async fn create_vsl(
     Ok((StatusCode::CREATED, Json(locations::create_volume_snapshot_location(&app.coffer, &ns, new).await?)))
 }
 
-/// What a PATCH of a volume snapshot location may change.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VslPatch {
-    credential: SecretKeySelector,
-}
-
 /// Changes a volume snapshot location's credential.
 pub async fn patch_vsl(
     State(app): State<Arc<AppState>>,
     Tenant(ns): Tenant,
     Path(name): Path<String>,
-    Json(patch): Json<VslPatch>,
+    Json(patch): Json<VolumeSnapshotLocationPatch>,
 ) -> Api<VolumeSnapshotLocation> {
     Ok(Json(locations::set_volume_snapshot_location(&app.coffer, &ns, &name, patch.credential).await?))
 }

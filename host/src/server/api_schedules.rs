@@ -5,12 +5,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::AppState;
 use super::api_backups::annotated_path;
 use super::auth::Tenant;
 use super::error::ApiError;
+use crate::api::SchedulePatch;
 use crate::schedules::{self, NewSchedule, SOURCE_ANNOTATION, Schedule};
 
 type Api<T> = Result<Json<T>, ApiError>;
@@ -43,13 +43,6 @@ pub async fn create_schedule(
         skip_immediately: object.spec.skip_immediately == Some(true),
     };
     Ok((StatusCode::CREATED, Json(schedules::create_schedule(&app.coffer, &ns, new)?)))
-}
-
-/// What a PATCH of a schedule may change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchedulePatch {
-    paused: bool,
 }
 
 /// Pauses or unpauses a schedule.

@@ -1,44 +1,19 @@
 //! `/v1/secrets`: values go in (base64, as a Kubernetes Secret's `data`), never come out.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::Tenant;
 use super::error::ApiError;
+use crate::api::SecretBody;
 use crate::secrets::{self, SecretSummary};
 
-/// A secret as a client sends it.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretBody {
-    /// `{"name": ...}`.
-    pub metadata: SecretName,
-    /// Key → base64 value.
-    pub data: BTreeMap<String, String>,
-}
-
-/// The name part of a secret's metadata.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SecretName {
-    /// The secret's name.
-    pub name: String,
-}
-
-fn values(data: BTreeMap<String, String>) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
-    data.into_iter()
-        .map(|(k, v)| match STANDARD.decode(v) {
-            Ok(bytes) => Ok((k, bytes)),
-            Err(e) => Err(ApiError::bad_request(format!("data.{k} is not base64: {e}"))),
-        })
-        .collect()
+fn values(body: SecretBody) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    body.values().map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Lists the tenant's secrets (names and keys).
@@ -57,7 +32,8 @@ pub async fn create_secret(
     Tenant(ns): Tenant,
     Json(body): Json<SecretBody>,
 ) -> Result<(StatusCode, Json<SecretSummary>), ApiError> {
-    let created = secrets::create_secret(&app.coffer, &ns, &body.metadata.name, values(body.data)?)?;
+    let name = body.metadata.name.clone();
+    let created = secrets::create_secret(&app.coffer, &ns, &name, values(body)?)?;
     Ok((StatusCode::CREATED, Json(SecretSummary::from(&created))))
 }
 
@@ -71,7 +47,7 @@ pub async fn put_secret(
     if body.metadata.name != name {
         return Err(ApiError::bad_request(format!("metadata.name {:?} does not match the path's {name:?}", body.metadata.name)));
     }
-    Ok(Json(SecretSummary::from(&secrets::set_secret(&app.coffer, &ns, &name, values(body.data)?)?)))
+    Ok(Json(SecretSummary::from(&secrets::set_secret(&app.coffer, &ns, &name, values(body)?)?)))
 }
 
 /// Deletes a secret.

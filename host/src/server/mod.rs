@@ -31,7 +31,6 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use admin::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
-pub use api_secrets::{SecretBody, SecretName};
 pub use auth::Tenant;
 pub use connections::ConnectionLimits;
 pub use error::ApiError;

@@ -193,3 +193,43 @@ fn delete_needs_names_or_all_and_confirmation() {
     e.cli.ok(&["bsl", "delete", "--all", "--confirm"]);
     assert!(e.cli.json(&["bsl", "get"])["items"].as_array().unwrap().is_empty());
 }
+
+/// `bsl set` and `vsl set` as a user runs them, with locations under `home`.
+fn change_locations(cli: &Cli, home: &std::path::Path, ca: &std::path::Path) {
+    let value = dir(home, "files").join("cloud");
+    std::fs::write(&value, b"[default]\n").unwrap();
+    cli.ok(&["secret", "create", "creds", "--from-file", &format!("cloud={}", s(&value))]);
+    let store = format!("root={}", s(&dir(home, "store")));
+    cli.ok(&["bsl", "create", "a", "--provider", "filesystem", "--bucket", "a", "--config", &store, "--default"]);
+    cli.ok(&["bsl", "create", "b", "--provider", "filesystem", "--bucket", "b", "--config", &store]);
+
+    let default = |name: &str| cli.json(&["bsl", "get", name])["spec"]["default"].as_bool().unwrap_or(false);
+    cli.ok(&["bsl", "set", "b", "--default"]);
+    assert_eq!((default("a"), default("b")), (false, true));
+    cli.ok(&["bsl", "set", "b", "--default=false"]);
+    assert!(!default("b"));
+
+    cli.ok(&["bsl", "set", "a", "--credential", "creds=cloud", "--cacert", &s(ca)]);
+    let a = cli.json(&["bsl", "get", "a"]);
+    assert_eq!(a["spec"]["credential"], serde_json::json!({"name": "creds", "key": "cloud"}), "{a}");
+    use base64::Engine as _;
+    assert_eq!(a["spec"]["objectStorage"]["caCert"].as_str(), Some(base64::engine::general_purpose::STANDARD.encode(std::fs::read(ca).unwrap()).as_str()));
+    let err = cli.fails(&["bsl", "set", "a", "--credential", "creds=missing"]);
+    assert!(err.contains("missing"), "{err}");
+
+    let config = format!("volumeRoot={},snapshotDir={}", s(&dir(home, "volumes")), s(&dir(home, "snapshots")));
+    cli.ok(&["vsl", "create", "v", "--provider", "local", "--config", &config]);
+    cli.ok(&["vsl", "set", "v", "--credential", "creds=cloud"]);
+    assert_eq!(cli.json(&["vsl", "get", "v"])["spec"]["credential"], serde_json::json!({"name": "creds", "key": "cloud"}));
+    assert!(cli.fails(&["vsl", "set", "nope", "--credential", "creds=cloud"]).contains("not found"));
+}
+
+#[test]
+fn locations_change_the_same_locally_and_through_a_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, _, _) = crate::servers::test_certs(&tmp.path().join("certs"));
+    let home = dir(tmp.path(), "local");
+    change_locations(&Cli::new(&tmp.path().join("local-data")), &home, &ca);
+    let tenancy = crate::server_api::Tenancy::start(tmp.path(), &[]);
+    change_locations(&tenancy.cli, &tenancy.home, &ca);
+}
