@@ -11,9 +11,8 @@ use crate::confine::PathRoot;
 use crate::disk::SpaceReserve;
 use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
-use crate::sandbox::{Limits, Reach, Sandbox, SandboxError};
+use crate::sandbox::{CallGates, Limits, Reach, Sandbox, SandboxError};
 use crate::state::{State, StateError};
-use crate::tenants::CallGates;
 
 /// The data directory could not be opened.
 #[derive(Debug, Error)]

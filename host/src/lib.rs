@@ -6,13 +6,14 @@
 //! - [`confine`]: where the paths a tenant names resolve, held as open directories;
 //! - [`sandbox`]: the WebAssembly runtime and the capabilities of each provider instance;
 //! - [`locations`]: backup storage and volume snapshot locations;
+//! - [`object`]: object names and the errors of naming, finding and creating one;
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
 //! - [`controllers`]: what a server does by itself: validation, sync, schedules, GC;
 //! - [`schedules`]: backups on a cadence;
 //! - [`server`]: the HTTP API of a shared host;
-//! - [`tenants`]: API tokens and quotas of a shared host;
+//! - [`tenants`]: API tokens of a shared host; [`quotas`]: each tenant's share of the sandbox;
 
 pub mod api;
 pub mod backup;
@@ -24,7 +25,9 @@ pub mod embedded;
 pub mod keyring;
 pub mod locations;
 pub mod model;
+pub mod object;
 pub mod plugins;
+pub mod quotas;
 pub mod sandbox;
 pub mod secret;
 pub mod schedules;

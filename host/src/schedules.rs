@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::backup::{BackupRequest, validate_filters};
 use crate::coffer::Coffer;
-use crate::locations::{LocationError, validate_name};
+use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, go_duration};
 use crate::state::{Resource, StateError};
 
@@ -25,7 +25,7 @@ pub const SOURCE_ANNOTATION: &str = crate::backup::SOURCE_ANNOTATION;
 pub enum ScheduleError {
     /// A name is invalid, taken or unknown.
     #[error(transparent)]
-    Name(#[from] LocationError),
+    Object(#[from] ObjectError),
     /// The cadence does not parse.
     #[error("schedule {name:?}: invalid schedule {expression:?}: {reason}")]
     InvalidCadence {
@@ -230,7 +230,7 @@ pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Re
     };
     coffer.state.write(|txn| {
         if txn.get::<Schedule>(namespace, &new.name)?.is_some() {
-            return Err(ScheduleError::Name(LocationError::AlreadyExists { kind: "schedule", name: new.name.clone() }));
+            return Err(ScheduleError::Object(ObjectError::already_exists("schedule", &new.name)));
         }
         txn.put(&schedule)?;
         Ok(())
@@ -246,7 +246,7 @@ pub fn get_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> Resu
     }
     names
         .iter()
-        .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind: "schedule", name: n.clone() }.into()))
+        .map(|n| txn.get(namespace, n)?.ok_or_else(|| ObjectError::not_found("schedule", n).into()))
         .collect()
 }
 
@@ -255,7 +255,7 @@ pub fn delete_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> R
     coffer.state.write(|txn| {
         for name in names {
             if !txn.delete::<Schedule>(namespace, name)? {
-                return Err(ScheduleError::Name(LocationError::NotFound { kind: "schedule", name: name.clone() }));
+                return Err(ScheduleError::Object(ObjectError::not_found("schedule", name)));
             }
         }
         Ok(())
@@ -266,7 +266,7 @@ pub fn delete_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> R
 pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
     coffer.state.write(|txn| {
         let Some(mut s) = txn.get::<Schedule>(namespace, name)? else {
-            return Err(ScheduleError::Name(LocationError::NotFound { kind: "schedule", name: name.into() }));
+            return Err(ScheduleError::Object(ObjectError::not_found("schedule", name)));
         };
         s.spec.paused = paused;
         txn.put(&s)?;

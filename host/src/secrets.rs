@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::coffer::Coffer;
-use crate::locations::{LocationError, validate_name};
+use crate::object::{ObjectError, validate_name};
 use crate::model::{BackupStorageLocation, ObjectMeta, Secret, SecretKeySelector};
 use crate::state::StateError;
 
@@ -16,7 +16,7 @@ use crate::state::StateError;
 pub enum SecretError {
     /// Bad name, missing or present already.
     #[error(transparent)]
-    Location(#[from] LocationError),
+    Object(#[from] ObjectError),
     /// A key is not a valid key name.
     #[error("secret key {key:?} is invalid: use letters, digits, '-', '_' or '.'")]
     InvalidKey {
@@ -24,7 +24,7 @@ pub enum SecretError {
         key: String,
     },
     /// No values given.
-    #[error("a secret needs at least one --from-file key=path")]
+    #[error("a secret needs at least one key")]
     Empty,
     /// The same key given twice.
     #[error("secret key {key:?} is given more than once")]
@@ -93,7 +93,7 @@ pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(
     let secret = Secret { api_version: "v1".into(), kind: "Secret".into(), metadata: ObjectMeta::new(namespace, name), sealed_data };
     coffer.state.write(|txn| {
         if txn.get::<Secret>(namespace, name)?.is_some() {
-            return Err(SecretError::Location(LocationError::AlreadyExists { kind: KIND, name: name.into() }));
+            return Err(SecretError::Object(ObjectError::already_exists(KIND, name)));
         }
         txn.put(&secret)?;
         Ok(())
@@ -107,7 +107,7 @@ pub fn set_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(Str
     let sealed = seal_values(coffer, namespace, name, values)?;
     coffer.state.write(|txn| {
         let Some(mut secret) = txn.get::<Secret>(namespace, name)? else {
-            return Err(SecretError::Location(LocationError::NotFound { kind: KIND, name: name.into() }));
+            return Err(SecretError::Object(ObjectError::not_found(KIND, name)));
         };
         secret.sealed_data.extend(sealed.clone());
         txn.put(&secret)?;
@@ -137,7 +137,7 @@ pub fn get_secrets(coffer: &Coffer, namespace: &str, names: &[String]) -> Result
         .iter()
         .map(|n| {
             txn.get(namespace, n)?
-                .ok_or_else(|| SecretError::Location(LocationError::NotFound { kind: KIND, name: n.clone() }))
+                .ok_or_else(|| SecretError::Object(ObjectError::not_found(KIND, n)))
         })
         .collect()
 }
@@ -147,7 +147,7 @@ pub fn delete_secrets(coffer: &Coffer, namespace: &str, names: &[String]) -> Res
     coffer.state.write(|txn| {
         for name in names {
             if !txn.delete::<Secret>(namespace, name)? {
-                return Err(SecretError::Location(LocationError::NotFound { kind: KIND, name: name.clone() }));
+                return Err(SecretError::Object(ObjectError::not_found(KIND, name)));
             }
         }
         Ok(())

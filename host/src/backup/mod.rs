@@ -37,6 +37,7 @@ pub use tarball::{Contents, FORMAT_VERSION, Limits, TarballError, item_path, rea
 
 use crate::coffer::Coffer;
 use crate::locations::LocationError;
+use crate::object::ObjectError;
 use crate::model::{Backup, BackupStorageLocation, Restore};
 use crate::sandbox::ProviderError;
 use crate::state::StateError;
@@ -47,6 +48,9 @@ use crate::state::StateError;
 #[non_exhaustive]
 pub enum BackupError {
     /// A name is invalid, taken or unknown.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// A location failed.
     #[error(transparent)]
     Location(#[from] LocationError),
     /// The state failed.
@@ -82,7 +86,7 @@ pub fn get_backup(coffer: &Coffer, namespace: &str, name: &str) -> Result<Backup
         .state
         .read()?
         .get::<Backup>(namespace, name)?
-        .ok_or_else(|| LocationError::NotFound { kind: "backup", name: name.into() }.into())
+        .ok_or_else(|| ObjectError::not_found("backup", name).into())
 }
 
 /// Every backup in `namespace`.
@@ -96,7 +100,7 @@ pub fn get_restore(coffer: &Coffer, namespace: &str, name: &str) -> Result<Resto
         .state
         .read()?
         .get::<Restore>(namespace, name)?
-        .ok_or_else(|| LocationError::NotFound { kind: "restore", name: name.into() }.into())
+        .ok_or_else(|| ObjectError::not_found("restore", name).into())
 }
 
 /// Every restore in `namespace`.

@@ -16,7 +16,8 @@ use super::tarball::{Limits, item_path, visit_tarball};
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
-use crate::locations::{LocationError, location_directories, object_store_for, validate_name, volume_snapshotter_for};
+use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
+use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
 
 /// The annotation recording where a restore wrote its resources.
@@ -45,7 +46,7 @@ fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Resul
             request.backup,
             b.status.phase.map_or("Unknown".into(), |p| p.to_string())
         )),
-        Err(BackupError::Location(LocationError::NotFound { .. })) => {
+        Err(BackupError::Object(ObjectError::NotFound { .. })) => {
             errors.push(format!("Error retrieving backup: can't find backup {namespace}/{}", request.backup));
         }
         Err(e) => return Err(e),
@@ -98,7 +99,7 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest
     let errors = validate(coffer, namespace, request)?;
     coffer.state.write(|txn| {
         if txn.get::<Restore>(namespace, &request.name)?.is_some() {
-            return Err(BackupError::Location(LocationError::AlreadyExists { kind: "restore", name: request.name.clone() }));
+            return Err(BackupError::Object(ObjectError::already_exists("restore", &request.name)));
         }
         if errors.is_empty() {
             restore.status.phase = Some(Phase::InProgress);

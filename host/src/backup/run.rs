@@ -20,7 +20,8 @@ use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
 use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::BackupError;
 use crate::coffer::Coffer;
-use crate::locations::{LocationError, object_store_for, validate_name, volume_snapshotter_for};
+use crate::locations::{object_store_for, volume_snapshotter_for};
+use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
@@ -147,7 +148,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
     let name = request.name.clone();
     let resolved = coffer.state.write(|txn| {
         if txn.get::<Backup>(namespace, &name)?.is_some() {
-            return Err(BackupError::Location(LocationError::AlreadyExists { kind: "backup", name: name.clone() }));
+            return Err(BackupError::Object(ObjectError::already_exists("backup", &name)));
         }
         let mut errors = validate_filters(&backup.spec);
         let resolved = match resolve_locations(txn, namespace, &backup.spec, &request.default_snapshot_locations)? {

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 
-use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
+use coffer::locations::{BackupStorageLocationChange, LocationError, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
 use coffer::model::{API_VERSION, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
 
 use super::args::{
@@ -117,10 +117,10 @@ pub async fn backup_location(backend: &Backend, ns: &str, command: BackupLocatio
             let format = args.output.format;
             let new = new_bsl(args)?;
             if format != OutputFormat::Table {
-                return print_bsls(format, &[new.build(ns)?], true);
+                return print_bsls(format, &[new.build(ns).map_err(|e| worded(e.into()))?], true);
             }
             let name = new.name.clone();
-            let bsl = backend.bsl_create(ns, new).await?;
+            let bsl = backend.bsl_create(ns, new).await.map_err(worded)?;
             println!("Backup storage location {name:?} configured successfully.");
             print_bsls(OutputFormat::Table, &[bsl], true)
         }
@@ -166,10 +166,10 @@ pub async fn snapshot_location(backend: &Backend, ns: &str, command: SnapshotLoc
             let format = args.output.format;
             let new = new_vsl(args)?;
             if format != OutputFormat::Table {
-                return print_vsls(format, &[new.build(ns)?], true);
+                return print_vsls(format, &[new.build(ns).map_err(|e| worded(e.into()))?], true);
             }
             let name = new.name.clone();
-            let vsl = backend.vsl_create(ns, new).await?;
+            let vsl = backend.vsl_create(ns, new).await.map_err(worded)?;
             println!("Snapshot volume location {name:?} configured successfully.");
             print_vsls(OutputFormat::Table, &[vsl], true)
         }
@@ -190,5 +190,24 @@ pub async fn snapshot_location(backend: &Backend, ns: &str, command: SnapshotLoc
             }
             Ok(())
         }
+    }
+}
+
+/// Words a location error for a person at the command line: the object's fields as the flags
+/// that set them, and the command that moves the default.
+fn worded(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<LocationError>() {
+        Some(LocationError::InvalidField { field, reason }) => {
+            let flag = match field.as_str() {
+                "spec.provider" => "--provider",
+                "spec.objectStorage.bucket" => "--bucket",
+                _ => return e,
+            };
+            anyhow::anyhow!("{flag}: {}", reason.replace("spec.objectStorage.prefix", "--prefix"))
+        }
+        Some(LocationError::SecondDefault { name, existing }) => anyhow::anyhow!(
+            "backup storage location {existing:?} is already the default; leave out --default, or make {name:?} the default afterwards with `coffer backup-location set {name} --default`"
+        ),
+        _ => e,
     }
 }

@@ -7,7 +7,8 @@ use anyhow::Result;
 
 use coffer::coffer::Coffer;
 use coffer::server::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
-use coffer::tenants::{self, ApiToken, TenantQuota};
+use coffer::quotas::{self, TenantQuota};
+use coffer::tenants::{self, ApiToken};
 
 use super::args::{QuotaArgs, TenantCommand, TokenCommand};
 use super::output::{Table, timestamp};
@@ -48,7 +49,7 @@ impl Admin {
 
     async fn set_quota(&self, tenant: &str, q: QuotaBody) -> Result<TenantQuota> {
         match self {
-            Admin::Local(c) => Ok(tenants::set_quota(c, tenant, q.concurrent_calls, q.memory_bytes, q.call_deadline)?),
+            Admin::Local(c) => Ok(quotas::set_quota(c, tenant, q.concurrent_calls, q.memory_bytes, q.call_deadline)?),
             Admin::Server(c) => c.json("PUT", &format!("/admin/tenants/{}/quota", segment(tenant)), Some(&q)).await,
         }
     }

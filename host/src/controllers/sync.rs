@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use crate::backup::{BackupError, Layout};
 use crate::coffer::Coffer;
-use crate::locations::{object_store_for, validate_name};
+use crate::locations::object_store_for;
+use crate::object::validate_name;
 use crate::model::{Backup, BackupStorageLocation, Phase, now};
 
 /// The label naming the location a backup is in.

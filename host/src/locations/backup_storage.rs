@@ -17,7 +17,8 @@ use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
-use super::{LocationError, Selection, delete_selected, get_named, validate_name};
+use super::{LocationError, Selection, delete_selected, get_named};
+use crate::object::{ObjectError, validate_name};
 
 const KIND: &str = "backup storage location";
 
@@ -92,16 +93,16 @@ impl NewBackupStorageLocation {
         validate_name(KIND, &self.name)?;
         let field = |field: &str, reason: &str| LocationError::InvalidField { field: field.into(), reason: reason.into() };
         if self.provider.is_empty() {
-            return Err(field("--provider", "is required"));
+            return Err(field("spec.provider", "is required"));
         }
         let bucket = trim_slashes(&self.bucket);
         if bucket.is_empty() {
-            return Err(field("--bucket", "is required"));
+            return Err(field("spec.objectStorage.bucket", "is required"));
         }
         if bucket.contains('/') {
             return Err(field(
-                "--bucket",
-                &format!("bucket name {bucket:?} must not contain a '/' (if using a prefix, put it in --prefix instead)"),
+                "spec.objectStorage.bucket",
+                &format!("bucket name {bucket:?} must not contain a '/' (if using a prefix, put it in spec.objectStorage.prefix instead)"),
             ));
         }
         let mut metadata = ObjectMeta::new(namespace, &self.name);
@@ -137,7 +138,7 @@ fn label(bsl: &BackupStorageLocation) -> String {
 fn check_create(txn: &crate::state::Txn<'_>, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
     let namespace = &bsl.metadata.namespace;
     if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
-        return Err(LocationError::AlreadyExists { kind: KIND, name: bsl.metadata.name.clone() });
+        return Err(ObjectError::already_exists(KIND, &bsl.metadata.name).into());
     }
     if bsl.spec.default
         && let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default)
@@ -193,7 +194,7 @@ pub async fn set_backup_storage_location(
     let bsl = coffer.state.write(|txn| {
         let mut bsl = txn
             .get::<BackupStorageLocation>(namespace, name)?
-            .ok_or_else(|| LocationError::NotFound { kind: KIND, name: name.into() })?;
+            .ok_or_else(|| ObjectError::not_found(KIND, name))?;
         if change.default == Some(true) {
             for mut other in txn.list::<BackupStorageLocation>(namespace)? {
                 if other.spec.default && other.metadata.name != name {

@@ -7,7 +7,7 @@ use crate::keyring::Keyring;
 use crate::model::{Secret, SecretKeySelector};
 use crate::plugins::Plugin;
 use crate::sandbox::{Grants, grants_for};
-use crate::tenants::quota_of;
+use crate::quotas::quota_of;
 use crate::secret::SecretBytes;
 use crate::state::Txn;
 

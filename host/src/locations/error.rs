@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::keyring::KeyringError;
+use crate::object::ObjectError;
 use crate::plugins::PluginError;
 use crate::sandbox::{GrantError, ProviderError};
 use crate::state::StateError;
@@ -11,35 +12,12 @@ use crate::state::StateError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LocationError {
-    /// A name is not a valid object name.
-    #[error("{kind} name {name:?} is invalid: {reason}")]
-    InvalidName {
-        /// The kind of object.
-        kind: &'static str,
-        /// The name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The object already exists.
-    #[error("{kind} {name:?} already exists")]
-    AlreadyExists {
-        /// The kind of object.
-        kind: &'static str,
-        /// The name.
-        name: String,
-    },
-    /// The object does not exist.
-    #[error("{kind} {name:?} not found")]
-    NotFound {
-        /// The kind of object.
-        kind: &'static str,
-        /// The name.
-        name: String,
-    },
+    /// A name is invalid, taken or unknown.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
     /// Another location is already the default.
     #[error(
-        "backup storage location {existing:?} is already the default; do not set --default, or make this one the default afterwards with `coffer backup-location set {name} --default`"
+        "backup storage location {existing:?} is already the default; create {name:?} without spec.default, then make it the default by changing it (which moves the default)"
     )]
     SecondDefault {
         /// The location being created.
@@ -50,7 +28,7 @@ pub enum LocationError {
     /// A flag or field has a bad value.
     #[error("{field}: {reason}")]
     InvalidField {
-        /// The flag or field, e.g. `--bucket`.
+        /// The field, e.g. `spec.objectStorage.bucket`.
         field: String,
         /// Why.
         reason: String,

@@ -5,7 +5,6 @@ mod backup_storage;
 mod credentials;
 mod directories;
 mod error;
-mod names;
 mod snapshot;
 
 pub use backup_storage::{
@@ -17,12 +16,12 @@ pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};
 use credentials::location_grants;
 pub use directories::{LocationDirectory, location_directories};
 pub use error::LocationError;
-pub use names::validate_name;
 pub use snapshot::{
     NewVolumeSnapshotLocation, create_volume_snapshot_location, delete_volume_snapshot_locations,
     get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshotter_for,
 };
 
+use crate::object::ObjectError;
 use crate::coffer::Coffer;
 use crate::state::Resource;
 
@@ -41,7 +40,7 @@ fn delete_selected<T: Resource>(
         };
         for name in &names {
             if !txn.delete::<T>(namespace, name)? {
-                return Err(LocationError::NotFound { kind, name: name.clone() });
+                return Err(ObjectError::not_found(kind, name).into());
             }
         }
         Ok(names)
@@ -61,7 +60,7 @@ fn get_named<T: Resource>(
     }
     names
         .iter()
-        .map(|n| txn.get(namespace, n)?.ok_or_else(|| LocationError::NotFound { kind, name: n.clone() }))
+        .map(|n| txn.get(namespace, n)?.ok_or_else(|| ObjectError::not_found(kind, n).into()))
         .collect()
 }
 

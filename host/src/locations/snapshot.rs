@@ -12,7 +12,8 @@ use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
-use super::{LocationError, Selection, delete_selected, get_named, validate_name};
+use super::{LocationError, Selection, delete_selected, get_named};
+use crate::object::{ObjectError, validate_name};
 
 const KIND: &str = "volume snapshot location";
 
@@ -52,7 +53,7 @@ impl NewVolumeSnapshotLocation {
     pub fn build(self, namespace: &str) -> Result<VolumeSnapshotLocation, LocationError> {
         validate_name(KIND, &self.name)?;
         if self.provider.is_empty() {
-            return Err(LocationError::InvalidField { field: "--provider".into(), reason: "is required".into() });
+            return Err(LocationError::InvalidField { field: "spec.provider".into(), reason: "is required".into() });
         }
         let mut metadata = ObjectMeta::new(namespace, &self.name);
         metadata.labels = self.labels;
@@ -79,7 +80,7 @@ pub async fn create_volume_snapshot_location(
     let name = vsl.metadata.name.clone();
     let exists = |txn: &crate::state::Txn<'_>| -> Result<(), LocationError> {
         match txn.get::<VolumeSnapshotLocation>(namespace, &name)? {
-            Some(_) => Err(LocationError::AlreadyExists { kind: KIND, name: name.clone() }),
+            Some(_) => Err(ObjectError::already_exists(KIND, &name).into()),
             None => Ok(()),
         }
     };
@@ -106,7 +107,7 @@ pub async fn set_volume_snapshot_location(
     let vsl = coffer.state.write(|txn| {
         let mut vsl = txn
             .get::<VolumeSnapshotLocation>(namespace, name)?
-            .ok_or_else(|| LocationError::NotFound { kind: KIND, name: name.into() })?;
+            .ok_or_else(|| ObjectError::not_found(KIND, name))?;
         resolve_credential(txn, &coffer.keyring, namespace, &label(&vsl), Some(&credential))?;
         vsl.spec.credential = Some(credential.clone());
         txn.put(&vsl)?;

@@ -42,7 +42,7 @@ pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};
 pub use network::{Allowance, Reach, is_public};
 pub use object_store::ObjectStoreHandle;
-pub use quota::Quota;
+pub use quota::{CallGates, Quota};
 pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
 
 use cache::ComponentCache;

@@ -1,7 +1,8 @@
 //! What one tenant's provider instances may use: limits no looser than the sandbox's, and a
 //! cap on how many of its provider calls run at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -18,6 +19,28 @@ pub struct Quota {
     /// Live instances at once across the tenant's locations, shared likewise: an instance
     /// holds a permit from its creation until it is discarded.
     pub instances: Option<Arc<Semaphore>>,
+}
+
+/// The call caps of the tenants with one: one semaphore per tenant, shared by all its
+/// provider handles, replaced when the cap changes.
+#[derive(Debug, Default)]
+pub struct CallGates {
+    gates: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
+}
+
+impl CallGates {
+    /// The semaphore capping `tenant` at `cap`.
+    pub(crate) fn gate(&self, tenant: &str, cap: u32) -> Arc<Semaphore> {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        match gates.get(tenant) {
+            Some((c, gate)) if *c == cap => gate.clone(),
+            _ => {
+                let gate = Arc::new(Semaphore::new(cap as usize));
+                gates.insert(tenant.to_owned(), (cap, gate.clone()));
+                gate
+            }
+        }
+    }
 }
 
 impl Quota {

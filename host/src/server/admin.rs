@@ -14,20 +14,28 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use crate::coffer::Coffer;
 use crate::model::go_duration;
-use crate::tenants::{self, ApiToken, TenantError, TenantQuota};
+use crate::quotas::{self, QuotaError, TenantQuota};
+use crate::tenants::{self, ApiToken, TenantError};
 
 /// The socket's file name under the data directory.
 pub const ADMIN_SOCKET: &str = "admin.sock";
 
 impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
-        let status = match &e {
-            TenantError::Name(crate::locations::LocationError::NotFound { .. }) => StatusCode::NOT_FOUND,
-            TenantError::Name(crate::locations::LocationError::AlreadyExists { .. }) => StatusCode::CONFLICT,
-            TenantError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError { status, message: e.to_string() }
+        match e {
+            TenantError::Object(inner) => inner.into(),
+            TenantError::State(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Object(inner) => inner.into(),
+            QuotaError::State(inner) => inner.into(),
+            QuotaError::InvalidQuota { .. } => ApiError::bad_request(e.to_string()),
+        }
     }
 }
 
@@ -82,7 +90,7 @@ async fn set_quota(
     Path(tenant): Path<String>,
     Json(q): Json<QuotaBody>,
 ) -> Result<Json<TenantQuota>, ApiError> {
-    Ok(Json(tenants::set_quota(&coffer, &tenant, q.concurrent_calls, q.memory_bytes, q.call_deadline)?))
+    Ok(Json(quotas::set_quota(&coffer, &tenant, q.concurrent_calls, q.memory_bytes, q.call_deadline)?))
 }
 
 /// The operator's routes.

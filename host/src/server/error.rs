@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::backup::BackupError;
 use crate::locations::LocationError;
+use crate::object::ObjectError;
 use crate::schedules::ScheduleError;
 use crate::secrets::SecretError;
 use crate::state::StateError;
@@ -55,11 +56,27 @@ fn state_error(e: &StateError) -> ApiError {
     }
 }
 
+/// `404` for an unknown object, `409` for a taken name, `400` for an invalid one.
+fn object_error(e: &ObjectError) -> ApiError {
+    let status = match e {
+        ObjectError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ObjectError::AlreadyExists { .. } => StatusCode::CONFLICT,
+        ObjectError::InvalidName { .. } => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e)
+}
+
+impl From<ObjectError> for ApiError {
+    fn from(e: ObjectError) -> Self {
+        object_error(&e)
+    }
+}
+
 fn location_error(e: &LocationError) -> ApiError {
     let status = match e {
         LocationError::State(inner) => return state_error(inner),
-        LocationError::NotFound { .. } => StatusCode::NOT_FOUND,
-        LocationError::AlreadyExists { .. } | LocationError::SecondDefault { .. } => StatusCode::CONFLICT,
+        LocationError::Object(inner) => return object_error(inner),
+        LocationError::SecondDefault { .. } => StatusCode::CONFLICT,
         LocationError::Provider(_) => StatusCode::BAD_GATEWAY,
         LocationError::Keyring(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
@@ -76,6 +93,7 @@ impl From<LocationError> for ApiError {
 impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         let status = match &e {
+            BackupError::Object(inner) => return object_error(inner),
             BackupError::Location(inner) => return location_error(inner),
             BackupError::State(inner) => return state_error(inner),
             BackupError::Refused(_) => StatusCode::CONFLICT,
@@ -89,7 +107,7 @@ impl From<BackupError> for ApiError {
 impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
         match &e {
-            SecretError::Location(inner) => location_error(inner),
+            SecretError::Object(inner) => object_error(inner),
             SecretError::State(inner) => state_error(inner),
             _ => ApiError::new(StatusCode::BAD_REQUEST, &e),
         }
@@ -99,7 +117,7 @@ impl From<SecretError> for ApiError {
 impl From<ScheduleError> for ApiError {
     fn from(e: ScheduleError) -> Self {
         match &e {
-            ScheduleError::Name(inner) => location_error(inner),
+            ScheduleError::Object(inner) => object_error(inner),
             ScheduleError::State(inner) => state_error(inner),
             _ => ApiError::new(StatusCode::BAD_REQUEST, &e),
         }

@@ -48,7 +48,7 @@ fn defaults_show_available_and_only_one_default() {
     assert_eq!(e.cli.json(&["snapshot-location", "get", "local"])["status"]["phase"], "Available");
 
     let err = e.cli.fails(&["backup-location", "create", "second", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", e.store), "--default"]);
-    assert!(err.contains("\"default\" is already the default"), "{err}");
+    assert!(err.contains("\"default\" is already the default") && err.contains("`coffer backup-location set second --default`"), "{err}");
     e.create_bsl("second", &[]);
     e.cli.ok(&["backup-location", "set", "second", "--default"]);
     let defaults = e.cli.json(&["backup-location", "get", "--default"]);
@@ -71,7 +71,7 @@ fn bad_definitions_are_refused_naming_the_culprit() {
     let err = e.cli.fails(&["bsl", "create", "a", "--provider", "filesystem", "--bucket", "b", "--config", &root, "--credential", "missing=cloud"]);
     assert!(err.contains("secret \"missing\" not found"), "{err}");
     let err = e.cli.fails(&["bsl", "create", "a", "--provider", "filesystem", "--bucket", "b/c", "--config", &root]);
-    assert!(err.contains("must not contain a '/'"), "{err}");
+    assert!(err.contains("--bucket: bucket name \"b/c\" must not contain a '/'") && err.contains("--prefix"), "{err}");
     let err = e.cli.fails(&["bsl", "create", "a", "--provider", "filesystem", "--bucket", "b"]);
     assert!(err.contains("config key \"root\" is required"), "{err}");
     let err = e.cli.fails(&["bsl", "create", "Bad_Name", "--provider", "filesystem", "--bucket", "b", "--config", &root]);

@@ -11,7 +11,7 @@ use coffer::coffer::Coffer;
 use coffer::locations::{self, NewBackupStorageLocation, object_store_for};
 use coffer::model::BackupStorageLocation;
 use coffer::sandbox::{ErrorKind, Limits};
-use coffer::tenants::set_quota;
+use coffer::quotas::set_quota;
 
 use crate::common::{dir, s, test_component};
 

@@ -103,6 +103,12 @@ fn tenants_see_and_reach_only_their_own_objects() {
     assert_eq!(http("POST", &format!("{url}/v1/secrets"), Some(&acme), Some(&secret)).0, 201);
     let (status, body) = http("GET", &format!("{url}/v1/secrets/creds"), Some(&acme), None);
     assert!(status == 200 && body.contains("\"cloud\"") && !body.contains(&STANDARD.encode("hunter2-value")), "{body}");
+    // An API client is told about the object's fields, not the CLI's flags.
+    let mut slashed = bsl("default", &store);
+    slashed["spec"]["objectStorage"]["bucket"] = json!("b/c");
+    let (status, body) = http("POST", &format!("{url}/v1/backup-storage-locations"), Some(&acme), Some(&slashed));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("spec.objectStorage.bucket") && body.contains("spec.objectStorage.prefix") && !body.contains("--"), "{body}");
     let (status, body) = http("POST", &format!("{url}/v1/backup-storage-locations"), Some(&acme), Some(&bsl("default", &store)));
     assert_eq!(status, 201, "{body}");
     let (status, body) = http("POST", &format!("{url}/v1/backups"), Some(&acme), Some(&backup("b1", "src")));
