@@ -89,7 +89,7 @@ pub struct StateHealth {
     /// Whether the last write committed (false from a write that failed for I/O until one
     /// succeeds).
     pub writable: bool,
-    /// Why the last failed write failed.
+    /// Why the last failed write failed (the I/O error, without paths).
     pub last_error: Option<String>,
     /// Writes that failed for I/O, since start.
     pub write_failures: u64,
@@ -236,7 +236,7 @@ impl State {
                 Failure::Io(message) => {
                     self.lost(&db, &message, false);
                     let db = self.database()?;
-                    let txn = db.begin_read().map_err(|e| self.unwritable(e))?;
+                    let txn = db.begin_read().map_err(|e| self.err(e))?;
                     Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None) })
                 }
                 Failure::Other(message) => Err(self.err(message)),
@@ -248,17 +248,13 @@ impl State {
     /// otherwise. A write that fails for I/O is retried once on the reopened database, with the
     /// state's reserve given up to make room.
     pub fn write<R, E: From<StateError>>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
-        let message = match self.attempt(&mut f)? {
-            Ok(out) => return Ok(out),
-            Err(message) => message,
-        };
+        if let Ok(out) = self.attempt(&mut f)? {
+            return Ok(out);
+        }
         if self.ballast.get().is_some_and(Ballast::release) {
             tracing::warn!(path = %self.path, "gave up the state's reserve to write the state: the disk is full");
         }
-        match self.attempt(&mut f)? {
-            Ok(out) => Ok(out),
-            Err(again) => Err(self.unwritable(if again.is_empty() { message } else { again }).into()),
-        }
+        self.attempt(&mut f)?.map_err(|message| self.unwritable(message).into())
     }
 
     /// One try of a write: `Err(message)` when it failed for I/O (and the database was closed).

@@ -91,10 +91,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `200 ok`, or `503` while the state cannot be written (a full disk): a liveness probe sees
 /// it, and it answers `200` again by itself once a write succeeds.
 async fn healthz(State(app): State<Arc<AppState>>) -> axum::response::Response {
-    if app.coffer.state.health().writable {
+    let health = app.coffer.state.health();
+    if health.writable {
         "ok".into_response()
     } else {
-        let message = "the server cannot write its state (see its log and coffer_state_writable); it retries every controller tick";
+        let why = health.last_error.unwrap_or_default();
+        let message = format!("the server cannot write its state ({why}); it tries again every controller tick");
         (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
     }
 }
