@@ -124,6 +124,12 @@ impl Controllers {
         }
     }
 
+    /// Waits for the work earlier ticks started to finish: with [`Controllers::tick`], lets a
+    /// caller (a test, a one-shot command) drive the controllers by its own clock.
+    pub async fn settle(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Starts the work due at `at`.
     pub fn tick(&mut self, at: OffsetDateTime) -> Result<(), crate::state::StateError> {
         let (locations, schedules) = {

@@ -2,6 +2,7 @@
 
 mod common;
 mod conformance;
+mod controller_clock;
 mod azure;
 mod backups;
 mod cli_backups;
