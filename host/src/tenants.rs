@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::coffer::Coffer;
-use crate::object::{ObjectError, validate_name};
 use crate::model::ObjectMeta;
+use crate::object::{ObjectError, validate_name};
 use crate::secret::SecretBytes;
 use crate::state::{Resource, StateError, Txn};
 

@@ -7,8 +7,8 @@ use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::locations::{object_store_for, volume_snapshotter_for};
-use crate::sandbox::ObjectStoreHandle;
 use crate::model::{AccessMode, Backup, Phase, Restore, VolumeSnapshotLocation};
+use crate::sandbox::ObjectStoreHandle;
 
 /// Removes every object of backup `name` and returns what could not be removed.
 /// `velero-backup.json` goes last, so an interrupted removal still shows the backup as existing,

@@ -17,8 +17,8 @@ use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
 use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
-use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
+use crate::object::{ObjectError, validate_name};
 
 /// The annotation recording where a restore wrote its resources.
 pub const TARGET_ANNOTATION: &str = "coffer.io/target-directory";

@@ -21,8 +21,8 @@ use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::BackupError;
 use crate::coffer::Coffer;
 use crate::locations::{object_store_for, volume_snapshotter_for};
-use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
+use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
 /// How long a backup is kept when its TTL is unset or zero: Velero's default

@@ -12,13 +12,13 @@ use crate::model::{
     API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, LocationStatus, ObjectMeta,
     ObjectStorage, SecretKeySelector, now,
 };
+use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
 use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named};
-use crate::object::{ObjectError, validate_name};
 
 const KIND: &str = "backup storage location";
 

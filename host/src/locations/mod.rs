@@ -21,8 +21,8 @@ pub use snapshot::{
     get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshotter_for,
 };
 
-use crate::object::ObjectError;
 use crate::coffer::Coffer;
+use crate::object::ObjectError;
 use crate::state::Resource;
 
 /// Deletes the selected objects of kind `T` in one transaction; returns the names deleted.

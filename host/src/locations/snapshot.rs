@@ -7,13 +7,13 @@ use crate::model::{
     API_VERSION, LocationPhase, LocationStatus, ObjectMeta, SecretKeySelector, VolumeSnapshotLocation,
     VolumeSnapshotLocationSpec, now,
 };
+use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 
 use super::directories::check_apart;
 use super::location_grants;
 use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named};
-use crate::object::{ObjectError, validate_name};
 
 const KIND: &str = "volume snapshot location";
 
