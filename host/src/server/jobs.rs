@@ -24,10 +24,34 @@ impl Default for JobLimits {
     }
 }
 
-/// A run's place: held while it runs.
+/// A run's place: held while it runs. The last run of a burst to end (an accepted one or a
+/// scheduled one) gives the burst's memory back.
 pub struct Turn {
     _tenant: OwnedSemaphorePermit,
-    _overall: OwnedSemaphorePermit,
+    overall: OwnedSemaphorePermit,
+    /// Runs at once on the server: all free means none is left.
+    capacity: usize,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let overall = self.overall.semaphore().clone();
+        let capacity = self.capacity;
+        // This turn's permit is still held.
+        if overall.available_permits() + 1 < capacity {
+            return;
+        }
+        release_free_memory();
+        // Again once what the answers about the burst allocated is freed too.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::time::sleep(SETTLE).await;
+                if overall.available_permits() == capacity {
+                    release_free_memory();
+                }
+            });
+        }
+    }
 }
 
 /// The server's runs.
@@ -69,30 +93,16 @@ impl Jobs {
         // The semaphores are never closed.
         let tenant_permit = own.acquire_owned().await.expect("never closed");
         let overall = self.overall.clone().acquire_owned().await.expect("never closed");
-        Turn { _tenant: tenant_permit, _overall: overall }
+        Turn { _tenant: tenant_permit, overall, capacity: self.limits.concurrent.max(1) }
     }
 
     /// Runs `work` for `tenant` on the jobs' runtime when its turn comes.
     pub fn spawn(self: &Arc<Self>, tenant: String, work: impl Future<Output = ()> + Send + 'static) {
         let jobs = self.clone();
         self.runtime.spawn(async move {
-            let turn = jobs.turn(&tenant).await;
+            let _turn = jobs.turn(&tenant).await;
             work.await;
-            drop(turn);
-            // The last run of a burst gives its memory back, and again once what the answers
-            // about it allocated is freed too.
-            if jobs.idle() {
-                release_free_memory();
-                tokio::time::sleep(SETTLE).await;
-                if jobs.idle() {
-                    release_free_memory();
-                }
-            }
         });
-    }
-
-    fn idle(&self) -> bool {
-        self.overall.available_permits() == self.limits.concurrent.max(1)
     }
 }
 
