@@ -14,29 +14,27 @@ fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The metrics, in Prometheus' text format.
-/// The state's own health, then what is in it (left out, and said so in the log, while it
-/// cannot be read).
+/// Writes one unlabelled metric of `kind` (`gauge` or `counter`).
+fn single(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
+/// The metrics, in Prometheus' text format: the state's own health first, then what is in it
+/// (left out, and said so in the log, while it cannot be read).
 pub fn render(coffer: &Coffer, counters: &Counters) -> String {
     let mut out = String::new();
     let health = coffer.state.health();
-    let gauges = [
-        ("coffer_state_writable", "Whether the state's last write committed (0 after one failed for I/O, such as a full disk).", u64::from(health.writable)),
-        ("coffer_state_reserve_held", "Whether the disk space reserved for the state is held (0: given up to a full disk, or not configured).", u64::from(health.reserve_held == Some(true))),
+    let state = [
+        ("gauge", "coffer_state_writable", "Whether the state's last write committed (0 after one failed for I/O, such as a full disk).", u64::from(health.writable)),
+        ("gauge", "coffer_state_reserve_held", "Whether the disk space reserved for the state is held (0: given up to a full disk, or not configured).", u64::from(health.reserve_held == Some(true))),
+        ("counter", "coffer_state_write_failures_total", "State writes that failed for I/O.", health.write_failures),
+        ("counter", "coffer_state_reopens_total", "Times the state database was reopened after an I/O error.", health.reopens),
     ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-    }
-    let state_counters = [
-        ("coffer_state_write_failures_total", "State writes that failed for I/O.", health.write_failures),
-        ("coffer_state_reopens_total", "Times the state database was reopened after an I/O error.", health.reopens),
-    ];
-    for (name, help, value) in state_counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    for (kind, name, help, value) in state {
+        single(&mut out, kind, name, help, value);
     }
     if let Some(free) = coffer.space_reserve.as_ref().and_then(|r| r.free().ok()) {
-        let name = "coffer_data_disk_free_bytes";
-        let _ = writeln!(out, "# HELP {name} Bytes free on the disk holding the data directory.\n# TYPE {name} gauge\n{name} {free}");
+        single(&mut out, "gauge", "coffer_data_disk_free_bytes", "Bytes free on the disk holding the data directory.", free);
     }
     let _ = writeln!(out, "# HELP coffer_provider_call_duration_seconds Time provider calls took, by operation and outcome.");
     let _ = writeln!(out, "# TYPE coffer_provider_call_duration_seconds histogram");
@@ -87,7 +85,7 @@ pub fn render(coffer: &Coffer, counters: &Counters) -> String {
         ("coffer_gc_failures_total", "Expired backups that could not be deleted.", &counters.collect_failures),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+        single(&mut out, "counter", name, help, value.load(Ordering::Relaxed));
     }
     out
 }
