@@ -58,6 +58,15 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     backup::delete_backup(&coffer, "ns", "partial").await.unwrap();
 }
 
+/// The CLI on a data directory under `tmp`, with a default filesystem location in `store`:
+/// `(cli, store, src)`, `src` an empty source directory.
+fn cli_with_store(tmp: &std::path::Path) -> (Cli, std::path::PathBuf, std::path::PathBuf) {
+    let cli = Cli::new(&tmp.join("data"));
+    let (store, src) = (dir(tmp, "store"), dir(tmp, "src"));
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    (cli, store, src)
+}
+
 /// Every file under `dir` whose name starts with the filesystem provider's temporary prefix.
 fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -75,11 +84,8 @@ fn temp_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn backups_killed_at_any_point_are_complete_or_failed_and_leave_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let cli = Cli::new(&tmp.path().join("data"));
-    let store = dir(tmp.path(), "store");
-    let src = dir(tmp.path(), "src");
+    let (cli, store, src) = cli_with_store(tmp.path());
     bulky_manifests(&src, 12);
-    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     let started = Instant::now();
     cli.ok(&["backup", "create", "whole", "--source", &s(&src), "--wait"]);
     let whole = started.elapsed();
@@ -138,11 +144,8 @@ fn backups_killed_at_any_point_are_complete_or_failed_and_leave_nothing_behind()
 #[test]
 fn a_restore_log_that_cannot_reach_its_location_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
-    let cli = Cli::new(&tmp.path().join("data"));
-    let store = dir(tmp.path(), "store");
-    let src = dir(tmp.path(), "src");
+    let (cli, store, src) = cli_with_store(tmp.path());
     std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
-    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     cli.ok(&["backup", "create", "b1", "--source", &s(&src), "--wait"]);
     // Where the restore's files would go is taken by a file: uploading them fails.
     std::fs::write(store.join("b/restores"), b"in the way").unwrap();
