@@ -7,12 +7,17 @@ use cap_std::fs::Dir;
 
 use thiserror::Error;
 
-use crate::confine::PathRoot;
+use crate::confine::{PathError, PathRoot};
 use crate::disk::SpaceReserve;
 use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
 use crate::sandbox::{CallGates, Limits, Reach, Sandbox, SandboxError};
 use crate::state::{State, StateError};
+use crate::tenant::Tenant;
+
+/// How long a backup is kept when its TTL is unset or zero: Velero's default
+/// `--default-backup-ttl` (a server may set another, [`Coffer::default_backup_ttl`]).
+pub const DEFAULT_BACKUP_TTL: std::time::Duration = std::time::Duration::from_secs(720 * 3600);
 
 /// The data directory could not be opened.
 #[derive(Debug, Error)]
@@ -69,7 +74,7 @@ impl Coffer {
         let keyring = Keyring::open(data_dir)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
         let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
-        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: crate::backup::DEFAULT_TTL, space_reserve: None })
+        Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: DEFAULT_BACKUP_TTL, space_reserve: None })
     }
 }
 
@@ -92,12 +97,14 @@ impl Coffer {
         Ok(())
     }
 
-    /// Where the paths `tenant` names resolve: beneath its own tree on a shared host (created
+    /// The tenant `namespace`: its paths resolve beneath its own tree on a shared host (created
     /// if missing), anywhere on a single user's host.
-    pub fn path_root(&self, tenant: &str) -> std::io::Result<PathRoot> {
-        match &self.tenant_root {
-            None => Ok(PathRoot::Anywhere),
-            Some((path, dir)) => PathRoot::tenant(dir, path, tenant),
-        }
+    pub fn tenant(&self, namespace: &str) -> Result<Tenant, PathError> {
+        let paths = match &self.tenant_root {
+            None => PathRoot::Anywhere,
+            Some((path, dir)) => PathRoot::tenant(dir, path, namespace)
+                .map_err(|error| PathError::Io { field: "the tenant's directory".into(), path: namespace.into(), error })?,
+        };
+        Ok(Tenant::new(namespace, paths))
     }
 }

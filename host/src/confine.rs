@@ -157,6 +157,48 @@ impl PathRoot {
     }
 }
 
+impl PathRoot {
+    /// Creates the file `path` for writing (replacing one there only with `overwrite`).
+    pub fn create_file(&self, field: &str, path: &Path, overwrite: bool) -> Result<std::fs::File, PathError> {
+        match self {
+            PathRoot::Anywhere => {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true);
+                if overwrite { options.create(true).truncate(true) } else { options.create_new(true) };
+                options.open(path).map_err(|e| self.io(field, path, e))
+            }
+            PathRoot::Beneath { path: root, dir } => {
+                let relative = self.relative(field, path, root)?;
+                let mut options = cap_std::fs::OpenOptions::new();
+                options.write(true);
+                if overwrite { options.create(true).truncate(true) } else { options.create_new(true) };
+                dir.open_with(&relative, &options).map(cap_std::fs::File::into_std).map_err(|e| self.io(field, path, e))
+            }
+        }
+    }
+
+    /// Removes the file `path` (one this root created, say, that turned out incomplete).
+    pub fn remove_file(&self, field: &str, path: &Path) -> Result<(), PathError> {
+        match self {
+            PathRoot::Anywhere => std::fs::remove_file(path).map_err(|e| self.io(field, path, e)),
+            PathRoot::Beneath { path: root, dir } => {
+                let relative = self.relative(field, path, root)?;
+                dir.remove_file(&relative).map_err(|e| self.io(field, path, e))
+            }
+        }
+    }
+
+    /// `path` checked (see [`PathRoot::check`]) and in the form it is recorded in: relative
+    /// to the tenant's tree on a shared host, absolute for a single user.
+    pub fn confine(&self, field: &str, path: &Path) -> Result<PathBuf, PathError> {
+        self.check(field, path)?;
+        match self {
+            PathRoot::Anywhere => std::path::absolute(path).map_err(|e| self.io(field, path, e)),
+            PathRoot::Beneath { .. } => Ok(self.recorded(path)),
+        }
+    }
+}
+
 /// The path the kernel has for the open directory `dir` (for messages and overlap checks).
 pub fn path_of(dir: &Dir) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;

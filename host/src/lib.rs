@@ -10,10 +10,12 @@
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components;
+//! - [`jobs`]: where accepted backups and restores run, a bounded number at once;
 //! - [`controllers`]: what a server does by itself: validation, sync, schedules, GC;
 //! - [`schedules`]: backups on a cadence;
 //! - [`server`]: the HTTP API of a shared host;
-//! - [`tenants`]: API tokens of a shared host; [`quotas`]: each tenant's share of the sandbox;
+//! - [`tenant`]: one tenant's namespace and tree, which every service call goes through;
+//! - [`tokens`]: API tokens of a shared host; [`quotas`]: each tenant's share of the sandbox;
 
 pub mod api;
 pub mod backup;
@@ -22,6 +24,7 @@ pub mod disk;
 pub mod confine;
 pub mod controllers;
 pub mod embedded;
+pub mod jobs;
 pub mod keyring;
 pub mod locations;
 pub mod model;
@@ -34,4 +37,5 @@ pub mod schedules;
 pub mod secrets;
 pub mod server;
 pub mod state;
-pub mod tenants;
+pub mod tenant;
+pub mod tokens;

@@ -540,6 +540,12 @@ impl From<&Progress> for RestoreProgress {
     }
 }
 
+impl From<&RestoreProgress> for Progress {
+    fn from(p: &RestoreProgress) -> Self {
+        Progress { total_items: p.total_items, items_backed_up: p.items_restored }
+    }
+}
+
 /// A restore's observed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

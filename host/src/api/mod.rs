@@ -1,130 +1,104 @@
-//! The API's wire types: the bodies the server takes and its clients (the CLI's `--server`
-//! mode) send, declared once so that the two cannot drift apart.
+//! The service layer: what a tenant can do ([`TenantApi`]), written once over the engine
+//! ([`LocalTenant`], under the command line and the server's handlers) and once over HTTP
+//! ([`RemoteTenant`], the command line's `--server` mode), with the wire types, routes, typed
+//! errors and OpenAPI document both sides share. The operator's calls on tenants' tokens and
+//! quotas are [`OperatorApi`], likewise.
 
-use std::collections::BTreeMap;
+mod client;
+mod error;
+mod local;
+mod operator;
+pub mod routes;
+mod service;
+mod wire;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
+pub use client::{Client, ClientError, RemoteTenant};
+pub use error::{ApiError, Reason};
+pub use local::{Host, LocalTenant};
+pub use operator::{LocalOperator, OperatorApi};
+pub use service::{Download, Sink, TenantApi, Watch};
+pub use wire::{
+    BackupStorageLocationPatch, CreatedToken, NewToken, NotBase64, QuotaBody, SchedulePatch, SecretBody, SecretName,
+    VolumeSnapshotLocationPatch,
+};
 
-use crate::locations::BackupStorageLocationChange;
-use crate::model::SecretKeySelector;
-
-/// A body field that does not decode, naming it.
-#[derive(Debug, Error)]
-#[error("{field} is not base64: {reason}")]
-pub struct NotBase64 {
-    /// The field, e.g. `caCert` or `data.key`.
-    pub field: String,
-    /// Why.
-    pub reason: String,
-}
-
-fn decode(field: impl Into<String>, text: &str) -> Result<Vec<u8>, NotBase64> {
-    STANDARD.decode(text).map_err(|e| NotBase64 { field: field.into(), reason: e.to_string() })
-}
-
-/// `PATCH /v1/backup-storage-locations/{name}`: what may change. Absent fields stay.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BackupStorageLocationPatch {
-    /// Make it the default (moving the default from another location) or not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<bool>,
-    /// Its own credential.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<SecretKeySelector>,
-    /// A PEM CA bundle, base64, as in `spec.objectStorage.caCert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<String>,
-}
-
-impl From<BackupStorageLocationChange> for BackupStorageLocationPatch {
-    fn from(change: BackupStorageLocationChange) -> Self {
-        BackupStorageLocationPatch { default: change.default, credential: change.credential, ca_cert: change.ca_cert.map(|pem| STANDARD.encode(pem)) }
-    }
-}
-
-impl TryFrom<BackupStorageLocationPatch> for BackupStorageLocationChange {
-    type Error = NotBase64;
-
-    fn try_from(patch: BackupStorageLocationPatch) -> Result<Self, NotBase64> {
-        let ca_cert = patch.ca_cert.map(|c| decode("caCert", &c)).transpose()?;
-        Ok(BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert })
-    }
-}
-
-/// `PATCH /v1/volume-snapshot-locations/{name}`: its new credential.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VolumeSnapshotLocationPatch {
-    /// The secret key holding the credential.
-    pub credential: SecretKeySelector,
-}
-
-/// `PATCH /v1/schedules/{name}`: pause or unpause.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SchedulePatch {
-    /// Whether the schedule is paused.
-    pub paused: bool,
-}
-
-/// `POST /v1/secrets` and `PUT /v1/secrets/{name}`: a secret as a client sends it (values go
-/// in, as a Kubernetes Secret's `data`, and never come out).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretBody {
-    /// `{"name": ...}`.
-    pub metadata: SecretName,
-    /// Key → base64 value.
-    pub data: BTreeMap<String, String>,
-}
-
-/// The name part of a secret's metadata.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SecretName {
-    /// The secret's name.
-    pub name: String,
-}
-
-impl SecretBody {
-    /// The body for secret `name` holding `values`.
-    pub fn new(name: &str, values: Vec<(String, Vec<u8>)>) -> Self {
-        SecretBody { metadata: SecretName { name: name.to_owned() }, data: values.into_iter().map(|(k, v)| (k, STANDARD.encode(v))).collect() }
-    }
-
-    /// The values, decoded.
-    pub fn values(self) -> Result<Vec<(String, Vec<u8>)>, NotBase64> {
-        self.data.into_iter().map(|(k, v)| decode(format!("data.{k}"), &v).map(|bytes| (k, bytes))).collect()
-    }
-}
+/// The API's OpenAPI document, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
     use super::*;
 
-    #[test]
-    fn what_a_client_sends_is_what_the_server_reads() {
-        let change = BackupStorageLocationChange {
-            default: Some(true),
-            credential: Some(SecretKeySelector { name: "creds".into(), key: "cloud".into() }),
-            ca_cert: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
-        };
-        let wire = serde_json::to_string(&BackupStorageLocationPatch::from(change.clone())).unwrap();
-        let read: BackupStorageLocationPatch = serde_json::from_str(&wire).unwrap();
-        let back = BackupStorageLocationChange::try_from(read).unwrap();
-        assert_eq!((back.default, back.credential, back.ca_cert), (change.default, change.credential, change.ca_cert));
-        // An absent field stays absent, and is not sent as null.
-        assert_eq!(serde_json::to_string(&BackupStorageLocationPatch { default: Some(false), ..Default::default() }).unwrap(), r#"{"default":false}"#);
-        let err = serde_json::from_str::<BackupStorageLocationPatch>(r#"{"bucket":"x"}"#).unwrap_err().to_string();
-        assert!(err.contains("unknown field `bucket`"), "{err}");
-        let err = BackupStorageLocationChange::try_from(BackupStorageLocationPatch { ca_cert: Some("%%".into()), ..Default::default() }).unwrap_err();
-        assert_eq!(err.field, "caCert");
+    fn document() -> Value {
+        serde_json::from_str(OPENAPI).expect("openapi.json is JSON")
+    }
 
-        let body = SecretBody::new("s", vec![("k".into(), b"v\x00".to_vec())]);
-        let read: SecretBody = serde_json::from_str(&serde_json::to_string(&body).unwrap()).unwrap();
-        assert_eq!(read.values().unwrap(), vec![("k".to_owned(), b"v\x00".to_vec())]);
+    /// The property names a schema documents, following a `$ref`.
+    fn documented(doc: &Value, schema: &Value) -> BTreeSet<String> {
+        let schema = match schema["$ref"].as_str() {
+            Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+            None => schema,
+        };
+        schema["properties"].as_object().unwrap_or_else(|| panic!("no properties in {schema}")).keys().cloned().collect()
+    }
+
+    /// The fields a value of a shared type is sent with.
+    fn sent(value: impl serde::Serialize) -> BTreeSet<String> {
+        serde_json::to_value(value).unwrap().as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn body(doc: &Value, route: &str, method: &str) -> Value {
+        doc["paths"][route][method]["requestBody"]["content"]["application/json"]["schema"].clone()
+    }
+
+    #[test]
+    fn the_document_lists_exactly_the_routes_served() {
+        let doc = document();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                ["get", "post", "put", "patch", "delete"].into_iter().filter(|m| item.get(*m).is_some()).map(|m| (path.clone(), m.to_owned()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = routes::TENANT_ROUTES
+            .iter()
+            .flat_map(|(path, methods)| methods.iter().map(|m| (path.to_string(), m.to_string())))
+            .chain([("/healthz".into(), "get".into()), ("/openapi.json".into(), "get".into())])
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn the_documented_bodies_are_the_shared_types() {
+        use crate::model::SecretKeySelector;
+        let doc = document();
+        let credential = SecretKeySelector { name: "s".into(), key: "k".into() };
+        let bsl_patch = BackupStorageLocationPatch { default: Some(true), credential: Some(credential.clone()), ca_cert: Some("AA==".into()) };
+        let pairs: Vec<(Value, BTreeSet<String>)> = vec![
+            (body(&doc, routes::BACKUP_STORAGE_LOCATION, "patch"), sent(bsl_patch)),
+            (body(&doc, routes::VOLUME_SNAPSHOT_LOCATION, "patch"), sent(VolumeSnapshotLocationPatch { credential })),
+            (body(&doc, routes::SCHEDULE, "patch"), sent(SchedulePatch { paused: true })),
+            (body(&doc, routes::SECRETS, "post"), sent(SecretBody::new("s", vec![("k".into(), b"v".to_vec())]))),
+            (body(&doc, routes::SECRET, "put"), sent(SecretBody::new("s", vec![("k".into(), b"v".to_vec())]))),
+            (serde_json::json!({"$ref": "#/components/schemas/Error"}), sent(ApiError::bad_request("x").at("spec.provider"))),
+            (serde_json::json!({"$ref": "#/components/schemas/BackupDetails"}), sent(crate::backup::BackupDetails::default())),
+        ];
+        for (schema, fields) in pairs {
+            assert_eq!(documented(&doc, &schema), fields, "{schema}");
+        }
+        let reasons: BTreeSet<String> =
+            doc["components"]["schemas"]["Error"]["properties"]["reason"]["enum"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+        for status in [400, 401, 404, 409, 422, 429, 500, 502, 503] {
+            assert!(reasons.contains(serde_json::to_value(Reason::of_status(status)).unwrap().as_str().unwrap()), "{status}");
+        }
+        for reason in [Reason::AlreadyExists, Reason::Conflict] {
+            assert!(reasons.contains(serde_json::to_value(reason).unwrap().as_str().unwrap()));
+        }
     }
 }

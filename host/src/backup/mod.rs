@@ -28,7 +28,7 @@ pub use manifests::{ManifestError, read_manifests};
 pub use recover::recover_backup;
 pub use read::{BackupDetails, backup_details, backup_log, download_backup, downloadable, restore_log};
 pub use restore::{RestoreRequest, TARGET_ANNOTATION, accept_restore, create_restore, run_restore};
-pub use run::{Accepted, BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup, DEFAULT_TTL};
+pub use run::{Accepted, BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup};
 pub use run_log::{Messages, RunLog};
 pub use selection::{Resolved, SERVER_DEFAULT_BSL, parse_default_snapshot_locations, resolve_locations};
 pub use selector::parse_selector;
@@ -70,6 +70,9 @@ pub enum BackupError {
         /// The error.
         error: std::io::Error,
     },
+    /// A path the tenant named cannot be used.
+    #[error(transparent)]
+    Path(#[from] crate::confine::PathError),
     /// A stored document is malformed.
     #[error("{what}: {reason}")]
     Malformed {

@@ -52,8 +52,8 @@ fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Resul
         Err(e) => return Err(e),
     }
     // Checked now for a clear answer, and again when the restore opens the target to write.
-    let paths = coffer.path_root(namespace).map_err(|e| BackupError::Io { path: "the tenant's directory".into(), error: e })?;
-    match paths.open_dir("the restore target", &request.target) {
+    let tenant = coffer.tenant(namespace)?;
+    match tenant.paths().open_dir("the restore target", &request.target) {
         Ok(dir) => match non_empty(&dir) {
             Ok(true) => errors.push(format!("target directory {} is not empty", request.target.display())),
             Ok(false) => {}
@@ -295,8 +295,8 @@ async fn run(
             None => Vec::new(),
         };
     // The target is opened once, here, and every write goes through the handle.
-    let paths = coffer.path_root(namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
-    let target = paths.create_dir("the restore target", &request.target).map_err(|e| e.to_string())?;
+    let tenant = coffer.tenant(namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
+    let target = tenant.paths().create_dir("the restore target", &request.target).map_err(|e| e.to_string())?;
     if non_empty(&target).map_err(|e| format!("target directory {}: {e}", request.target.display()))? {
         return Err(format!("target directory {} is not empty", request.target.display()));
     }

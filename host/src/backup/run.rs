@@ -25,9 +25,6 @@ use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, Ob
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
-/// How long a backup is kept when its TTL is unset or zero: Velero's default
-/// `--default-backup-ttl` (a server may set another, [`Coffer::default_backup_ttl`]).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(720 * 3600);
 
 /// When a backup started at `start` with `ttl` expires. TTLs are bounded where they are
 /// parsed (Go's largest duration, about 292 years), but the sum is checked all the same: it
@@ -291,7 +288,8 @@ async fn run(
 
     // The source is resolved now, at use (beneath the tenant's tree on a shared host), and
     // read through the open directory.
-    let paths = coffer.path_root(&backup.metadata.meta.namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
+    let tenant = coffer.tenant(&backup.metadata.meta.namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
+    let paths = tenant.paths();
     let dir = paths.open_dir("the manifest directory", source).map_err(|e| format!("error reading the resources to back up: {e}"))?;
     let items = read_manifests(&dir, &paths.recorded(source)).map_err(|e| format!("error reading the resources to back up: {e}"))?;
     let items = Filter::new(&backup.spec).apply(items);

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use coffer::backup::parse_selector;
-use coffer::model::{API_VERSION, Backup, BackupSpec, Phase, Progress, Restore, go_duration};
+use coffer::api::TenantApi;
+use coffer::backup::{SOURCE_ANNOTATION, TARGET_ANNOTATION, parse_selector};
+use coffer::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, Progress, Restore, RestoreSpec, go_duration};
+use coffer::tenant::Tenant;
 
 use super::args::{BackupCommand, BackupCreate, Describe, OutputFormat, RestoreCommand, RestoreCreate};
-use super::backend::{Backend, NewRun};
 use super::output::{Table, print_documents, timestamp};
-use super::parse;
+use super::{named, parse};
 
 /// A progress bar on stderr, redrawn when the percentage changes; only its last state when
 /// stderr is not a terminal.
@@ -60,12 +61,25 @@ pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections:
     Ok((spec, parse::key_values("labels", args.labels.as_deref())?))
 }
 
-async fn create(backend: &Backend, ns: &str, args: BackupCreate) -> Result<()> {
+/// Object metadata naming `name` in `ns`, with `labels` and the path annotation `key`.
+pub fn annotated(ns: &str, name: &str, labels: std::collections::BTreeMap<String, String>, key: &str, path: &std::path::Path) -> BackupMeta {
+    let mut meta = ObjectMeta::new(ns, name);
+    meta.labels = labels;
+    BackupMeta { meta, annotations: std::collections::BTreeMap::from([(key.to_owned(), path.display().to_string())]) }
+}
+
+async fn create(api: &dyn TenantApi, ns: &str, args: BackupCreate) -> Result<()> {
     let (spec, labels) = backup_spec(&args)?;
+    let object = Backup {
+        api_version: API_VERSION.into(),
+        kind: "Backup".into(),
+        metadata: annotated(ns, &args.name, labels, SOURCE_ANNOTATION, &args.source),
+        spec,
+        status: Default::default(),
+    };
     println!("Backup request {:?} submitted successfully.", args.name);
     let mut bar = progress_bar(args.wait, "backup");
-    let run = NewRun { name: &args.name, directory: args.source.clone(), progress: &mut bar, wait: args.wait };
-    let backup = backend.backup_create(ns, run, spec, labels).await?;
+    let backup = api.create_backup(object, args.wait.then_some(&mut bar)).await?;
     finish("Backup", &args.name, backup.status.phase, &backup.status.validation_errors, &backup.status.failure_reason, "backup")
 }
 
@@ -127,8 +141,8 @@ fn pairs(map: &std::collections::BTreeMap<String, String>) -> String {
     if map.is_empty() { "<none>".into() } else { map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }
 }
 
-async fn describe_backup(backend: &Backend, ns: &str, args: &Describe) -> Result<()> {
-    let b = backend.backup_get(ns, std::slice::from_ref(&args.name)).await?.remove(0);
+async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Result<()> {
+    let b = api.get_backup(&args.name).await?;
     let s = &b.spec;
     let st = &b.status;
     let mut out = String::new();
@@ -165,7 +179,7 @@ async fn describe_backup(backend: &Backend, ns: &str, args: &Describe) -> Result
     if !st.phase.is_some_and(Phase::is_usable) {
         return Ok(());
     }
-    let details = backend.backup_details(ns, &args.name).await?;
+    let details = api.backup_details(&args.name).await?;
     if !details.resource_list.is_empty() {
         println!("\nResource List:");
         for (kind, names) in details.resource_list {
@@ -198,19 +212,18 @@ fn print_log(log: &[u8]) -> Result<()> {
     Ok(())
 }
 
-async fn download(backend: &Backend, ns: &str, name: &str, output: Option<PathBuf>, force: bool) -> Result<()> {
-    backend.backup_downloadable(ns, name).await?;
+async fn download(api: &dyn TenantApi, name: &str, output: Option<PathBuf>, force: bool) -> Result<()> {
+    let download = api.download_backup(name).await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}-data.tar.gz")));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force { options.create(true).truncate(true) } else { options.create_new(true) };
-    let file = options.open(&path).with_context(|| format!("{} (use --force to overwrite)", path.display()))?;
-    let size = match backend.backup_download(ns, name, file).await {
+    // The user's own file, named on the user's own host: the trivial tenant's.
+    let user = Tenant::single_user("");
+    let file = user.create_file("--output", &path, force).with_context(|| "use --force to overwrite")?;
+    let size = match download.write_to(Box::new(std::io::BufWriter::new(file))).await {
         Ok(size) => size,
         Err(e) => {
             // What was written is not the tarball.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
+            let _ = user.paths().remove_file("--output", &path);
+            return Err(e.into());
         }
     };
     println!("Backup {name:?} downloaded to {} ({size} bytes).", path.display());
@@ -218,23 +231,23 @@ async fn download(backend: &Backend, ns: &str, name: &str, output: Option<PathBu
 }
 
 /// Runs a `backup` command.
-pub async fn backup(backend: &Backend, ns: &str, command: BackupCommand) -> Result<()> {
+pub async fn backup(api: &dyn TenantApi, ns: &str, command: BackupCommand) -> Result<()> {
     match command {
-        BackupCommand::Create(args) => create(backend, ns, *args).await,
+        BackupCommand::Create(args) => create(api, ns, *args).await,
         BackupCommand::Get(args) => {
-            let found = backend.backup_get(ns, &args.names).await?;
+            let found = if args.names.is_empty() { api.list_backups().await? } else { named(&args.names, |n| api.get_backup(n)).await? };
             print_backups(args.output.format, &found, args.names.len() == 1)
         }
-        BackupCommand::Describe(args) => describe_backup(backend, ns, &args).await,
-        BackupCommand::Logs(args) => print_log(&backend.backup_log(ns, &args.name).await?),
-        BackupCommand::Download(args) => download(backend, ns, &args.name, args.output, args.force).await,
+        BackupCommand::Describe(args) => describe_backup(api, ns, &args).await,
+        BackupCommand::Logs(args) => print_log(&api.backup_log(&args.name).await?),
+        BackupCommand::Download(args) => download(api, &args.name, args.output, args.force).await,
         BackupCommand::Delete(args) => {
             let names = match super::locations::confirmed(&args, "backup")? {
-                coffer::locations::Selection::All => backend.backup_get(ns, &[]).await?.into_iter().map(|b| b.metadata.meta.name).collect(),
+                coffer::locations::Selection::All => api.list_backups().await?.into_iter().map(|b| b.metadata.meta.name).collect(),
                 coffer::locations::Selection::Names(names) => names,
             };
             for name in names {
-                backend.backup_delete(ns, &name).await?;
+                api.delete_backup(&name).await?;
                 println!("Backup {name:?} deleted, with its objects and snapshots.");
             }
             Ok(())
@@ -242,20 +255,26 @@ pub async fn backup(backend: &Backend, ns: &str, command: BackupCommand) -> Resu
     }
 }
 
-async fn create_restore(backend: &Backend, ns: &str, args: RestoreCreate) -> Result<()> {
+async fn create_restore(api: &dyn TenantApi, ns: &str, args: RestoreCreate) -> Result<()> {
     let name = args.name.unwrap_or_else(|| {
         let stamp = coffer::model::now().format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
         format!("{}-{stamp}", args.from_backup)
     });
+    let object = Restore {
+        api_version: API_VERSION.into(),
+        kind: "Restore".into(),
+        metadata: annotated(ns, &name, Default::default(), TARGET_ANNOTATION, &args.target),
+        spec: RestoreSpec { backup_name: args.from_backup, restore_p_vs: args.restore_volumes },
+        status: Default::default(),
+    };
     println!("Restore request {name:?} submitted successfully.");
     let mut bar = progress_bar(args.wait, "restore");
-    let run = NewRun { name: &name, directory: args.target.clone(), progress: &mut bar, wait: args.wait };
-    let restore = backend.restore_create(ns, run, args.from_backup, args.restore_volumes).await?;
+    let restore = api.create_restore(object, args.wait.then_some(&mut bar)).await?;
     finish("Restore", &name, restore.status.phase, &restore.status.validation_errors, &restore.status.failure_reason, "restore")
 }
 
-async fn describe_restore(backend: &Backend, ns: &str, args: &Describe) -> Result<()> {
-    let r = backend.restore_get(ns, std::slice::from_ref(&args.name)).await?.remove(0);
+async fn describe_restore(api: &dyn TenantApi, ns: &str, args: &Describe) -> Result<()> {
+    let r = api.get_restore(&args.name).await?;
     let st = &r.status;
     println!("Name:         {}\nNamespace:    {ns}\nAnnotations:  {}\n", r.metadata.meta.name, pairs(&r.metadata.annotations));
     println!("Phase:  {}\n", phase(st.phase));
@@ -276,14 +295,14 @@ async fn describe_restore(backend: &Backend, ns: &str, args: &Describe) -> Resul
 }
 
 /// Runs a `restore` command.
-pub async fn restore(backend: &Backend, ns: &str, command: RestoreCommand) -> Result<()> {
+pub async fn restore(api: &dyn TenantApi, ns: &str, command: RestoreCommand) -> Result<()> {
     match command {
-        RestoreCommand::Create(args) => create_restore(backend, ns, args).await,
+        RestoreCommand::Create(args) => create_restore(api, ns, args).await,
         RestoreCommand::Get(args) => {
-            let found = backend.restore_get(ns, &args.names).await?;
+            let found = if args.names.is_empty() { api.list_restores().await? } else { named(&args.names, |n| api.get_restore(n)).await? };
             print_restores(args.output.format, &found, args.names.len() == 1)
         }
-        RestoreCommand::Describe(args) => describe_restore(backend, ns, &args).await,
-        RestoreCommand::Logs(args) => print_log(&backend.restore_log(ns, &args.name).await?),
+        RestoreCommand::Describe(args) => describe_restore(api, ns, &args).await,
+        RestoreCommand::Logs(args) => print_log(&api.restore_log(&args.name).await?),
     }
 }

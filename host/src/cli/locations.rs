@@ -4,15 +4,15 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 
-use coffer::locations::{BackupStorageLocationChange, LocationError, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
+use coffer::api::{ApiError, BackupStorageLocationPatch, Reason, TenantApi, VolumeSnapshotLocationPatch};
+use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
 use coffer::model::{API_VERSION, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
 
 use super::args::{
     BackupLocationCommand, BackupLocationCreate, DeleteArgs, OutputFormat, SnapshotLocationCommand, SnapshotLocationCreate,
 };
-use super::backend::Backend;
 use super::output::{Table, print_documents, timestamp};
-use super::parse;
+use super::{named, parse};
 
 fn phase(p: Option<LocationPhase>) -> String {
     p.map_or_else(|| "Unknown".into(), |p| p.to_string())
@@ -111,21 +111,28 @@ fn new_bsl(args: BackupLocationCreate) -> Result<NewBackupStorageLocation> {
 }
 
 /// Runs a `backup-location` command.
-pub async fn backup_location(backend: &Backend, ns: &str, command: BackupLocationCommand) -> Result<()> {
+pub async fn backup_location(api: &dyn TenantApi, ns: &str, command: BackupLocationCommand) -> Result<()> {
     match command {
         BackupLocationCommand::Create(args) => {
             let format = args.output.format;
             let new = new_bsl(args)?;
-            if format != OutputFormat::Table {
-                return print_bsls(format, &[new.build(ns).map_err(|e| worded(e.into()))?], true);
-            }
             let name = new.name.clone();
-            let bsl = backend.bsl_create(ns, new).await.map_err(worded)?;
+            let object = new.build(ns).map_err(ApiError::from)?;
+            if format != OutputFormat::Table {
+                return print_bsls(format, &[object], true);
+            }
+            let bsl = api.create_backup_storage_location(object).await.map_err(|e| second_default(e, &name))?;
             println!("Backup storage location {name:?} configured successfully.");
             print_bsls(OutputFormat::Table, &[bsl], true)
         }
         BackupLocationCommand::Get(args) => {
-            let found = backend.bsl_get(ns, &args.names, args.default).await?;
+            let found = if args.names.is_empty() {
+                api.list_backup_storage_locations(args.default).await?
+            } else {
+                let mut found = named(&args.names, |n| api.get_backup_storage_location(n)).await?;
+                found.retain(|b| !args.default || b.spec.default);
+                found
+            };
             print_bsls(args.output.format, &found, args.names.len() == 1)
         }
         BackupLocationCommand::Set(args) => {
@@ -134,13 +141,17 @@ pub async fn backup_location(backend: &Backend, ns: &str, command: BackupLocatio
                 credential: parse::credential(args.credential.as_deref())?,
                 ca_cert: args.cacert.as_deref().map(|p| parse::read_file("cacert", p)).transpose()?,
             };
-            backend.bsl_set(ns, &args.name, change).await?;
+            api.change_backup_storage_location(&args.name, BackupStorageLocationPatch::from(change)).await?;
             println!("Backup storage location {:?} configured successfully.", args.name);
             Ok(())
         }
         BackupLocationCommand::Delete(args) => {
-            let selection = confirmed(&args, "backup-location")?;
-            for name in backend.bsl_delete(ns, &selection).await? {
+            let names: Vec<String> = match confirmed(&args, "backup-location")? {
+                Selection::All => api.list_backup_storage_locations(false).await?.into_iter().map(|b| b.metadata.name).collect(),
+                Selection::Names(names) => named(&names, |n| api.get_backup_storage_location(n)).await?.into_iter().map(|b| b.metadata.name).collect(),
+            };
+            for name in names {
+                api.delete_backup_storage_location(&name).await?;
                 println!("Backup storage location {name:?} deleted successfully.");
             }
             Ok(())
@@ -160,32 +171,41 @@ fn new_vsl(args: SnapshotLocationCreate) -> Result<NewVolumeSnapshotLocation> {
 }
 
 /// Runs a `snapshot-location` command.
-pub async fn snapshot_location(backend: &Backend, ns: &str, command: SnapshotLocationCommand) -> Result<()> {
+pub async fn snapshot_location(api: &dyn TenantApi, ns: &str, command: SnapshotLocationCommand) -> Result<()> {
     match command {
         SnapshotLocationCommand::Create(args) => {
             let format = args.output.format;
             let new = new_vsl(args)?;
-            if format != OutputFormat::Table {
-                return print_vsls(format, &[new.build(ns).map_err(|e| worded(e.into()))?], true);
-            }
             let name = new.name.clone();
-            let vsl = backend.vsl_create(ns, new).await.map_err(worded)?;
+            let object = new.build(ns).map_err(ApiError::from)?;
+            if format != OutputFormat::Table {
+                return print_vsls(format, &[object], true);
+            }
+            let vsl = api.create_volume_snapshot_location(object).await?;
             println!("Snapshot volume location {name:?} configured successfully.");
             print_vsls(OutputFormat::Table, &[vsl], true)
         }
         SnapshotLocationCommand::Get(args) => {
-            let found = backend.vsl_get(ns, &args.names).await?;
+            let found = if args.names.is_empty() {
+                api.list_volume_snapshot_locations().await?
+            } else {
+                named(&args.names, |n| api.get_volume_snapshot_location(n)).await?
+            };
             print_vsls(args.output.format, &found, args.names.len() == 1)
         }
         SnapshotLocationCommand::Set(args) => {
             let Some(credential) = parse::credential(Some(&args.credential))? else { bail!("--credential is required") };
-            backend.vsl_set(ns, &args.name, credential).await?;
+            api.change_volume_snapshot_location(&args.name, VolumeSnapshotLocationPatch { credential }).await?;
             println!("Snapshot volume location {:?} configured successfully.", args.name);
             Ok(())
         }
         SnapshotLocationCommand::Delete(args) => {
-            let selection = confirmed(&args, "snapshot-location")?;
-            for name in backend.vsl_delete(ns, &selection).await? {
+            let names: Vec<String> = match confirmed(&args, "snapshot-location")? {
+                Selection::All => api.list_volume_snapshot_locations().await?.into_iter().map(|v| v.metadata.name).collect(),
+                Selection::Names(names) => named(&names, |n| api.get_volume_snapshot_location(n)).await?.into_iter().map(|v| v.metadata.name).collect(),
+            };
+            for name in names {
+                api.delete_volume_snapshot_location(&name).await?;
                 println!("Snapshot volume location {name:?} deleted successfully.");
             }
             Ok(())
@@ -193,21 +213,13 @@ pub async fn snapshot_location(backend: &Backend, ns: &str, command: SnapshotLoc
     }
 }
 
-/// Words a location error for a person at the command line: the object's fields as the flags
-/// that set them, and the command that moves the default.
-fn worded(e: anyhow::Error) -> anyhow::Error {
-    match e.downcast_ref::<LocationError>() {
-        Some(LocationError::InvalidField { field, reason }) => {
-            let flag = match field.as_str() {
-                "spec.provider" => "--provider",
-                "spec.objectStorage.bucket" => "--bucket",
-                _ => return e,
-            };
-            anyhow::anyhow!("{flag}: {}", reason.replace("spec.objectStorage.prefix", "--prefix"))
-        }
-        Some(LocationError::SecondDefault { name, existing }) => anyhow::anyhow!(
-            "backup storage location {existing:?} is already the default; leave out --default, or make {name:?} the default afterwards with `coffer backup-location set {name} --default`"
-        ),
-        _ => e,
+/// A second default refused, worded with the command that moves the default to `name`.
+fn second_default(e: ApiError, name: &str) -> anyhow::Error {
+    if e.reason == Reason::Conflict && e.field.as_deref() == Some("spec.default") {
+        let existing = e.message.split(';').next().unwrap_or_default();
+        return anyhow::anyhow!(
+            "{existing}; leave out --default, or make {name:?} the default afterwards with `coffer backup-location set {name} --default`"
+        );
     }
+    e.into()
 }

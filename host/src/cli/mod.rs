@@ -1,28 +1,30 @@
 //! The `coffer` command line: clap definitions in [`args`], execution in the other modules.
 
 pub mod args;
-mod backend;
 mod backups;
 mod locations;
 mod output;
 mod parse;
 mod plugins;
-mod remote;
 mod schedules;
 mod secrets;
 mod server;
 mod tenants;
+mod worded;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
+use coffer::api::{Client, Host, LocalTenant, RemoteTenant, TenantApi};
 use coffer::backup::parse_default_snapshot_locations;
 use coffer::coffer::Coffer;
 use coffer::sandbox::Limits;
+use coffer::secret::SecretBytes;
+use coffer::tenant::Tenant;
 
 use args::{Cli, Command};
-use backend::Backend;
 
 /// The data directory when neither `--data-dir` nor `COFFER_DATA_DIR` is given.
 fn default_data_dir() -> Result<PathBuf> {
@@ -55,33 +57,67 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenant(c) => return tenants::tenant(&data_dir, || open(Limits::default()), c).await,
         other => other,
     };
-    let mut backend = match &cli.server {
-        Some(url) => Backend::Remote(remote::Client::new(url, remote::token(cli.token_file.as_deref())?, cli.server_cacert.as_deref())?),
-        None => {
-            if remote::Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {
-                anyhow::bail!(
-                    "a coffer server is running on the data directory {}: send commands to it with --server URL and a tenant's token",
-                    data_dir.display()
-                );
-            }
+    if cli.server.is_none() && Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {
+        bail!(
+            "a coffer server is running on the data directory {}: send commands to it with --server URL and a tenant's token",
+            data_dir.display()
+        );
+    }
+    match (&cli.server, command) {
+        (Some(_), Command::Plugin(_)) => bail!("`plugin` runs on the server's host, against its data directory; leave out --server"),
+        (None, Command::Plugin(c)) => return plugins::plugin(&mut open(Limits::default()).await?, c).await,
+        (Some(url), c) => {
+            let client = Client::new(url, &token(cli.token_file.as_deref())?, cli.server_cacert.as_deref()).map_err(worded::client)?;
+            tenant_command(&RemoteTenant(client), &cli.namespace, c).await
+        }
+        (None, c) => {
             let coffer = open(Limits::default()).await?;
             // This process holds the state now: what is InProgress was left by one that died.
             let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command).await?;
             if backups + restores > 0 {
                 tracing::warn!(backups, restores, "set straight backups and restores left InProgress by a process that ended");
             }
-            Backend::Local { coffer: Box::new(coffer), default_snapshot_locations }
+            let tenant = Tenant::single_user(cli.namespace.as_str());
+            let local = LocalTenant::new(Arc::new(coffer), tenant, default_snapshot_locations, Host::Command);
+            tenant_command(&local, &cli.namespace, c).await
         }
-    };
-    let ns = cli.namespace.as_str();
-    match command {
-        Command::Backup(c) => backups::backup(&backend, ns, c).await,
-        Command::Restore(c) => backups::restore(&backend, ns, c).await,
-        Command::BackupLocation(c) => locations::backup_location(&backend, ns, c).await,
-        Command::SnapshotLocation(c) => locations::snapshot_location(&backend, ns, c).await,
-        Command::Secret(c) => secrets::secret(&backend, ns, c).await,
-        Command::Schedule(c) => schedules::schedule(&backend, ns, c).await,
-        Command::Plugin(c) => plugins::plugin(backend.local("plugin")?, c).await,
-        Command::Tenant(_) | Command::Server(_) => unreachable!("handled above"),
     }
+}
+
+/// Runs a tenant's command on `api`, as `ns`.
+async fn tenant_command(api: &dyn TenantApi, ns: &str, command: Command) -> Result<()> {
+    let done = match command {
+        Command::Backup(c) => backups::backup(api, ns, c).await,
+        Command::Restore(c) => backups::restore(api, ns, c).await,
+        Command::BackupLocation(c) => locations::backup_location(api, ns, c).await,
+        Command::SnapshotLocation(c) => locations::snapshot_location(api, ns, c).await,
+        Command::Secret(c) => secrets::secret(api, c).await,
+        Command::Schedule(c) => schedules::schedule(api, ns, c).await,
+        Command::Plugin(_) | Command::Tenant(_) | Command::Server(_) => unreachable!("handled before"),
+    };
+    done.map_err(worded::error)
+}
+
+/// The token: `COFFER_TOKEN`, else the file `--token-file` (or `COFFER_TOKEN_FILE`) names.
+fn token(token_file: Option<&Path>) -> Result<SecretBytes> {
+    if let Some(t) = std::env::var_os("COFFER_TOKEN").filter(|t| !t.is_empty()) {
+        return Ok(SecretBytes::new(t.into_encoded_bytes()));
+    }
+    let Some(file) = token_file else {
+        bail!("--server needs a token: set COFFER_TOKEN or pass --token-file (create one with `coffer tenant token create` on the server host)")
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("--token-file {}", file.display()))?;
+    Ok(SecretBytes::new(text.trim().as_bytes().to_vec()))
+}
+
+/// The objects `get` finds for each of `names`, in order; the first that is missing fails.
+async fn named<'a, T, F>(names: &'a [String], get: impl Fn(&'a str) -> F) -> Result<Vec<T>, coffer::api::ApiError>
+where
+    F: std::future::Future<Output = Result<T, coffer::api::ApiError>>,
+{
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        found.push(get(name).await?);
+    }
+    Ok(found)
 }

@@ -2,12 +2,13 @@
 
 use anyhow::{Result, bail};
 
+use coffer::api::{SchedulePatch, TenantApi};
 use coffer::model::API_VERSION;
-use coffer::schedules::{NewSchedule, Schedule};
+use coffer::schedules::{SOURCE_ANNOTATION, Schedule, ScheduleSpec};
 
 use super::args::{OutputFormat, ScheduleCommand};
-use super::backend::Backend;
-use super::backups::backup_spec;
+use super::backups::{annotated, backup_spec};
+use super::named;
 use super::output::{Table, print_documents, timestamp};
 
 fn print_schedules(format: OutputFormat, items: &[Schedule], single: bool) -> Result<()> {
@@ -31,47 +32,46 @@ fn print_schedules(format: OutputFormat, items: &[Schedule], single: bool) -> Re
 }
 
 /// Runs a `schedule` command.
-pub async fn schedule(backend: &Backend, ns: &str, command: ScheduleCommand) -> Result<()> {
+pub async fn schedule(api: &dyn TenantApi, ns: &str, command: ScheduleCommand) -> Result<()> {
     match command {
         ScheduleCommand::Create(args) => {
             if args.backup.wait {
                 bail!("--wait applies to `backup create`; a schedule's backups run on their own (see `coffer backup get`)");
             }
             let (template, labels) = backup_spec(&args.backup)?;
-            let new = NewSchedule {
-                name: args.backup.name.clone(),
-                schedule: args.schedule,
-                template,
-                source: args.backup.source.clone(),
-                labels,
-                paused: args.paused,
-                skip_immediately: args.skip_immediately,
+            let object = Schedule {
+                api_version: API_VERSION.into(),
+                kind: "Schedule".into(),
+                metadata: annotated(ns, &args.backup.name, labels, SOURCE_ANNOTATION, &args.backup.source),
+                spec: ScheduleSpec { schedule: args.schedule, template, paused: args.paused, skip_immediately: args.skip_immediately.then_some(true) },
+                status: Default::default(),
             };
-            let created = backend.schedule_create(ns, new).await?;
+            let created = api.create_schedule(object).await?;
             println!("Schedule {:?} created successfully.", created.metadata.meta.name);
             Ok(())
         }
         ScheduleCommand::Get(args) => {
-            let found = backend.schedule_get(ns, &args.names).await?;
+            let found = if args.names.is_empty() { api.list_schedules().await? } else { named(&args.names, |n| api.get_schedule(n)).await? };
             print_schedules(args.output.format, &found, args.names.len() == 1)
         }
         ScheduleCommand::Pause(args) => {
             for name in &args.names {
-                backend.schedule_pause(ns, name, true).await?;
+                api.change_schedule(name, SchedulePatch { paused: true }).await?;
                 println!("Schedule {name:?} paused.");
             }
             Ok(())
         }
         ScheduleCommand::Unpause(args) => {
             for name in &args.names {
-                backend.schedule_pause(ns, name, false).await?;
+                api.change_schedule(name, SchedulePatch { paused: false }).await?;
                 println!("Schedule {name:?} unpaused.");
             }
             Ok(())
         }
         ScheduleCommand::Delete(args) => {
-            backend.schedule_delete(ns, &args.names).await?;
+            named(&args.names, |n| api.get_schedule(n)).await?;
             for name in &args.names {
+                api.delete_schedule(name).await?;
                 println!("Schedule {name:?} deleted; its backups are kept.");
             }
             Ok(())

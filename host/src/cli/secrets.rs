@@ -2,28 +2,29 @@
 
 use anyhow::Result;
 
+use coffer::api::{SecretBody, TenantApi};
+
 use super::args::{OutputFormat, SecretCommand};
-use super::backend::Backend;
 use super::output::{Table, print_documents, timestamp};
-use super::parse;
+use super::{named, parse};
 
 /// Runs a `secret` command.
-pub async fn secret(backend: &Backend, ns: &str, command: SecretCommand) -> Result<()> {
+pub async fn secret(api: &dyn TenantApi, command: SecretCommand) -> Result<()> {
     match command {
         SecretCommand::Create(args) => {
             let values = args.from_file.iter().map(|spec| parse::from_file(spec)).collect::<Result<Vec<_>>>()?;
-            let created = backend.secret_put(ns, &args.name, values, false).await?;
+            let created = api.create_secret(SecretBody::new(&args.name, values)).await?;
             println!("Secret {:?} created with keys: {}.", args.name, created.keys.join(", "));
             Ok(())
         }
         SecretCommand::Set(args) => {
             let values = args.from_file.iter().map(|spec| parse::from_file(spec)).collect::<Result<Vec<_>>>()?;
-            let set = backend.secret_put(ns, &args.name, values, true).await?;
+            let set = api.replace_secret(&args.name, SecretBody::new(&args.name, values)).await?;
             println!("Secret {:?} updated; it has keys: {}.", args.name, set.keys.join(", "));
             Ok(())
         }
         SecretCommand::Get(args) => {
-            let found = backend.secret_get(ns, &args.names).await?;
+            let found = if args.names.is_empty() { api.list_secrets().await? } else { named(&args.names, |n| api.get_secret(n)).await? };
             if args.output.format != OutputFormat::Table {
                 return print_documents(args.output.format, "v1", "Secret", &found, args.names.len() == 1);
             }
@@ -34,8 +35,9 @@ pub async fn secret(backend: &Backend, ns: &str, command: SecretCommand) -> Resu
             table.print()
         }
         SecretCommand::Delete(args) => {
-            backend.secret_delete(ns, &args.names).await?;
+            named(&args.names, |n| api.get_secret(n)).await?;
             for name in &args.names {
+                api.delete_secret(name).await?;
                 println!("Secret {name:?} deleted successfully.");
             }
             Ok(())

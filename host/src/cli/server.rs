@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use coffer::coffer::Coffer;
 use coffer::controllers::Settings;
 use coffer::sandbox::{Allowance, Limits, Reach};
-use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, JobLimits, Listeners, TlsFiles, TlsListener};
+use coffer::jobs::JobLimits;
+use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, Listeners, TlsFiles, TlsListener};
 
 use super::args::ServerArgs;
 use super::parse;

@@ -2,58 +2,17 @@
 //! socket, or on the data directory when no server holds it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 
+use coffer::api::{Client, LocalOperator, OperatorApi, QuotaBody};
 use coffer::coffer::Coffer;
-use coffer::server::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
-use coffer::quotas::{self, TenantQuota};
-use coffer::tenants::{self, ApiToken};
+use coffer::server::ADMIN_SOCKET;
 
 use super::args::{QuotaArgs, TenantCommand, TokenCommand};
 use super::output::{Table, timestamp};
 use super::parse;
-use super::remote::{Client, segment};
-
-/// Where tenant commands run.
-enum Admin {
-    Local(Box<Coffer>),
-    Server(Client),
-}
-
-impl Admin {
-    async fn create_token(&self, tenant: &str, name: &str) -> Result<String> {
-        match self {
-            Admin::Local(c) => Ok(String::from_utf8_lossy(tenants::create_token(c, tenant, name)?.0.expose()).into_owned()),
-            Admin::Server(c) => {
-                let created: CreatedToken =
-                    c.json("POST", &format!("/admin/tenants/{}/tokens", segment(tenant)), Some(&NewToken { name: name.into() })).await?;
-                Ok(created.token)
-            }
-        }
-    }
-
-    async fn list_tokens(&self, tenant: &str) -> Result<Vec<ApiToken>> {
-        match self {
-            Admin::Local(c) => Ok(tenants::list_tokens(c, tenant)?),
-            Admin::Server(c) => c.json("GET", &format!("/admin/tenants/{}/tokens", segment(tenant)), None::<&()>).await,
-        }
-    }
-
-    async fn revoke_token(&self, tenant: &str, name: &str) -> Result<()> {
-        match self {
-            Admin::Local(c) => Ok(tenants::revoke_token(c, tenant, name)?),
-            Admin::Server(c) => c.call("DELETE", &format!("/admin/tenants/{}/tokens/{}", segment(tenant), segment(name))).await,
-        }
-    }
-
-    async fn set_quota(&self, tenant: &str, q: QuotaBody) -> Result<TenantQuota> {
-        match self {
-            Admin::Local(c) => Ok(quotas::set_quota(c, tenant, q.concurrent_calls, q.memory_bytes, q.call_deadline)?),
-            Admin::Server(c) => c.json("PUT", &format!("/admin/tenants/{}/quota", segment(tenant)), Some(&q)).await,
-        }
-    }
-}
 
 /// Runs a `tenant` command against the server running on `data_dir`, or else the data
 /// directory itself (opened with `open`).
@@ -61,13 +20,13 @@ pub async fn tenant<F>(data_dir: &Path, open: impl FnOnce() -> F, command: Tenan
 where
     F: std::future::Future<Output = Result<Coffer>>,
 {
-    let admin = match Client::operator(&data_dir.join(ADMIN_SOCKET)).await {
-        Some(client) => Admin::Server(client),
-        None => Admin::Local(Box::new(open().await?)),
+    let admin: Box<dyn OperatorApi> = match Client::operator(&data_dir.join(ADMIN_SOCKET)).await {
+        Some(client) => Box::new(client),
+        None => Box::new(LocalOperator(Arc::new(open().await?))),
     };
     match command {
         TenantCommand::Token(TokenCommand::Create(args)) => {
-            let token = admin.create_token(&args.tenant, &args.name).await?;
+            let token = admin.create_token(&args.tenant, &args.name).await?.token;
             eprintln!("Token {:?} created for tenant {:?}. It is shown only now; keep it secret:", args.name, args.tenant);
             // The one place a token is revealed: to the operator who asked for it.
             println!("{token}");
@@ -85,11 +44,11 @@ where
             println!("Token {:?} of tenant {:?} revoked.", args.name, args.tenant);
             Ok(())
         }
-        TenantCommand::Quota(args) => quota(&admin, args).await,
+        TenantCommand::Quota(args) => quota(admin.as_ref(), args).await,
     }
 }
 
-async fn quota(admin: &Admin, args: QuotaArgs) -> Result<()> {
+async fn quota(admin: &dyn OperatorApi, args: QuotaArgs) -> Result<()> {
     let body = QuotaBody {
         concurrent_calls: args.concurrent_calls,
         memory_bytes: args.memory.as_deref().map(|m| parse::size("memory", m)).transpose()?,

@@ -41,7 +41,7 @@ pub struct Settings {
     /// Limits on the API's connections.
     pub connections: crate::server::ConnectionLimits,
     /// Backups and restores at once.
-    pub jobs: crate::server::JobLimits,
+    pub jobs: crate::jobs::JobLimits,
 }
 
 impl Default for Settings {
@@ -52,7 +52,7 @@ impl Default for Settings {
             gc_frequency: Duration::from_secs(3600),
             default_snapshot_locations: BTreeMap::new(),
             connections: crate::server::ConnectionLimits::default(),
-            jobs: crate::server::JobLimits::default(),
+            jobs: crate::jobs::JobLimits::default(),
         }
     }
 }
@@ -79,7 +79,7 @@ pub struct Counters {
 /// The controllers of one server.
 pub struct Controllers {
     coffer: Arc<Coffer>,
-    jobs: Arc<crate::server::Jobs>,
+    jobs: Arc<crate::jobs::Jobs>,
     settings: Settings,
     counters: Arc<Counters>,
     busy: Arc<Mutex<HashSet<String>>>,
@@ -89,7 +89,7 @@ pub struct Controllers {
 
 impl Controllers {
     /// Controllers for `coffer`; scheduled backups take their turns among `jobs`.
-    pub fn new(coffer: Arc<Coffer>, settings: Settings, jobs: Arc<crate::server::Jobs>) -> Self {
+    pub fn new(coffer: Arc<Coffer>, settings: Settings, jobs: Arc<crate::jobs::Jobs>) -> Self {
         Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None }
     }
 

@@ -42,9 +42,7 @@ fn directories_of(coffer: &Coffer, paths: &PathRoot, location: String, provider:
 
 /// Where the paths of `namespace`'s locations resolve.
 pub(super) fn tenant_paths(coffer: &Coffer, namespace: &str) -> Result<PathRoot, LocationError> {
-    coffer
-        .path_root(namespace)
-        .map_err(|e| LocationError::InvalidField { field: "tenant directory".into(), reason: e.to_string() })
+    Ok(coffer.tenant(namespace)?.paths().clone())
 }
 
 /// Every directory of every location in `namespace`.

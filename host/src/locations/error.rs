@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::confine::PathError;
 use crate::keyring::KeyringError;
 use crate::object::ObjectError;
 use crate::plugins::PluginError;
@@ -65,6 +66,9 @@ pub enum LocationError {
     /// The bucket holds something other than Velero's layout.
     #[error("{0}")]
     Layout(String),
+    /// A path the tenant named cannot be used.
+    #[error(transparent)]
+    Path(#[from] PathError),
     /// The state failed.
     #[error(transparent)]
     State(#[from] StateError),

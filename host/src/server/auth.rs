@@ -1,34 +1,31 @@
 //! Who is asking: the tenant an `Authorization: Bearer <token>` header names. Every API
-//! route takes a [`Tenant`], so none can run without one, and the tenant is never taken from
-//! the request's path or body. A client address that sends too many bad tokens is refused
-//! for a while.
+//! route takes the [`Calls`] of that tenant, so none can run without one, and the tenant is
+//! never taken from the request's path or body. A client address that sends too many bad
+//! tokens is refused for a while.
 
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 
-use super::error::ApiError;
 use super::AppState;
-use crate::tenants::authenticate;
+use super::error::ApiError;
+use crate::api::{Host, LocalTenant, Reason};
+use crate::tokens::authenticate;
 
-/// The tenant (namespace) a request acts as.
-#[derive(Debug, Clone)]
-pub struct Tenant(pub String);
+/// The calls of the tenant a request acts as, on the engine.
+pub struct Calls(pub LocalTenant);
 
-impl FromRequestParts<Arc<AppState>> for Tenant {
+impl FromRequestParts<Arc<AppState>> for Calls {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let client = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         if let Some(Err(wait)) = client.map(|ip| state.failed_tokens.check(ip)) {
-            return Err(ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: format!("too many requests with bad tokens from this address; try again in {} s", wait.as_secs() + 1),
-            });
+            let message = format!("too many requests with bad tokens from this address; try again in {} s", wait.as_secs() + 1);
+            return Err(ApiError::new(Reason::TooManyRequests, message));
         }
-        let unauthorized = |message: &str| ApiError { status: StatusCode::UNAUTHORIZED, message: message.into() };
+        let unauthorized = |message: &str| ApiError::new(Reason::Unauthorized, message);
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -39,7 +36,11 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
         match authenticate(&state.coffer, token.trim()) {
-            Ok(Some(tenant)) => Ok(Tenant(tenant)),
+            Ok(Some(tenant)) => {
+                let tenant = state.coffer.tenant(&tenant)?;
+                let host = Host::Server(state.jobs.clone());
+                Ok(Calls(LocalTenant::new(state.coffer.clone(), tenant, state.default_snapshot_locations.clone(), host)))
+            }
             Ok(None) => {
                 // A token that was presented and is wrong counts as a guess.
                 if let Some(ip) = client {
@@ -47,7 +48,7 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
                 }
                 Err(unauthorized("the token is not valid (unknown or revoked)"))
             }
-            Err(e) => Err(ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -7,15 +7,11 @@
 //! a separate listener for the operator.
 
 mod admin;
-mod api_backups;
-mod api_locations;
-mod api_schedules;
-mod api_secrets;
 mod auth;
 mod connections;
 mod error;
-mod jobs;
 mod metrics;
+mod tenant_routes;
 mod throttle;
 mod tls;
 
@@ -30,18 +26,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-pub use admin::{ADMIN_SOCKET, CreatedToken, NewToken, QuotaBody};
-pub use auth::Tenant;
+pub use admin::ADMIN_SOCKET;
+pub use auth::Calls;
 pub use connections::ConnectionLimits;
-pub use error::ApiError;
-pub use jobs::{JobLimits, Jobs};
 pub use tls::{TlsError, TlsFiles, TlsListener};
 
+use crate::api::{ApiError, OPENAPI, Reason, routes};
 use crate::coffer::Coffer;
 use crate::controllers::{Controllers, Counters, Settings};
-
-/// The API's OpenAPI document.
-pub const OPENAPI: &str = include_str!("openapi.json");
+use crate::jobs::Jobs;
 
 /// What the handlers share.
 pub struct AppState {
@@ -59,31 +52,29 @@ pub struct AppState {
 
 /// The API's routes.
 pub fn router(state: Arc<AppState>) -> Router {
-    use api_backups::*;
-    use api_locations::*;
-    use api_schedules::*;
-    use api_secrets::*;
+    use routes::*;
+    use tenant_routes::*;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .route("/v1/whoami", get(|Tenant(ns): Tenant| async move { axum::Json(serde_json::json!({ "tenant": ns })) }))
-        .route("/v1/backup-storage-locations", get(list_bsls).post(create_bsl))
-        .route("/v1/backup-storage-locations/{name}", get(get_bsl).patch(patch_bsl).delete(delete_bsl))
-        .route("/v1/volume-snapshot-locations", get(list_vsls).post(create_vsl))
-        .route("/v1/volume-snapshot-locations/{name}", get(get_vsl).patch(patch_vsl).delete(delete_vsl))
-        .route("/v1/secrets", get(list_secrets).post(create_secret))
-        .route("/v1/secrets/{name}", get(get_secret).put(put_secret).delete(delete_secret))
-        .route("/v1/backups", get(list_backups).post(create_backup))
-        .route("/v1/backups/{name}", get(get_backup).delete(delete_backup))
-        .route("/v1/backups/{name}/logs", get(backup_logs))
-        .route("/v1/backups/{name}/details", get(backup_details))
-        .route("/v1/backups/{name}/download", get(download_backup))
-        .route("/v1/restores", get(list_restores).post(create_restore))
-        .route("/v1/restores/{name}", get(get_restore))
-        .route("/v1/restores/{name}/logs", get(restore_logs))
-        .route("/v1/schedules", get(list_schedules).post(create_schedule))
-        .route("/v1/schedules/{name}", get(get_schedule).patch(patch_schedule).delete(delete_schedule))
-        .fallback(|| async { ApiError { status: StatusCode::NOT_FOUND, message: "no such route; see /openapi.json".into() } })
+        .route(WHOAMI, get(whoami))
+        .route(BACKUP_STORAGE_LOCATIONS, get(list_bsls).post(create_bsl))
+        .route(BACKUP_STORAGE_LOCATION, get(get_bsl).patch(patch_bsl).delete(delete_bsl))
+        .route(VOLUME_SNAPSHOT_LOCATIONS, get(list_vsls).post(create_vsl))
+        .route(VOLUME_SNAPSHOT_LOCATION, get(get_vsl).patch(patch_vsl).delete(delete_vsl))
+        .route(SECRETS, get(list_secrets).post(create_secret))
+        .route(SECRET, get(get_secret).put(put_secret).delete(delete_secret))
+        .route(BACKUPS, get(list_backups).post(create_backup))
+        .route(BACKUP, get(get_backup).delete(delete_backup))
+        .route(BACKUP_LOGS, get(backup_logs))
+        .route(BACKUP_DETAILS, get(backup_details))
+        .route(BACKUP_DOWNLOAD, get(download_backup))
+        .route(RESTORES, get(list_restores).post(create_restore))
+        .route(RESTORE, get(get_restore))
+        .route(RESTORE_LOGS, get(restore_logs))
+        .route(SCHEDULES, get(list_schedules).post(create_schedule))
+        .route(SCHEDULE, get(get_schedule).patch(patch_schedule).delete(delete_schedule))
+        .fallback(|| async { ApiError::new(Reason::NotFound, "no such route; see /openapi.json") })
         .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
 }
@@ -111,7 +102,7 @@ async fn catch_panic(request: axum::extract::Request, next: axum::middleware::Ne
         Err(panic) => {
             let what = panic.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
             tracing::error!(route, "a request's handler panicked: {what}");
-            ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "internal error (logged on the server)".into() }.into_response()
+            ApiError::new(Reason::InternalError, "internal error (logged on the server)").into_response()
         }
     }
 }

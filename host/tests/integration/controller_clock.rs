@@ -13,7 +13,7 @@ use coffer::locations;
 use coffer::model::{BackupSpec, Phase, now};
 use coffer::sandbox::Limits;
 use coffer::schedules::{self, NewSchedule};
-use coffer::server::{JobLimits, Jobs};
+use coffer::jobs::{JobLimits, Jobs};
 
 use crate::common::{dir, filesystem_bsl};
 

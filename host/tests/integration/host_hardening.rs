@@ -190,9 +190,10 @@ async fn a_location_directory_is_mounted_from_the_handle_checked() {
     let (acme, globex) = (host.home("acme"), host.home("globex"));
     let sb = sandbox(Limits::default());
     let fs = load(&sb, coffer::embedded::FILESYSTEM).await;
-    let paths = host.coffer.path_root("acme").unwrap();
+    let acme_tenant = host.coffer.tenant("acme").unwrap();
+    let paths = acme_tenant.paths();
     let config = BTreeMap::from([("root".to_owned(), s(&acme.join("store")))]);
-    let grants = grants_for("bsl acme", fs.manifest(), config, None, &paths).unwrap();
+    let grants = grants_for("bsl acme", fs.manifest(), config, None, paths).unwrap();
     let globex_before = tree(&globex);
 
     // Between the check and every instantiation, the directory is exchanged for a link to the
@@ -208,10 +209,10 @@ async fn a_location_directory_is_mounted_from_the_handle_checked() {
 
     // Named now, the link is refused: it leads out of acme's tree.
     let config = BTreeMap::from([("root".to_owned(), s(&acme.join("store")))]);
-    let err = grants_for("bsl acme", fs.manifest(), config, None, &paths).unwrap_err().to_string();
+    let err = grants_for("bsl acme", fs.manifest(), config, None, paths).unwrap_err().to_string();
     assert!(err.contains("outside") && err.contains("\"root\""), "{err}");
     let config = BTreeMap::from([("root".to_owned(), s(&globex.join("store")))]);
-    assert!(grants_for("bsl acme", fs.manifest(), config, None, &paths).unwrap_err().to_string().contains("outside"));
+    assert!(grants_for("bsl acme", fs.manifest(), config, None, paths).unwrap_err().to_string().contains("outside"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -294,7 +295,7 @@ async fn the_data_directory_is_private() {
     let data = tmp.path().join("data");
     let mut coffer = Coffer::open(&data, Limits::default()).await.unwrap();
     coffer.confine_tenants(&data.join("tenants")).unwrap();
-    coffer.path_root("acme").unwrap();
+    coffer.tenant("acme").unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("coffer.redb")), 0o600);

@@ -1,4 +1,4 @@
-//! Tenants of a shared host: API tokens, each belonging to one tenant (namespace). Tokens are
+//! API tokens of a shared host, each belonging to one tenant (namespace). Tokens are
 //! shown once and stored only as their SHA-256. (Tenants' quotas are in [`crate::quotas`].)
 
 use base64::Engine as _;
