@@ -1,7 +1,6 @@
 //! One tenant as the library serves it: the namespace its objects live in and the tree the
-//! paths it names resolve in. Every call of the service layer goes through one (see
-//! [`crate::api::LocalTenant`]); a single user's command line is the trivial tenant, whose
-//! paths are the user's own.
+//! paths it names resolve in. Every call of the service layer goes through one; a single
+//! user's command line is the trivial tenant, whose paths are the user's own.
 
 use std::path::Path;
 

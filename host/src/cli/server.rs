@@ -8,10 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use coffer::coffer::Coffer;
-use coffer::controllers::Settings;
 use coffer::sandbox::{Allowance, Limits, Reach};
 use coffer::jobs::JobLimits;
-use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, Listeners, TlsFiles, TlsListener};
+use coffer::server::{ADMIN_SOCKET, ApiListener, ConnectionLimits, Listeners, Settings, TlsFiles, TlsListener};
 
 use super::args::ServerArgs;
 use super::parse;
@@ -58,16 +57,20 @@ pub async fn serve<F: Future<Output = Result<Coffer>>>(
         );
         Ok(period)
     };
+    let drain = parse::duration("shutdown-grace", Some(&args.shutdown_grace))?.unwrap_or_default();
     let settings = Settings {
-        tick,
-        backup_sync_period: period("backup-sync-period", &args.backup_sync_period)?,
-        gc_frequency: period("garbage-collection-frequency", &args.garbage_collection_frequency)?,
-        default_snapshot_locations,
+        controllers: coffer::controllers::Settings {
+            tick,
+            backup_sync_period: period("backup-sync-period", &args.backup_sync_period)?,
+            gc_frequency: period("garbage-collection-frequency", &args.garbage_collection_frequency)?,
+            default_snapshot_locations,
+            drain,
+        },
         jobs: JobLimits { concurrent: args.concurrent_backups.max(1), per_tenant: args.tenant_concurrent_backups.max(1) },
         connections: ConnectionLimits {
             max_connections: args.max_connections.max(1),
             header_timeout: parse::positive_duration("request-header-timeout", &args.request_header_timeout)?,
-            drain: parse::duration("shutdown-grace", Some(&args.shutdown_grace))?.unwrap_or_default(),
+            drain,
         },
     };
     let allowances = args

@@ -38,10 +38,8 @@ pub struct Settings {
     pub gc_frequency: Duration,
     /// `--default-volume-snapshot-locations`, for scheduled backups.
     pub default_snapshot_locations: BTreeMap<String, String>,
-    /// Limits on the API's connections.
-    pub connections: crate::server::ConnectionLimits,
-    /// Backups and restores at once.
-    pub jobs: crate::jobs::JobLimits,
+    /// How long work still running at shutdown is waited for.
+    pub drain: Duration,
 }
 
 impl Default for Settings {
@@ -51,8 +49,7 @@ impl Default for Settings {
             backup_sync_period: Duration::from_secs(60),
             gc_frequency: Duration::from_secs(3600),
             default_snapshot_locations: BTreeMap::new(),
-            connections: crate::server::ConnectionLimits::default(),
-            jobs: crate::jobs::JobLimits::default(),
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -116,7 +113,7 @@ impl Controllers {
         }
         // Work still running gets the drain time, then is dropped: what it left InProgress
         // is set straight at the next start, as after a crash.
-        let drain = self.settings.connections.drain;
+        let drain = self.settings.drain;
         let finished = tokio::time::timeout(drain, async { while self.tasks.join_next().await.is_some() {} }).await;
         if finished.is_err() {
             tracing::warn!(running = self.tasks.len(), "stopped waiting for running work after {drain:?}");

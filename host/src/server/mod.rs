@@ -2,7 +2,7 @@
 //! `/openapi.json`) over the same engine the CLI uses, with the controllers running beside it.
 //!
 //! Tenants are namespaces. Every API route acts as the tenant its bearer token belongs to
-//! (see [`crate::tenants`]); no route takes a namespace from the request, so a tenant cannot
+//! (see [`crate::tokens`]); no route takes a namespace from the request, so a tenant cannot
 //! name another's objects. Paths a tenant gives are inside its own directory. Metrics are on
 //! a separate listener for the operator.
 
@@ -33,7 +33,8 @@ pub use tls::{TlsError, TlsFiles, TlsListener};
 
 use crate::api::{ApiError, OPENAPI, Reason, routes};
 use crate::coffer::Coffer;
-use crate::controllers::{Controllers, Counters, Settings};
+use crate::controllers::{self, Controllers, Counters};
+use crate::jobs::JobLimits;
 use crate::jobs::Jobs;
 
 /// What the handlers share.
@@ -118,6 +119,17 @@ fn metrics_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// How a server runs.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Its controllers.
+    pub controllers: controllers::Settings,
+    /// Limits on the API's connections.
+    pub connections: ConnectionLimits,
+    /// Backups and restores at once.
+    pub jobs: JobLimits,
+}
+
 /// Where the tenants' API is served.
 pub enum ApiListener {
     /// Plain HTTP (loopback, or the operator said `--insecure-listen`).
@@ -149,10 +161,10 @@ pub async fn serve(
         tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
     }
     let jobs = Arc::new(Jobs::new(settings.jobs.clone(), 2)?);
-    let controllers = Controllers::new(coffer.clone(), settings.clone(), jobs.clone());
+    let controllers = Controllers::new(coffer.clone(), settings.controllers.clone(), jobs.clone());
     let state = Arc::new(AppState {
         coffer,
-        default_snapshot_locations: settings.default_snapshot_locations,
+        default_snapshot_locations: settings.controllers.default_snapshot_locations,
         counters: controllers.counters(),
         failed_tokens: throttle::FailedTokens::default(),
         jobs,

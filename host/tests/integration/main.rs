@@ -1,6 +1,7 @@
 //! Coffer's integration tests: one binary, a fresh temporary directory per test.
 
 mod common;
+mod confinement;
 mod conformance;
 mod controller_clock;
 mod azure;
@@ -12,6 +13,7 @@ mod disk_full;
 mod ebs;
 mod gcs;
 mod host_hardening;
+mod layering;
 mod hostile_tenants;
 mod local_snapshots;
 mod quotas;
