@@ -6,7 +6,7 @@ mod conformance;
 mod controller_clock;
 mod azure;
 mod backups;
-mod cli_backups;
+mod cli_everywhere;
 mod cli_locations;
 mod credentials;
 mod disk_full;
