@@ -39,7 +39,7 @@ impl Plugin {
 #[non_exhaustive]
 pub enum PluginError {
     /// No plugin has that name.
-    #[error("unknown provider {provider:?}{resolved}; installed {kind} providers: {known}. Add one with `coffer plugin add FILE.wasm`", resolved = if provider == canonical { String::new() } else { format!(" (resolved as {canonical:?})") })]
+    #[error("unknown provider {provider:?}{resolved}; installed {kind} providers: {known}", resolved = if provider == canonical { String::new() } else { format!(" (resolved as {canonical:?})") })]
     UnknownProvider {
         /// The name as given.
         provider: String,

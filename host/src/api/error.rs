@@ -162,6 +162,7 @@ impl From<LocationError> for ApiError {
                 return ApiError::of(Reason::BadRequest, &e).at(field);
             }
             LocationError::Credential { .. } => return ApiError::of(Reason::BadRequest, &e).at("spec.credential"),
+            LocationError::Plugin { .. } => return ApiError::of(Reason::BadRequest, &e).at("spec.provider"),
             LocationError::Provider(_) => Reason::BadGateway,
             LocationError::Keyring(_) => Reason::InternalError,
             _ => Reason::BadRequest,

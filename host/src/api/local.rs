@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use super::error::ApiError;
 use super::service::{Download, Sink, TenantApi, Watch};
 use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
-use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, TARGET_ANNOTATION};
+use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, StartedRestore, TARGET_ANNOTATION};
 use crate::coffer::Coffer;
 use crate::jobs::Jobs;
 use crate::locations::{self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
-use crate::model::{Backup, BackupStorageLocation, Phase, Progress, Restore, VolumeSnapshotLocation};
+use crate::model::{Backup, BackupStorageLocation, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::{self, NewSchedule, Schedule};
 use crate::secrets::{self, SecretSummary};
 use crate::state::Resource;
@@ -105,21 +105,21 @@ impl LocalTenant {
 /// An accepted backup or restore, to run.
 enum Job {
     Backup(Box<StartedBackup>),
-    Restore { request: RestoreRequest, accepted: Box<Restore> },
+    Restore(Box<StartedRestore>),
 }
 
 impl Job {
     fn namespace(&self) -> &str {
         match self {
             Job::Backup(b) => &b.backup().metadata.meta.namespace,
-            Job::Restore { accepted, .. } => &accepted.metadata.meta.namespace,
+            Job::Restore(r) => &r.restore().metadata.meta.namespace,
         }
     }
 
     fn name(&self) -> &str {
         match self {
             Job::Backup(b) => &b.backup().metadata.meta.name,
-            Job::Restore { accepted, .. } => &accepted.metadata.meta.name,
+            Job::Restore(r) => &r.restore().metadata.meta.name,
         }
     }
 
@@ -128,7 +128,7 @@ impl Job {
         let (ns, name) = (self.namespace().to_owned(), self.name().to_owned());
         match self {
             Job::Backup(_) => Box::new(recorder(coffer, ns, name, |b: &mut Backup, p| b.status.progress = Some(p.clone()))),
-            Job::Restore { .. } => Box::new(recorder(coffer, ns, name, |r: &mut Restore, p| r.status.progress = Some(p.into()))),
+            Job::Restore(_) => Box::new(recorder(coffer, ns, name, |r: &mut Restore, p| r.status.progress = Some(p.into()))),
         }
     }
 
@@ -139,9 +139,8 @@ impl Job {
                 let ended = started.run(coffer, progress).await?;
                 tracing::info!(namespace = %ns, backup = %name, phase = ?ended.status.phase, "backup finished");
             }
-            Job::Restore { request, accepted } => {
-                let ns = accepted.metadata.meta.namespace.clone();
-                backup::run_restore(coffer, &ns, request, *accepted, progress).await?;
+            Job::Restore(started) => {
+                started.run(coffer, progress).await?;
             }
         }
         Ok(())
@@ -324,13 +323,13 @@ impl TenantApi for LocalTenant {
             target,
             restore_volumes: object.spec.restore_p_vs,
         };
-        let accepted = backup::accept_restore(&self.coffer, self.ns(), &request)?;
-        if accepted.status.phase != Some(Phase::InProgress) {
-            return Ok(accepted);
-        }
-        let name = request.name.clone();
-        if self.run(Job::Restore { request, accepted: Box::new(accepted.clone()) }, watch).await? {
-            return Ok(backup::get_restore(&self.coffer, self.ns(), &name)?);
+        let started = match backup::accept_restore(&self.coffer, self.ns(), request)? {
+            Accepted::Refused(refused) => return Ok(*refused),
+            Accepted::Started(started) => started,
+        };
+        let accepted = started.restore().clone();
+        if self.run(Job::Restore(started), watch).await? {
+            return Ok(backup::get_restore(&self.coffer, self.ns(), &accepted.metadata.meta.name)?);
         }
         Ok(accepted)
     }

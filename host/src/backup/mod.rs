@@ -27,8 +27,8 @@ pub use layout::Layout;
 pub use manifests::{ManifestError, read_manifests};
 pub use recover::recover_backup;
 pub use read::{BackupDetails, backup_details, backup_log, download_backup, downloadable, restore_log};
-pub use restore::{RestoreRequest, TARGET_ANNOTATION, accept_restore, create_restore, run_restore};
-pub use run::{Accepted, BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup};
+pub use restore::{RestoreRequest, StartedRestore, TARGET_ANNOTATION, accept_restore, create_restore};
+pub use run::{BackupRequest, SOURCE_ANNOTATION, StartedBackup, accept_backup, create_backup};
 pub use run_log::{Messages, RunLog};
 pub use selection::{Resolved, SERVER_DEFAULT_BSL, parse_default_snapshot_locations, resolve_locations};
 pub use selector::parse_selector;
@@ -81,6 +81,17 @@ pub enum BackupError {
         /// Why.
         reason: String,
     },
+}
+
+/// A backup or restore request once checked and recorded: refused (recorded
+/// `FailedValidation`, and nothing more happens), or started (recorded `InProgress`, ready to
+/// run to its end).
+#[derive(Debug)]
+pub enum Accepted<Object, Run> {
+    /// Recorded as `FailedValidation`.
+    Refused(Box<Object>),
+    /// Recorded as `InProgress`; its `run` does the work.
+    Started(Box<Run>),
 }
 
 /// The backup `name` in `namespace`, or an error naming it.

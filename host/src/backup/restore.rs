@@ -13,7 +13,7 @@ use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::snapshots::VolumeSnapshot;
 use super::tarball::{Limits, item_path, visit_tarball};
-use super::{BackupError, fetch_gz, get_backup, storage_location_of};
+use super::{Accepted, BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
 use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
@@ -74,17 +74,22 @@ pub async fn create_restore(
     request: RestoreRequest,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Restore, BackupError> {
-    let restore = accept_restore(coffer, namespace, &request)?;
-    if restore.status.phase != Some(Phase::InProgress) {
-        return Ok(restore);
+    match accept_restore(coffer, namespace, request)? {
+        Accepted::Refused(restore) => Ok(*restore),
+        Accepted::Started(run) => run.run(coffer, progress).await,
     }
-    run_restore(coffer, namespace, request, restore, progress).await
+}
+
+/// A restore recorded `InProgress`, not yet run.
+#[derive(Debug)]
+pub struct StartedRestore {
+    restore: Restore,
+    request: RestoreRequest,
 }
 
 /// Checks a restore request and records it, `FailedValidation` with every problem or
-/// `InProgress`; [`run_restore`] then does the work. Fails (recording nothing) when the name
-/// is invalid or taken.
-pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Restore, BackupError> {
+/// `InProgress`, ready to run. Fails (recording nothing) when the name is invalid or taken.
+pub fn accept_restore(coffer: &Coffer, namespace: &str, request: RestoreRequest) -> Result<Accepted<Restore, StartedRestore>, BackupError> {
     validate_name("restore", &request.name)?;
     let mut restore = Restore {
         api_version: API_VERSION.into(),
@@ -96,7 +101,7 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest
         spec: RestoreSpec { backup_name: request.backup.clone(), restore_p_vs: request.restore_volumes },
         status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
     };
-    let errors = validate(coffer, namespace, request)?;
+    let errors = validate(coffer, namespace, &request)?;
     coffer.state.write(|txn| {
         if txn.get::<Restore>(namespace, &request.name)?.is_some() {
             return Err(BackupError::Object(ObjectError::already_exists("restore", &request.name)));
@@ -110,42 +115,45 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, request: &RestoreRequest
         }
         Ok(txn.put(&restore)?)
     })?;
-    Ok(restore)
+    Ok(if errors.is_empty() { Accepted::Started(Box::new(StartedRestore { restore, request })) } else { Accepted::Refused(Box::new(restore)) })
 }
 
-/// Runs a restore [`accept_restore`] recorded `InProgress`, to its end.
-pub async fn run_restore(
-    coffer: &Coffer,
-    namespace: &str,
-    request: RestoreRequest,
-    mut restore: Restore,
-    progress: &mut (dyn FnMut(&Progress) + Send),
-) -> Result<Restore, BackupError> {
-    let backup = get_backup(coffer, namespace, &request.backup)?;
-    let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
-    let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;
-    if let Err(reason) = outcome {
-        log.error(Scope::Run, reason.clone());
-        restore.status.phase = Some(Phase::Failed);
-        restore.status.failure_reason = reason;
+impl StartedRestore {
+    /// The record as it stands (`InProgress`).
+    pub fn restore(&self) -> &Restore {
+        &self.restore
     }
-    restore.status.errors = log.error_count();
-    restore.status.warnings = log.warning_count();
-    restore.status.completion_timestamp = Some(now());
-    // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero);
-    // a log that cannot go there is kept in the state.
-    let uploaded = upload_files(coffer, namespace, &backup, &request.name, &log).await;
-    if let Err(e) = &uploaded {
-        tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
-    }
-    coffer.state.write(|txn| {
-        txn.put(&restore)?;
-        if uploaded.is_err() {
-            kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;
+
+    /// Runs the restore to its end and records the outcome.
+    pub async fn run(self, coffer: &Coffer, progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<Restore, BackupError> {
+        let StartedRestore { mut restore, request } = self;
+        let namespace: &str = &restore.metadata.meta.namespace.clone();
+        let backup = get_backup(coffer, namespace, &request.backup)?;
+        let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
+        let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;
+        if let Err(reason) = outcome {
+            log.error(Scope::Run, reason.clone());
+            restore.status.phase = Some(Phase::Failed);
+            restore.status.failure_reason = reason;
         }
-        Ok::<_, BackupError>(())
-    })?;
-    Ok(restore)
+        restore.status.errors = log.error_count();
+        restore.status.warnings = log.warning_count();
+        restore.status.completion_timestamp = Some(now());
+        // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero);
+        // a log that cannot go there is kept in the state.
+        let uploaded = upload_files(coffer, namespace, &backup, &request.name, &log).await;
+        if let Err(e) = &uploaded {
+            tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
+        }
+        coffer.state.write(|txn| {
+            txn.put(&restore)?;
+            if uploaded.is_err() {
+                kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;
+            }
+            Ok::<_, BackupError>(())
+        })?;
+        Ok(restore)
+    }
 }
 
 /// Uploads a restore's results and log to the location of its backup.

@@ -18,7 +18,7 @@ use super::run_log::{RunLog, Scope, gzip_json};
 use super::selection::{Resolved, resolve_locations};
 use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
 use super::tarball::{FORMAT_VERSION, write_tarball};
-use super::BackupError;
+use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
 use crate::locations::{object_store_for, volume_snapshotter_for};
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
@@ -69,15 +69,6 @@ pub async fn create_backup(
     }
 }
 
-/// A backup request once checked and recorded.
-#[derive(Debug)]
-pub enum Accepted {
-    /// Recorded as `FailedValidation`; nothing more happens.
-    Refused(Box<Backup>),
-    /// Recorded as `InProgress`; [`StartedBackup::run`] does the work.
-    Started(Box<StartedBackup>),
-}
-
 /// A backup recorded `InProgress` with its locations resolved, not yet run.
 #[derive(Debug)]
 pub struct StartedBackup {
@@ -121,7 +112,7 @@ impl StartedBackup {
 /// Checks a backup request and records it: `FailedValidation` with every problem, or
 /// `InProgress` with its locations resolved, ready to run. Fails (recording nothing) when the
 /// name is invalid or taken.
-pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -> Result<Accepted, BackupError> {
+pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -> Result<Accepted<Backup, StartedBackup>, BackupError> {
     validate_name("backup", &request.name)?;
     let mut spec = request.spec;
     if spec.included_namespaces.is_empty() {

@@ -29,6 +29,9 @@ pub fn error(e: anyhow::Error) -> anyhow::Error {
     if !message.contains(flag) {
         message = format!("{flag}: {message}");
     }
+    if message.contains("unknown provider") {
+        message.push_str(" (the host's operator adds providers with `coffer plugin add FILE.wasm`)");
+    }
     anyhow::anyhow!(message)
 }
 

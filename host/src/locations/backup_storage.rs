@@ -9,18 +9,17 @@ use time::OffsetDateTime;
 
 use crate::coffer::Coffer;
 use crate::model::{
-    API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationPhase, LocationStatus, ObjectMeta,
+    API_VERSION, AccessMode, BackupStorageLocation, BackupStorageLocationSpec, LocationStatus, ObjectMeta,
     ObjectStorage, SecretKeySelector, now,
 };
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
-use super::directories::check_apart;
+use super::location::{self, Location};
 use super::location_grants;
-use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named};
 
-const KIND: &str = "backup storage location";
+const KIND: &str = BackupStorageLocation::NOUN;
 
 /// How often a location is validated when it does not say (Velero's `--store-validation-frequency`).
 pub const DEFAULT_VALIDATION_FREQUENCY: Duration = Duration::from_secs(60);
@@ -130,45 +129,14 @@ impl NewBackupStorageLocation {
     }
 }
 
-fn label(bsl: &BackupStorageLocation) -> String {
-    format!("backup-location {:?}", bsl.metadata.name)
-}
-
-/// Refuses to create `bsl` when its name is taken or it would be a second default.
-fn check_create(txn: &crate::state::Txn<'_>, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
-    let namespace = &bsl.metadata.namespace;
-    if txn.get::<BackupStorageLocation>(namespace, &bsl.metadata.name)?.is_some() {
-        return Err(ObjectError::already_exists(KIND, &bsl.metadata.name).into());
-    }
-    if bsl.spec.default
-        && let Some(existing) = txn.list::<BackupStorageLocation>(namespace)?.into_iter().find(|b| b.spec.default)
-    {
-        return Err(LocationError::SecondDefault { name: bsl.metadata.name.clone(), existing: existing.metadata.name });
-    }
-    Ok(())
-}
-
-/// Creates a location after validating it. A location whose definition is wrong (unknown
-/// provider or config key, unusable directory, missing credential) is refused with that
-/// error; one that is merely unreachable, or whose bucket holds other data, is created with
-/// phase Unavailable and the reason, as Velero does.
+/// Creates a location after validating it (see [`location::create`]); a second default is
+/// refused.
 pub async fn create_backup_storage_location(
     coffer: &Coffer,
     namespace: &str,
     new: NewBackupStorageLocation,
 ) -> Result<BackupStorageLocation, LocationError> {
-    let mut bsl = new.build(namespace)?;
-    check_create(&coffer.state.read()?, &bsl)?;
-    check_apart(coffer, namespace, &label(&bsl), &bsl.spec.provider, ProviderKind::ObjectStore, &bsl.spec.config)?;
-    match probe(coffer, &bsl).await {
-        Err(e) if e.is_definition_error() => return Err(e),
-        outcome => set_status(&mut bsl, outcome),
-    }
-    coffer.state.write(|txn| {
-        check_create(txn, &bsl)?;
-        Ok::<_, LocationError>(txn.put(&bsl)?)
-    })?;
-    Ok(bsl)
+    location::create(coffer, new.build(namespace)?).await
 }
 
 /// What `backup-location set` changes.
@@ -207,8 +175,7 @@ pub async fn set_backup_storage_location(
             bsl.spec.default = default;
         }
         if let Some(credential) = change.credential.clone() {
-            resolve_credential(txn, &coffer.keyring, namespace, &label(&bsl), Some(&credential))?;
-            bsl.spec.credential = Some(credential);
+            location::set_credential(txn, coffer, &mut bsl, credential)?;
         }
         if let Some(pem) = &change.ca_cert {
             bsl.spec.object_storage.ca_cert = Some(STANDARD.encode(pem));
@@ -216,7 +183,7 @@ pub async fn set_backup_storage_location(
         txn.put(&bsl)?;
         Ok::<_, LocationError>(bsl)
     })?;
-    if revalidate { Ok(record_validation(coffer, bsl).await?) } else { Ok(bsl) }
+    if revalidate { location::record_validation(coffer, bsl).await } else { Ok(bsl) }
 }
 
 /// Deletes locations; returns the names deleted. Nothing in object storage is touched.
@@ -259,14 +226,14 @@ pub async fn refresh_backup_storage_locations(
     let at = now();
     let mut out = Vec::with_capacity(locations.len());
     for bsl in locations {
-        out.push(if force || validation_due(&bsl, at) { record_validation(coffer, bsl).await? } else { bsl });
+        out.push(if force || validation_due(&bsl, at) { location::record_validation(coffer, bsl).await? } else { bsl });
     }
     Ok(out)
 }
 
 /// A handle on the location's object store, with its credential and only its grants.
 pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<ObjectStoreHandle, LocationError> {
-    let location = label(bsl);
+    let location = location::label(bsl);
     let plugin = coffer
         .registry
         .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
@@ -313,52 +280,17 @@ async fn check_layout(store: &mut ObjectStoreHandle, bsl: &BackupStorageLocation
     }
 }
 
-/// Validates a location: its provider must initialise with its config and credential, and
-/// its bucket and prefix must hold only Velero's top-level directories.
-pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
-    probe(coffer, bsl).await
-}
-
 /// The longest a validation may take; an endpoint that does not answer within it makes the
 /// location Unavailable.
 pub const VALIDATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn probe(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
+/// Validates a location: its provider must initialise with its config and credential, and
+/// its bucket and prefix must hold only Velero's top-level directories, within
+/// [`VALIDATION_DEADLINE`].
+pub async fn validate_backup_storage_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<(), LocationError> {
     let validate = async {
         let mut store = object_store_for(coffer, bsl).await?;
         check_layout(&mut store, bsl).await
     };
     tokio::time::timeout(VALIDATION_DEADLINE, validate).await.map_err(|_| LocationError::TimedOut(VALIDATION_DEADLINE.as_secs()))?
-}
-
-/// Records a validation outcome in `bsl`'s status, in Velero's words.
-fn set_status(bsl: &mut BackupStorageLocation, outcome: Result<(), LocationError>) {
-    let (phase, message) = match outcome {
-        Ok(()) => (LocationPhase::Available, String::new()),
-        Err(e) => {
-            let message = format!("BackupStorageLocation {:?} is unavailable: {}", bsl.metadata.name, e.reason());
-            tracing::warn!("{message}");
-            (LocationPhase::Unavailable, message)
-        }
-    };
-    bsl.status.phase = Some(phase);
-    bsl.status.message = message;
-    bsl.status.last_validation_time = Some(now());
-}
-
-/// Validates `bsl` and stores the outcome in its status (if it still exists).
-async fn record_validation(coffer: &Coffer, mut bsl: BackupStorageLocation) -> Result<BackupStorageLocation, LocationError> {
-    let outcome = probe(coffer, &bsl).await;
-    set_status(&mut bsl, outcome);
-    coffer.state.write(|txn| {
-        if let Some(mut stored) = txn.get::<BackupStorageLocation>(&bsl.metadata.namespace, &bsl.metadata.name)? {
-            stored.status.phase = bsl.status.phase;
-            stored.status.message = bsl.status.message.clone();
-            stored.status.last_validation_time = bsl.status.last_validation_time;
-            txn.put(&stored)?;
-            bsl = stored;
-        }
-        Ok::<_, LocationError>(())
-    })?;
-    Ok(bsl)
 }

@@ -5,6 +5,7 @@ mod backup_storage;
 mod credentials;
 mod directories;
 mod error;
+mod location;
 mod snapshot;
 
 pub use backup_storage::{

@@ -4,18 +4,17 @@ use std::collections::BTreeMap;
 
 use crate::coffer::Coffer;
 use crate::model::{
-    API_VERSION, LocationPhase, LocationStatus, ObjectMeta, SecretKeySelector, VolumeSnapshotLocation,
-    VolumeSnapshotLocationSpec, now,
+    API_VERSION, LocationStatus, ObjectMeta, SecretKeySelector, VolumeSnapshotLocation,
+    VolumeSnapshotLocationSpec,
 };
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 
-use super::directories::check_apart;
+use super::location::{self, Location};
 use super::location_grants;
-use super::credentials::resolve_credential;
 use super::{LocationError, Selection, delete_selected, get_named};
 
-const KIND: &str = "volume snapshot location";
+const KIND: &str = VolumeSnapshotLocation::NOUN;
 
 /// What `snapshot-location create` asks for.
 #[derive(Debug, Clone, Default)]
@@ -30,10 +29,6 @@ pub struct NewVolumeSnapshotLocation {
     pub credential: Option<SecretKeySelector>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-}
-
-fn label(vsl: &VolumeSnapshotLocation) -> String {
-    format!("snapshot-location {:?}", vsl.metadata.name)
 }
 
 impl NewVolumeSnapshotLocation {
@@ -67,34 +62,14 @@ impl NewVolumeSnapshotLocation {
     }
 }
 
-/// Creates a location after checking that its provider initialises with its config and
-/// credential. A wrong definition is refused; an unreachable provider is recorded as phase
-/// Unavailable (Velero never sets a VSL's phase; Coffer does, so that a bad location shows
-/// before a backup needs it).
+/// Creates a location after checking it (see [`location::create`]). Velero never sets a
+/// VSL's phase; Coffer does, so that a bad location shows before a backup needs it.
 pub async fn create_volume_snapshot_location(
     coffer: &Coffer,
     namespace: &str,
     new: NewVolumeSnapshotLocation,
 ) -> Result<VolumeSnapshotLocation, LocationError> {
-    let mut vsl = new.build(namespace)?;
-    let name = vsl.metadata.name.clone();
-    let exists = |txn: &crate::state::Txn<'_>| -> Result<(), LocationError> {
-        match txn.get::<VolumeSnapshotLocation>(namespace, &name)? {
-            Some(_) => Err(ObjectError::already_exists(KIND, &name).into()),
-            None => Ok(()),
-        }
-    };
-    exists(&coffer.state.read()?)?;
-    check_apart(coffer, namespace, &label(&vsl), &vsl.spec.provider, ProviderKind::VolumeSnapshotter, &vsl.spec.config)?;
-    match volume_snapshotter_for(coffer, &vsl).await.map(drop) {
-        Err(e) if e.is_definition_error() => return Err(e),
-        outcome => set_status(&mut vsl, outcome),
-    }
-    coffer.state.write(|txn| {
-        exists(txn)?;
-        Ok::<_, LocationError>(txn.put(&vsl)?)
-    })?;
-    Ok(vsl)
+    location::create(coffer, new.build(namespace)?).await
 }
 
 /// Changes a location's credential, and checks it at once.
@@ -108,12 +83,11 @@ pub async fn set_volume_snapshot_location(
         let mut vsl = txn
             .get::<VolumeSnapshotLocation>(namespace, name)?
             .ok_or_else(|| ObjectError::not_found(KIND, name))?;
-        resolve_credential(txn, &coffer.keyring, namespace, &label(&vsl), Some(&credential))?;
-        vsl.spec.credential = Some(credential.clone());
+        location::set_credential(txn, coffer, &mut vsl, credential.clone())?;
         txn.put(&vsl)?;
         Ok::<_, LocationError>(vsl)
     })?;
-    record_validation(coffer, vsl).await
+    location::record_validation(coffer, vsl).await
 }
 
 /// Deletes locations; returns the names deleted. Snapshots already taken are not touched.
@@ -139,39 +113,11 @@ pub async fn volume_snapshotter_for(
     coffer: &Coffer,
     vsl: &VolumeSnapshotLocation,
 ) -> Result<VolumeSnapshotterHandle, LocationError> {
-    let location = label(vsl);
+    let location = location::label(vsl);
     let plugin = coffer
         .registry
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
     let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
-}
-
-/// Records a check's outcome in `vsl`'s status.
-fn set_status(vsl: &mut VolumeSnapshotLocation, outcome: Result<(), LocationError>) {
-    let (phase, message) = match outcome {
-        Ok(()) => (LocationPhase::Available, String::new()),
-        Err(e) => (
-            LocationPhase::Unavailable,
-            format!("VolumeSnapshotLocation {:?} is unavailable: {}", vsl.metadata.name, e.reason()),
-        ),
-    };
-    vsl.status.phase = Some(phase);
-    vsl.status.message = message;
-    vsl.status.last_validation_time = Some(now());
-}
-
-async fn record_validation(coffer: &Coffer, mut vsl: VolumeSnapshotLocation) -> Result<VolumeSnapshotLocation, LocationError> {
-    let outcome = volume_snapshotter_for(coffer, &vsl).await.map(drop);
-    set_status(&mut vsl, outcome);
-    coffer.state.write(|txn| {
-        if let Some(mut stored) = txn.get::<VolumeSnapshotLocation>(&vsl.metadata.namespace, &vsl.metadata.name)? {
-            stored.status = vsl.status.clone();
-            txn.put(&stored)?;
-            vsl = stored;
-        }
-        Ok::<_, LocationError>(())
-    })?;
-    Ok(vsl)
 }

@@ -159,21 +159,19 @@ async fn paths_swapped_for_links_between_check_and_use_lead_nowhere() {
     assert!(!acme.join("store/b/backups/stolen").exists(), "no backup of another tenant's manifests");
 
     // A restore target checked when accepted, then swapped for a link into another tenant's tree.
-    let request = restore_request("r", "good", "out");
-    let restore = backup::accept_restore(&host.coffer, "acme", &request).unwrap();
-    assert_eq!(restore.status.phase, Some(Phase::InProgress));
+    let Accepted::Started(started) = backup::accept_restore(&host.coffer, "acme", restore_request("r", "good", "out")).unwrap() else { panic!("accepted") };
+    assert_eq!(started.restore().status.phase, Some(Phase::InProgress));
     std::os::unix::fs::symlink(host.home("globex"), acme.join("out")).unwrap();
-    let restore = backup::run_restore(&host.coffer, "acme", request, restore, &mut |_| {}).await.unwrap();
+    let restore = started.run(&host.coffer, &mut |_| {}).await.unwrap();
     assert_eq!(restore.status.phase, Some(Phase::Failed), "{:?}", restore.status);
     assert!(restore.status.failure_reason.contains("outside"), "{}", restore.status.failure_reason);
 
     // A link planted inside a fresh target (as a provider sharing the directory could) is not
     // followed out either: the target is written through its handle, beneath it.
-    let request = restore_request("r2", "good", "out2");
-    let restore = backup::accept_restore(&host.coffer, "acme", &request).unwrap();
+    let Accepted::Started(started) = backup::accept_restore(&host.coffer, "acme", restore_request("r2", "good", "out2")).unwrap() else { panic!("accepted") };
     let out2 = dir(&acme, "out2");
     std::os::unix::fs::symlink("../../globex", out2.join("resources")).unwrap();
-    let restore = backup::run_restore(&host.coffer, "acme", request, restore, &mut |_| {}).await.unwrap();
+    let restore = started.run(&host.coffer, &mut |_| {}).await.unwrap();
     assert_eq!(restore.status.phase, Some(Phase::Failed), "a non-empty target is refused at use: {:?}", restore.status);
     assert_eq!(tree(&host.home("globex")), globex_before);
 
