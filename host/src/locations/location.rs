@@ -43,26 +43,33 @@ pub(super) trait Location: Resource + Clone + Send + Sync {
     }
 }
 
+/// The accessors, on the fields both kinds name alike.
+macro_rules! same_fields {
+    () => {
+        fn provider(&self) -> &str {
+            &self.spec.provider
+        }
+
+        fn config(&self) -> &BTreeMap<String, String> {
+            &self.spec.config
+        }
+
+        fn credential_mut(&mut self) -> &mut Option<SecretKeySelector> {
+            &mut self.spec.credential
+        }
+
+        fn status_mut(&mut self) -> &mut LocationStatus {
+            &mut self.status
+        }
+    };
+}
+
 impl Location for BackupStorageLocation {
     const NOUN: &'static str = "backup storage location";
     const COMMAND: &'static str = "backup-location";
     const PROVIDER: ProviderKind = ProviderKind::ObjectStore;
 
-    fn provider(&self) -> &str {
-        &self.spec.provider
-    }
-
-    fn config(&self) -> &BTreeMap<String, String> {
-        &self.spec.config
-    }
-
-    fn credential_mut(&mut self) -> &mut Option<SecretKeySelector> {
-        &mut self.spec.credential
-    }
-
-    fn status_mut(&mut self) -> &mut LocationStatus {
-        &mut self.status
-    }
+    same_fields!();
 
     async fn probe(&self, coffer: &Coffer) -> Result<(), LocationError> {
         super::backup_storage::validate_backup_storage_location(coffer, self).await
@@ -87,21 +94,7 @@ impl Location for VolumeSnapshotLocation {
     const COMMAND: &'static str = "snapshot-location";
     const PROVIDER: ProviderKind = ProviderKind::VolumeSnapshotter;
 
-    fn provider(&self) -> &str {
-        &self.spec.provider
-    }
-
-    fn config(&self) -> &BTreeMap<String, String> {
-        &self.spec.config
-    }
-
-    fn credential_mut(&mut self) -> &mut Option<SecretKeySelector> {
-        &mut self.spec.credential
-    }
-
-    fn status_mut(&mut self) -> &mut LocationStatus {
-        &mut self.status
-    }
+    same_fields!();
 
     async fn probe(&self, coffer: &Coffer) -> Result<(), LocationError> {
         super::snapshot::volume_snapshotter_for(coffer, self).await.map(drop)
