@@ -1,5 +1,6 @@
-//! `coffer server`: the HTTP JSON API (documented in `openapi.json`, served at
-//! `/openapi.json`) over the same engine the CLI uses, with the controllers running beside it.
+//! `coffer server`: the HTTP JSON API (documented in [`crate::api::OPENAPI`], served at
+//! `/openapi.json`), a thin adapter over the service layer the CLI uses too ([`crate::api`]),
+//! with the controllers running beside it.
 //!
 //! Tenants are namespaces. Every API route acts as the tenant its bearer token belongs to
 //! (see [`crate::tokens`]); no route takes a namespace from the request, so a tenant cannot
@@ -34,8 +35,7 @@ pub use tls::{TlsError, TlsFiles, TlsListener};
 use crate::api::{ApiError, OPENAPI, Reason, routes};
 use crate::coffer::Coffer;
 use crate::controllers::{self, Controllers, Counters};
-use crate::jobs::JobLimits;
-use crate::jobs::Jobs;
+use crate::jobs::{JobLimits, Jobs};
 
 /// What the handlers share.
 pub struct AppState {
