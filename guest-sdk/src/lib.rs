@@ -46,12 +46,14 @@ pub mod fs;
 pub mod http;
 pub mod sigv4;
 mod manifest;
+pub mod paging;
 pub mod streams;
+pub mod uri;
 pub mod xml;
 
 pub use config::{Config, OBJECT_STORE_INJECTED_KEYS};
 pub use credential::Credential;
-pub use error::{Error, Result};
+pub use error::{Error, Result, deleted, exists};
 pub use export::{ObjectStore, VolumeInfo, VolumeSnapshotter};
 #[doc(hidden)]
 pub use export::{ObjectStoreExport, VolumeSnapshotterExport};

@@ -15,9 +15,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use coffer_guest_sdk::http::{self, Body, Pending, Response};
+use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
 use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri, xml};
 
 /// Size of one upload part: what a put holds in guest memory at a time.
 const PART_SIZE: usize = 8 << 20;
@@ -51,20 +52,19 @@ fn s3_error(what: &str, status: u16, body: &str) -> Error {
     let code = xml::text(body, "Code").unwrap_or_default();
     let message = xml::text(body, "Message").unwrap_or_default();
     let text = format!("{what}: {status} {code} {message}").trim_end().to_owned();
-    match (status, code.as_str()) {
-        (_, "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload") | (404, _) => Error::NotFound(text),
-        (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken") => Error::Unauthenticated(text),
-        (403, _) | (_, "AccessDenied") => Error::PermissionDenied(text),
-        (_, "PreconditionFailed") | (412, _) => Error::AlreadyExists(text),
-        (500..=599, _) => Error::Unavailable(text),
-        _ => Error::Other(text),
+    match code.as_str() {
+        "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload" => Error::NotFound(text),
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" => Error::Unauthenticated(text),
+        "AccessDenied" => Error::PermissionDenied(text),
+        "PreconditionFailed" => Error::AlreadyExists(text),
+        _ => Error::from_status(status, text),
     }
 }
 
 impl S3 {
     /// The URL path (encoded) and host for `key` (or the bucket itself when empty).
     fn locate(&self, endpoint: &str, bucket: &str, key: &str) -> (String, String) {
-        let key = sigv4::uri_encode(key, true);
+        let key = uri::encode(key, true);
         if self.path_style {
             let base = endpoint.split_once("://").map_or("", |(_, r)| r).split_once('/').map_or("", |(_, p)| p);
             let base = if base.is_empty() { String::new() } else { format!("/{}", base.trim_end_matches('/')) };
@@ -203,24 +203,21 @@ impl S3 {
         result
     }
 
-    /// Every page of ListObjectsV2 for `prefix` (and `delimiter`), handed to `page`.
-    fn list(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, mut page: impl FnMut(&str)) -> Result<()> {
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![("list-type".to_owned(), "2".to_owned()), ("prefix".to_owned(), prefix.to_owned()), ("max-keys".to_owned(), PAGE.to_owned())];
-            if let Some(d) = delimiter {
-                query.push(("delimiter".to_owned(), d.to_owned()));
-            }
-            if let Some(t) = &token {
-                query.push(("continuation-token".to_owned(), t.clone()));
-            }
-            let text = self.simple(&format!("ListObjectsV2 {prefix}"), "GET", bucket, "", &query)?.text()?;
-            page(&text);
-            match (xml::text(&text, "IsTruncated").as_deref(), xml::text(&text, "NextContinuationToken")) {
-                (Some("true"), Some(next)) => token = Some(next),
-                _ => return Ok(()),
-            }
+    /// One page of ListObjectsV2 for `prefix` (and `delimiter`), from `token` on.
+    fn page(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, token: Option<&str>) -> Result<Page> {
+        let mut query = vec![("list-type".to_owned(), "2".to_owned()), ("prefix".to_owned(), prefix.to_owned()), ("max-keys".to_owned(), PAGE.to_owned())];
+        if let Some(d) = delimiter {
+            query.push(("delimiter".to_owned(), d.to_owned()));
         }
+        if let Some(t) = token {
+            query.push(("continuation-token".to_owned(), t.to_owned()));
+        }
+        let text = self.simple(&format!("ListObjectsV2 {prefix}"), "GET", bucket, "", &query)?.text()?;
+        Ok(Page {
+            keys: xml::elements(&text, "Contents").iter().filter_map(|c| xml::text(c, "Key")).collect(),
+            prefixes: xml::elements(&text, "CommonPrefixes").iter().filter_map(|c| xml::text(c, "Prefix")).collect(),
+            next: (xml::text(&text, "IsTruncated").as_deref() == Some("true")).then(|| xml::text(&text, "NextContinuationToken")).flatten(),
+        })
     }
 }
 
@@ -291,12 +288,7 @@ impl ObjectStore for S3 {
     }
 
     fn object_exists(&self, bucket: &str, key: &str) -> Result<bool> {
-        let response = self.request("HEAD", bucket, key, &[], &[], Body::Empty, EMPTY_SHA256)?;
-        match response.status {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            status => Err(s3_error(&format!("HeadObject {key}"), status, &response.text()?)),
-        }
+        exists(self.simple(&format!("HeadObject {key}"), "HEAD", bucket, key, &[]).map(drop))
     }
 
     fn get_object(&self, bucket: &str, key: &str, sink: OutputStream) -> Result<u64> {
@@ -305,26 +297,15 @@ impl ObjectStore for S3 {
     }
 
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(bucket, prefix, Some(delimiter), |page| {
-            out.extend(xml::elements(page, "CommonPrefixes").iter().filter_map(|c| xml::text(c, "Prefix")));
-        })?;
-        Ok(out)
+        paging::prefixes(|token| self.page(bucket, prefix, Some(delimiter), token))
     }
 
     fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(bucket, prefix, None, |page| {
-            out.extend(xml::elements(page, "Contents").iter().filter_map(|c| xml::text(c, "Key")));
-        })?;
-        Ok(out)
+        paging::keys(|token| self.page(bucket, prefix, None, token))
     }
 
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        match self.simple(&format!("DeleteObject {key}"), "DELETE", bucket, key, &[]) {
-            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        deleted(self.simple(&format!("DeleteObject {key}"), "DELETE", bucket, key, &[]).map(drop))
     }
 
     fn create_signed_url(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String> {

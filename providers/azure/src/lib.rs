@@ -16,9 +16,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use coffer_guest_sdk::http::{self, Body, Response};
-use coffer_guest_sdk::sigv4::uri_encode;
+use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, xml};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri, xml};
 
 use shared_key::API_VERSION;
 
@@ -51,16 +51,11 @@ fn azure_error(what: &str, status: u16, body: &str) -> Error {
     let code = xml::text(body, "Code").unwrap_or_default();
     let message = xml::text(body, "Message").unwrap_or_default().lines().next().unwrap_or_default().to_owned();
     let text = format!("{what}: {status} {code} {message}").trim_end().to_owned();
-    match (status, code.as_str()) {
-        (_, "AuthenticationFailed" | "InvalidAuthenticationInfo") => Error::Unauthenticated(text),
-        (404, _) => Error::NotFound(text),
-        (403, _) => Error::PermissionDenied(text),
-        (409, _) | (412, _) => Error::AlreadyExists(text),
-        (500..=599, _) => Error::Unavailable(text),
-        _ => Error::Other(text),
+    match code.as_str() {
+        "AuthenticationFailed" | "InvalidAuthenticationInfo" => Error::Unauthenticated(text),
+        _ => Error::from_status(status, text),
     }
 }
-
 
 impl Blob {
     /// The encoded URL path of `blob` in `container` (or of the container when `blob` is empty).
@@ -68,7 +63,7 @@ impl Blob {
         if blob.is_empty() {
             format!("{}/{container}", self.base_path)
         } else {
-            format!("{}/{container}/{}", self.base_path, uri_encode(blob, true))
+            format!("{}/{container}/{}", self.base_path, uri::encode(blob, true))
         }
     }
 
@@ -89,8 +84,7 @@ impl Blob {
         headers.extend(extra.iter().cloned());
         let auth = shared_key::authorization(&self.account, &self.key, method, &path, query, &headers);
         headers.push(("authorization".to_owned(), auth));
-        let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", uri_encode(v, false))).collect();
-        let url = format!("{}{path}{}{}", self.origin, if encoded.is_empty() { "" } else { "?" }, encoded.join("&"));
+        let url = format!("{}{path}{}{}", self.origin, if query.is_empty() { "" } else { "?" }, uri::query(query));
         http::send(method, &url, &headers, body)
     }
 
@@ -129,30 +123,27 @@ impl Blob {
         Ok(total)
     }
 
-    /// Every page of List Blobs, handed to `page`.
-    fn list(&self, container: &str, prefix: &str, delimiter: Option<&str>, mut page: impl FnMut(&str)) -> Result<()> {
-        let mut marker = String::new();
-        loop {
-            let mut query = vec![
-                ("comp".to_owned(), "list".to_owned()),
-                ("maxresults".to_owned(), "1000".to_owned()),
-                ("prefix".to_owned(), prefix.to_owned()),
-                ("restype".to_owned(), "container".to_owned()),
-            ];
-            if let Some(d) = delimiter {
-                query.push(("delimiter".to_owned(), d.to_owned()));
-            }
-            if !marker.is_empty() {
-                query.push(("marker".to_owned(), marker.clone()));
-            }
-            let response = self.request("GET", container, "", &query, &[], Body::Empty)?;
-            let text = Self::checked(&format!("List Blobs {prefix}"), response)?.text()?;
-            page(&text);
-            marker = xml::text(&text, "NextMarker").unwrap_or_default();
-            if marker.is_empty() {
-                return Ok(());
-            }
+    /// One page of List Blobs for `prefix` (and `delimiter`), from `marker` on.
+    fn page(&self, container: &str, prefix: &str, delimiter: Option<&str>, marker: Option<&str>) -> Result<Page> {
+        let mut query = vec![
+            ("comp".to_owned(), "list".to_owned()),
+            ("maxresults".to_owned(), "1000".to_owned()),
+            ("prefix".to_owned(), prefix.to_owned()),
+            ("restype".to_owned(), "container".to_owned()),
+        ];
+        if let Some(d) = delimiter {
+            query.push(("delimiter".to_owned(), d.to_owned()));
         }
+        if let Some(m) = marker {
+            query.push(("marker".to_owned(), m.to_owned()));
+        }
+        let response = self.request("GET", container, "", &query, &[], Body::Empty)?;
+        let text = Self::checked(&format!("List Blobs {prefix}"), response)?.text()?;
+        Ok(Page {
+            keys: xml::elements(&text, "Blob").iter().filter_map(|b| xml::text(b, "Name")).collect(),
+            prefixes: xml::elements(&text, "BlobPrefix").iter().filter_map(|p| xml::text(p, "Name")).collect(),
+            next: xml::text(&text, "NextMarker"),
+        })
     }
 }
 
@@ -202,11 +193,7 @@ impl ObjectStore for Blob {
 
     fn object_exists(&self, container: &str, blob: &str) -> Result<bool> {
         let response = self.request("HEAD", container, blob, &[], &[], Body::Empty)?;
-        match response.status {
-            200..=299 => Ok(true),
-            404 => Ok(false),
-            status => Err(azure_error(&format!("Get Blob Properties {blob}"), status, &response.text()?)),
-        }
+        exists(Self::checked(&format!("Get Blob Properties {blob}"), response).map(drop))
     }
 
     fn get_object(&self, container: &str, blob: &str, sink: OutputStream) -> Result<u64> {
@@ -215,34 +202,22 @@ impl ObjectStore for Blob {
     }
 
     fn list_common_prefixes(&self, container: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(container, prefix, Some(delimiter), |page| {
-            out.extend(xml::elements(page, "BlobPrefix").iter().filter_map(|p| xml::text(p, "Name")));
-        })?;
-        Ok(out)
+        paging::prefixes(|marker| self.page(container, prefix, Some(delimiter), marker))
     }
 
     fn list_objects(&self, container: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(container, prefix, None, |page| {
-            out.extend(xml::elements(page, "Blob").iter().filter_map(|b| xml::text(b, "Name")));
-        })?;
-        Ok(out)
+        paging::keys(|marker| self.page(container, prefix, None, marker))
     }
 
     fn delete_object(&self, container: &str, blob: &str) -> Result<()> {
         let response = self.request("DELETE", container, blob, &[], &[], Body::Empty)?;
-        match Self::checked(&format!("Delete Blob {blob}"), response) {
-            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        deleted(Self::checked(&format!("Delete Blob {blob}"), response).map(drop))
     }
 
     fn create_signed_url(&self, container: &str, blob: &str, ttl: Duration) -> Result<String> {
         let expiry = shared_key::iso8601(shared_key::unix_now() + ttl.as_secs().max(1));
         let sas = shared_key::blob_read_sas(&self.account, &self.key, container, blob, &expiry);
-        let query: Vec<String> = sas.iter().map(|(k, v)| format!("{k}={}", uri_encode(v, false))).collect();
-        Ok(format!("{}{}?{}", self.origin, self.path(container, blob), query.join("&")))
+        Ok(format!("{}{}?{}", self.origin, self.path(container, blob), uri::query(&sas)))
     }
 }
 

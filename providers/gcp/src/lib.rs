@@ -21,9 +21,10 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coffer_guest_sdk::http::{self, Body, Response};
-use coffer_guest_sdk::sigv4::{self, canonical_query, uri_encode};
+use coffer_guest_sdk::paging::{self, Page};
+use coffer_guest_sdk::sigv4::{self, canonical_query};
 use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri};
 use serde_json::Value;
 
 use service_account::ServiceAccount;
@@ -54,13 +55,9 @@ fn gcs_error(what: &str, status: u16, body: &str) -> Error {
         .unwrap_or_else(|| body.lines().next().unwrap_or_default().to_owned());
     let text = format!("{what}: {status} {message}").trim_end().to_owned();
     match status {
+        // The OAuth endpoint refuses a bad grant with 400.
         400 if what.starts_with("token") => Error::Unauthenticated(text),
-        401 => Error::Unauthenticated(text),
-        403 => Error::PermissionDenied(text),
-        404 => Error::NotFound(text),
-        409 | 412 => Error::AlreadyExists(text),
-        429 | 500..=599 => Error::Unavailable(text),
-        _ => Error::Other(text),
+        _ => Error::from_status(status, text),
     }
 }
 
@@ -69,8 +66,7 @@ fn checked(what: &str, response: Response) -> Result<Response> {
 }
 
 fn with_query(url: &str, query: &[(&str, &str)]) -> String {
-    let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", uri_encode(v, false))).collect();
-    if pairs.is_empty() { url.to_owned() } else { format!("{url}?{}", pairs.join("&")) }
+    if query.is_empty() { url.to_owned() } else { format!("{url}?{}", uri::query(query)) }
 }
 
 /// How requests are authorised.
@@ -90,11 +86,11 @@ struct Gcs {
 
 impl Gcs {
     fn object_url(&self, bucket: &str, key: &str) -> String {
-        format!("{}/storage/v1/b/{}/o/{}", self.root, uri_encode(bucket, false), uri_encode(key, false))
+        format!("{}/storage/v1/b/{}/o/{}", self.root, uri::encode(bucket, false), uri::encode(key, false))
     }
 
     fn upload_url(&self, bucket: &str) -> String {
-        format!("{}/upload/storage/v1/b/{}/o", self.root, uri_encode(bucket, false))
+        format!("{}/upload/storage/v1/b/{}/o", self.root, uri::encode(bucket, false))
     }
 
     /// The `Authorization` header, fetching a fresh access token when the cached one is old.
@@ -106,7 +102,7 @@ impl Gcs {
         }
         let form = format!(
             "grant_type={}&assertion={}",
-            uri_encode("urn:ietf:params:oauth:grant-type:jwt-bearer", false),
+            uri::encode("urn:ietf:params:oauth:grant-type:jwt-bearer", false),
             account.assertion(token_url, now)
         );
         let headers = [
@@ -216,26 +212,27 @@ impl Gcs {
         }
     }
 
-    /// Every page of an object listing, handed to `page`.
-    fn list(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, mut page: impl FnMut(&Value)) -> Result<()> {
-        let base = format!("{}/storage/v1/b/{}/o", self.root, uri_encode(bucket, false));
-        let mut token = None::<String>;
-        loop {
-            let mut query = vec![("maxResults", PAGE), ("prefix", prefix)];
-            if let Some(d) = delimiter {
-                query.push(("delimiter", d));
-            }
-            if let Some(t) = &token {
-                query.push(("pageToken", t));
-            }
-            let response = checked(&format!("list {prefix}"), self.send("GET", &with_query(&base, &query), &[], Body::Empty)?)?;
-            let json: Value = serde_json::from_str(&response.text()?).map_err(|e| Error::Other(format!("list {prefix}: the answer is not JSON: {e}")))?;
-            page(&json);
-            match json.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next.to_owned()),
-                None => return Ok(()),
-            }
+    /// One page of the objects listing for `prefix` (and `delimiter`), from `token` on.
+    fn page(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, token: Option<&str>) -> Result<Page> {
+        let base = format!("{}/storage/v1/b/{}/o", self.root, uri::encode(bucket, false));
+        let mut query = vec![("maxResults", PAGE), ("prefix", prefix)];
+        if let Some(d) = delimiter {
+            query.push(("delimiter", d));
         }
+        if let Some(t) = token {
+            query.push(("pageToken", t));
+        }
+        let response = checked(&format!("list {prefix}"), self.send("GET", &with_query(&base, &query), &[], Body::Empty)?)?;
+        let json: Value = serde_json::from_str(&response.text()?).map_err(|e| Error::Other(format!("list {prefix}: the answer is not JSON: {e}")))?;
+        let strings = |field: &str, name: Option<&str>| -> Vec<String> {
+            let values = json.get(field).and_then(Value::as_array).into_iter().flatten();
+            values.filter_map(|v| name.map_or(Some(v), |n| v.get(n))?.as_str().map(str::to_owned)).collect()
+        };
+        Ok(Page {
+            keys: strings("items", Some("name")),
+            prefixes: strings("prefixes", None),
+            next: json.get("nextPageToken").and_then(Value::as_str).map(str::to_owned),
+        })
     }
 }
 
@@ -298,11 +295,7 @@ impl ObjectStore for Gcs {
 
     fn object_exists(&self, bucket: &str, key: &str) -> Result<bool> {
         let response = self.send("GET", &self.object_url(bucket, key), &[], Body::Empty)?;
-        match response.status {
-            200..=299 => response.bytes().map(|_| true),
-            404 => response.bytes().map(|_| false),
-            status => Err(gcs_error(&format!("get metadata of {key}"), status, &response.text()?)),
-        }
+        exists(checked(&format!("get metadata of {key}"), response).and_then(|r| r.bytes().map(drop)))
     }
 
     fn get_object(&self, bucket: &str, key: &str, sink: OutputStream) -> Result<u64> {
@@ -311,29 +304,16 @@ impl ObjectStore for Gcs {
     }
 
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(bucket, prefix, Some(delimiter), |page| {
-            let prefixes = page.get("prefixes").and_then(Value::as_array).into_iter().flatten();
-            out.extend(prefixes.filter_map(Value::as_str).map(str::to_owned));
-        })?;
-        Ok(out)
+        paging::prefixes(|token| self.page(bucket, prefix, Some(delimiter), token))
     }
 
     fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.list(bucket, prefix, None, |page| {
-            let items = page.get("items").and_then(Value::as_array).into_iter().flatten();
-            out.extend(items.filter_map(|item| item.get("name")?.as_str()).map(str::to_owned));
-        })?;
-        Ok(out)
+        paging::keys(|token| self.page(bucket, prefix, None, token))
     }
 
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
         let response = self.send("DELETE", &self.object_url(bucket, key), &[], Body::Empty)?;
-        match response.status {
-            200..=299 | 404 => response.bytes().map(drop),
-            status => Err(gcs_error(&format!("delete {key}"), status, &response.text()?)),
-        }
+        deleted(checked(&format!("delete {key}"), response).and_then(|r| r.bytes().map(drop)))
     }
 
     fn create_signed_url(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String> {
@@ -346,7 +326,7 @@ impl ObjectStore for Gcs {
         }
         let (scheme, rest) = self.root.split_once("://").expect("root is an http(s) URL");
         let (host, base_path) = rest.split_once('/').map_or((rest, String::new()), |(h, p)| (h, format!("/{p}")));
-        let path = format!("{base_path}/{}/{}", uri_encode(bucket, false), uri_encode(key, true));
+        let path = format!("{base_path}/{}/{}", uri::encode(bucket, false), uri::encode(key, true));
         let date = sigv4::amz_date_now();
         let scope = format!("{}/auto/storage/goog4_request", &date[..8]);
         let query = [
