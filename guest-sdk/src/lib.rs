@@ -36,6 +36,12 @@
 //! config names: the directories in the listed config keys, the endpoints in the listed URL
 //! keys and templates, and the location's credential through `init`. There is no environment,
 //! no arguments, no sockets and no other file.
+//!
+//! An HTTP object store is mostly its service's own pieces: a signer, one function that
+//! fetches a page of a listing ([`paging`]), and the calls of a multipart upload
+//! ([`upload::Parts`]). The rest is shared: the status codes every cloud gives the same
+//! meaning ([`Error::from_status`]), the contract's rules for missing objects ([`deleted`],
+//! [`exists`]), percent-encoding ([`uri`]) and requests over `wasi:http` ([`http`]).
 
 pub mod bindings;
 mod config;
@@ -48,6 +54,7 @@ pub mod sigv4;
 mod manifest;
 pub mod paging;
 pub mod streams;
+pub mod upload;
 pub mod uri;
 pub mod xml;
 

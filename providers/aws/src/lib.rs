@@ -11,14 +11,13 @@
 //! connections. Not supported yet, and refused by name rather than ignored: `checksumAlgorithm`
 //! other than empty, `customerKeyEncryptionFile`.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use coffer_guest_sdk::http::{self, Body, Pending, Response};
 use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
-use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri, xml};
+use coffer_guest_sdk::streams::{InputStream, OutputStream};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, upload, uri, xml};
 
 /// Size of one upload part: what a put holds in guest memory at a time.
 const PART_SIZE: usize = 8 << 20;
@@ -146,61 +145,13 @@ impl S3 {
         Self::expect_ok(&format!("PutObject {key}"), response).map(drop)
     }
 
-    fn multipart(&self, bucket: &str, key: &str, first: Vec<u8>, body: &InputStream) -> Result<u64> {
+    /// Starts a multipart upload of `key`.
+    fn multipart<'a>(&'a self, bucket: &'a str, key: &'a str) -> Result<Multipart<'a>> {
         let what = format!("multipart upload of {key}");
         let response = self.request("POST", bucket, key, &[("uploads".into(), String::new())], &self.extra_put_headers, Body::Empty, EMPTY_SHA256)?;
         let created = Self::expect_ok(&what, response)?.text()?;
         let upload_id = xml::text(&created, "UploadId").ok_or_else(|| Error::Other(format!("{what}: no UploadId in {created}")))?;
-        let result = (|| {
-            let mut etags = Vec::new();
-            let mut in_flight = VecDeque::new();
-            let mut total = 0u64;
-            let mut part = first;
-            let mut finish_oldest = |in_flight: &mut VecDeque<Pending>| -> Result<()> {
-                let Some(pending) = in_flight.pop_front() else { return Ok(()) };
-                let number = etags.len() + 1;
-                let response = Self::expect_ok(&format!("{what}, part {number}"), pending.wait()?)?;
-                etags.push(response.header("etag").ok_or_else(|| Error::Other(format!("{what}: part {number} has no ETag")))?);
-                Ok(())
-            };
-            let mut number = 0;
-            while !part.is_empty() {
-                number += 1;
-                let query = [("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id.clone())];
-                let headers = [("content-length".to_owned(), part.len().to_string())];
-                // Hashing this part overlaps with the server storing the parts in flight.
-                let hash = sigv4::sha256_hex(&part);
-                in_flight.push_back(self.start("PUT", bucket, key, &query, &headers, Body::Bytes(&part), &hash)?);
-                total += part.len() as u64;
-                if in_flight.len() >= PARTS_IN_FLIGHT {
-                    finish_oldest(&mut in_flight)?;
-                }
-                part = read_up_to(body, PART_SIZE)?;
-            }
-            while !in_flight.is_empty() {
-                finish_oldest(&mut in_flight)?;
-            }
-            let parts: String = etags
-                .iter()
-                .enumerate()
-                .map(|(i, etag)| format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, xml::escape(etag)))
-                .collect();
-            let document = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
-            let query = [("uploadId".to_owned(), upload_id.clone())];
-            let headers = [("content-length".to_owned(), document.len().to_string())];
-            let hash = sigv4::sha256_hex(document.as_bytes());
-            let response = self.request("POST", bucket, key, &query, &headers, Body::Bytes(document.as_bytes()), &hash)?;
-            let text = Self::expect_ok(&what, response)?.text()?;
-            // S3 can report a failed completion inside a 200 response.
-            if text.contains("<Error>") {
-                return Err(s3_error(&what, 200, &text));
-            }
-            Ok(total)
-        })();
-        if result.is_err() {
-            let _ = self.simple(&what, "DELETE", bucket, key, &[("uploadId".into(), upload_id)]);
-        }
-        result
+        Ok(Multipart { s3: self, bucket, key, upload_id, etags: Vec::new(), what })
     }
 
     /// One page of ListObjectsV2 for `prefix` (and `delimiter`), from `token` on.
@@ -218,6 +169,59 @@ impl S3 {
             prefixes: xml::elements(&text, "CommonPrefixes").iter().filter_map(|c| xml::text(c, "Prefix")).collect(),
             next: (xml::text(&text, "IsTruncated").as_deref() == Some("true")).then(|| xml::text(&text, "NextContinuationToken")).flatten(),
         })
+    }
+}
+
+/// A multipart upload under way.
+struct Multipart<'a> {
+    s3: &'a S3,
+    bucket: &'a str,
+    key: &'a str,
+    upload_id: String,
+    etags: Vec<String>,
+    what: String,
+}
+
+impl upload::Parts for Multipart<'_> {
+    fn send(&mut self, number: usize, bytes: &[u8]) -> Result<Pending> {
+        let query = [("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), self.upload_id.clone())];
+        let headers = [("content-length".to_owned(), bytes.len().to_string())];
+        // Hashing this part overlaps with the server storing the parts in flight.
+        let hash = sigv4::sha256_hex(bytes);
+        self.s3.start("PUT", self.bucket, self.key, &query, &headers, Body::Bytes(bytes), &hash)
+    }
+
+    fn answered(&mut self, number: usize, response: Response) -> Result<()> {
+        let response = S3::expect_ok(&format!("{}, part {number}", self.what), response)?;
+        let etag = response.header("etag").ok_or_else(|| Error::Other(format!("{}: part {number} has no ETag", self.what)))?;
+        self.etags.push(etag);
+        Ok(())
+    }
+
+    fn complete(self) -> Result<()> {
+        let parts: String = self
+            .etags
+            .iter()
+            .enumerate()
+            .map(|(i, etag)| format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, xml::escape(etag)))
+            .collect();
+        let document = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
+        let query = [("uploadId".to_owned(), self.upload_id.clone())];
+        let headers = [("content-length".to_owned(), document.len().to_string())];
+        let hash = sigv4::sha256_hex(document.as_bytes());
+        let outcome = self.s3.request("POST", self.bucket, self.key, &query, &headers, Body::Bytes(document.as_bytes()), &hash);
+        let completed = outcome.and_then(|response| S3::expect_ok(&self.what, response)?.text()).and_then(|text| {
+            // S3 can report a failed completion inside a 200 response.
+            if text.contains("<Error>") { Err(s3_error(&self.what, 200, &text)) } else { Ok(()) }
+        });
+        if completed.is_err() {
+            let _ = self.s3.simple(&self.what, "DELETE", self.bucket, self.key, &[("uploadId".into(), self.upload_id.clone())]);
+        }
+        completed
+    }
+
+    fn abort(self) {
+        let _ = self.s3.simple(&self.what, "DELETE", self.bucket, self.key, &[("uploadId".into(), self.upload_id)]);
     }
 }
 
@@ -279,12 +283,7 @@ impl ObjectStore for S3 {
     }
 
     fn put_object(&self, bucket: &str, key: &str, body: InputStream) -> Result<u64> {
-        let first = read_up_to(&body, PART_SIZE)?;
-        if first.len() < PART_SIZE {
-            self.put_bytes(bucket, key, &first)?;
-            return Ok(first.len() as u64);
-        }
-        self.multipart(bucket, key, first, &body)
+        upload::put(&body, PART_SIZE, PARTS_IN_FLIGHT, |bytes| self.put_bytes(bucket, key, bytes), || self.multipart(bucket, key))
     }
 
     fn object_exists(&self, bucket: &str, key: &str) -> Result<bool> {

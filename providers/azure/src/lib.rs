@@ -7,6 +7,8 @@
 //! 8 MiB, at most 100 MiB), `resourceGroup` and `subscriptionId` (accepted; used only with
 //! Azure AD), plus the injected `bucket` (the container), `prefix` and `caCert` (honoured by
 //! the host, which makes the TLS connections). The credential is Velero's `AZURE_*` dotenv file.
+//! A blob larger than one block is put block by block, one block in guest memory at a time
+//! while up to [`BLOCKS_IN_FLIGHT`] earlier blocks await the service's answer.
 //! Not supported yet, and refused by name: `useAAD=true`, `activeDirectoryAuthorityURI`.
 
 mod shared_key;
@@ -15,10 +17,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use coffer_guest_sdk::http::{self, Body, Response};
+use coffer_guest_sdk::http::{self, Body, Pending, Response};
 use coffer_guest_sdk::paging::{self, Page};
-use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri, xml};
+use coffer_guest_sdk::streams::{InputStream, OutputStream};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, upload, uri, xml};
 
 use shared_key::API_VERSION;
 
@@ -28,6 +30,8 @@ const KEYS: &[&str] = &[
 ];
 const DEFAULT_BLOCK: usize = 8 << 20;
 const MAX_BLOCK: usize = 100 << 20;
+/// Blocks whose bodies are sent and whose answers are still awaited.
+const BLOCKS_IN_FLIGHT: usize = 3;
 
 struct Blob {
     account: String,
@@ -76,6 +80,19 @@ impl Blob {
         extra: &[(String, String)],
         body: Body<'_>,
     ) -> Result<Response> {
+        self.start(method, container, blob, query, extra, body)?.wait()
+    }
+
+    /// Sends one signed request without waiting for its response.
+    fn start(
+        &self,
+        method: &str,
+        container: &str,
+        blob: &str,
+        query: &[(String, String)],
+        extra: &[(String, String)],
+        body: Body<'_>,
+    ) -> Result<Pending> {
         let path = self.path(container, blob);
         let mut headers = vec![
             ("x-ms-date".to_owned(), shared_key::rfc1123(shared_key::unix_now())),
@@ -85,7 +102,7 @@ impl Blob {
         let auth = shared_key::authorization(&self.account, &self.key, method, &path, query, &headers);
         headers.push(("authorization".to_owned(), auth));
         let url = format!("{}{path}{}{}", self.origin, if query.is_empty() { "" } else { "?" }, uri::query(query));
-        http::send(method, &url, &headers, body)
+        http::start(method, &url, &headers, body)
     }
 
     fn checked(what: &str, response: Response) -> Result<Response> {
@@ -99,28 +116,6 @@ impl Blob {
         ];
         let response = self.request("PUT", container, blob, &[], &headers, Body::Bytes(bytes))?;
         Self::checked(&format!("Put Blob {blob}"), response).map(drop)
-    }
-
-    fn put_blocks(&self, container: &str, blob: &str, first: Vec<u8>, body: &InputStream) -> Result<u64> {
-        let mut ids = Vec::new();
-        let mut total = 0u64;
-        let mut block = first;
-        while !block.is_empty() {
-            let id = STANDARD.encode(format!("coffer-{:08}", ids.len()));
-            let query = [("comp".to_owned(), "block".to_owned()), ("blockid".to_owned(), id.clone())];
-            let headers = [("content-length".to_owned(), block.len().to_string())];
-            let response = self.request("PUT", container, blob, &query, &headers, Body::Bytes(&block))?;
-            Self::checked(&format!("Put Block {} of {blob}", ids.len()), response)?;
-            ids.push(id);
-            total += block.len() as u64;
-            block = read_up_to(body, self.block_size)?;
-        }
-        let list: String = ids.iter().map(|id| format!("<Latest>{id}</Latest>")).collect();
-        let document = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
-        let headers = [("content-length".to_owned(), document.len().to_string())];
-        let response = self.request("PUT", container, blob, &[("comp".into(), "blocklist".into())], &headers, Body::Bytes(document.as_bytes()))?;
-        Self::checked(&format!("Put Block List of {blob}"), response)?;
-        Ok(total)
     }
 
     /// One page of List Blobs for `prefix` (and `delimiter`), from `marker` on.
@@ -145,6 +140,40 @@ impl Blob {
             next: xml::text(&text, "NextMarker"),
         })
     }
+}
+
+/// A block blob being written block by block.
+struct Blocks<'a> {
+    store: &'a Blob,
+    container: &'a str,
+    blob: &'a str,
+    ids: Vec<String>,
+}
+
+impl upload::Parts for Blocks<'_> {
+    fn send(&mut self, number: usize, bytes: &[u8]) -> Result<Pending> {
+        let id = STANDARD.encode(format!("coffer-{:08}", number - 1));
+        let query = [("comp".to_owned(), "block".to_owned()), ("blockid".to_owned(), id.clone())];
+        let headers = [("content-length".to_owned(), bytes.len().to_string())];
+        self.ids.push(id);
+        self.store.start("PUT", self.container, self.blob, &query, &headers, Body::Bytes(bytes))
+    }
+
+    fn answered(&mut self, number: usize, response: Response) -> Result<()> {
+        Blob::checked(&format!("Put Block {} of {}", number - 1, self.blob), response).map(drop)
+    }
+
+    fn complete(self) -> Result<()> {
+        let list: String = self.ids.iter().map(|id| format!("<Latest>{id}</Latest>")).collect();
+        let document = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
+        let headers = [("content-length".to_owned(), document.len().to_string())];
+        let query = [("comp".to_owned(), "blocklist".to_owned())];
+        let response = self.store.request("PUT", self.container, self.blob, &query, &headers, Body::Bytes(document.as_bytes()))?;
+        Blob::checked(&format!("Put Block List of {}", self.blob), response).map(drop)
+    }
+
+    /// Blocks never committed are discarded by the service (after a week).
+    fn abort(self) {}
 }
 
 impl ObjectStore for Blob {
@@ -183,12 +212,8 @@ impl ObjectStore for Blob {
     }
 
     fn put_object(&self, container: &str, blob: &str, body: InputStream) -> Result<u64> {
-        let first = read_up_to(&body, self.block_size)?;
-        if first.len() < self.block_size {
-            self.put_block_blob(container, blob, &first)?;
-            return Ok(first.len() as u64);
-        }
-        self.put_blocks(container, blob, first, &body)
+        let blocks = || Ok(Blocks { store: self, container, blob, ids: Vec::new() });
+        upload::put(&body, self.block_size, BLOCKS_IN_FLIGHT, |bytes| self.put_block_blob(container, blob, bytes), blocks)
     }
 
     fn object_exists(&self, container: &str, blob: &str) -> Result<bool> {
