@@ -24,5 +24,6 @@ mod server_api;
 mod server_controllers;
 mod server_hardening;
 mod servers;
+mod service_layer;
 mod state_crash;
 mod ttls;
