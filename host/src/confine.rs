@@ -160,21 +160,14 @@ impl PathRoot {
 impl PathRoot {
     /// Creates the file `path` for writing (replacing one there only with `overwrite`).
     pub fn create_file(&self, field: &str, path: &Path, overwrite: bool) -> Result<std::fs::File, PathError> {
-        match self {
-            PathRoot::Anywhere => {
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true);
-                if overwrite { options.create(true).truncate(true) } else { options.create_new(true) };
-                options.open(path).map_err(|e| self.io(field, path, e))
-            }
-            PathRoot::Beneath { path: root, dir } => {
-                let relative = self.relative(field, path, root)?;
-                let mut options = cap_std::fs::OpenOptions::new();
-                options.write(true);
-                if overwrite { options.create(true).truncate(true) } else { options.create_new(true) };
-                dir.open_with(&relative, &options).map(cap_std::fs::File::into_std).map_err(|e| self.io(field, path, e))
-            }
-        }
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.write(true);
+        if overwrite { options.create(true).truncate(true) } else { options.create_new(true) };
+        let file = match self {
+            PathRoot::Anywhere => cap_std::fs::File::open_ambient_with(path, &options, ambient_authority()),
+            PathRoot::Beneath { path: root, dir } => dir.open_with(self.relative(field, path, root)?, &options),
+        };
+        file.map(cap_std::fs::File::into_std).map_err(|e| self.io(field, path, e))
     }
 
     /// Removes the file `path` (one this root created, say, that turned out incomplete).

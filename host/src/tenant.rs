@@ -2,9 +2,7 @@
 //! paths it names resolve in. Every call of the service layer goes through one; a single
 //! user's command line is the trivial tenant, whose paths are the user's own.
 
-use std::path::Path;
-
-use crate::confine::{PathError, PathRoot};
+use crate::confine::PathRoot;
 
 /// A tenant: its namespace, and where the paths it names resolve.
 #[derive(Debug, Clone)]
@@ -33,10 +31,5 @@ impl Tenant {
     /// links resolved by the kernel) beneath the tenant's tree on a shared host.
     pub fn paths(&self) -> &PathRoot {
         &self.paths
-    }
-
-    /// Creates the file `path` for a download (replacing one only with `overwrite`).
-    pub fn create_file(&self, field: &str, path: &Path, overwrite: bool) -> Result<std::fs::File, PathError> {
-        self.paths.create_file(field, path, overwrite)
     }
 }

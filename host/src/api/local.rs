@@ -13,7 +13,7 @@ use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeS
 use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, StartedRestore, TARGET_ANNOTATION};
 use crate::coffer::Coffer;
 use crate::jobs::Jobs;
-use crate::locations::{self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
+use crate::locations::{self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation};
 use crate::model::{Backup, BackupStorageLocation, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::{self, NewSchedule, Schedule};
 use crate::secrets::{self, SecretSummary};
@@ -219,8 +219,7 @@ impl TenantApi for LocalTenant {
     }
 
     async fn delete_backup_storage_location(&self, name: &str) -> Result<(), ApiError> {
-        locations::delete_backup_storage_locations(&self.coffer, self.ns(), &Selection::Names(vec![name.to_owned()]))?;
-        Ok(())
+        Ok(locations::delete_backup_storage_location(&self.coffer, self.ns(), name)?)
     }
 
     async fn create_volume_snapshot_location(&self, object: VolumeSnapshotLocation) -> Result<VolumeSnapshotLocation, ApiError> {
@@ -241,8 +240,7 @@ impl TenantApi for LocalTenant {
     }
 
     async fn delete_volume_snapshot_location(&self, name: &str) -> Result<(), ApiError> {
-        locations::delete_volume_snapshot_locations(&self.coffer, self.ns(), &Selection::Names(vec![name.to_owned()]))?;
-        Ok(())
+        Ok(locations::delete_volume_snapshot_location(&self.coffer, self.ns(), name)?)
     }
 
     async fn create_secret(&self, body: SecretBody) -> Result<SecretSummary, ApiError> {

@@ -12,7 +12,7 @@ use coffer::tenant::Tenant;
 
 use super::args::{BackupCommand, BackupCreate, Describe, OutputFormat, RestoreCommand, RestoreCreate};
 use super::output::{Table, print_documents, timestamp};
-use super::{named, parse};
+use super::{named_or_all, parse};
 
 /// A progress bar on stderr, redrawn when the percentage changes; only its last state when
 /// stderr is not a terminal.
@@ -217,7 +217,7 @@ async fn download(api: &dyn TenantApi, name: &str, output: Option<PathBuf>, forc
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}-data.tar.gz")));
     // The user's own file, named on the user's own host: the trivial tenant's.
     let user = Tenant::single_user("");
-    let file = user.create_file("--output", &path, force).with_context(|| "use --force to overwrite")?;
+    let file = user.paths().create_file("--output", &path, force).with_context(|| "use --force to overwrite")?;
     let size = match download.write_to(Box::new(std::io::BufWriter::new(file))).await {
         Ok(size) => size,
         Err(e) => {
@@ -235,7 +235,7 @@ pub async fn backup(api: &dyn TenantApi, ns: &str, command: BackupCommand) -> Re
     match command {
         BackupCommand::Create(args) => create(api, ns, *args).await,
         BackupCommand::Get(args) => {
-            let found = if args.names.is_empty() { api.list_backups().await? } else { named(&args.names, |n| api.get_backup(n)).await? };
+            let found = named_or_all(&args.names, || api.list_backups(), |n| api.get_backup(n)).await?;
             print_backups(args.output.format, &found, args.names.len() == 1)
         }
         BackupCommand::Describe(args) => describe_backup(api, ns, &args).await,
@@ -243,8 +243,8 @@ pub async fn backup(api: &dyn TenantApi, ns: &str, command: BackupCommand) -> Re
         BackupCommand::Download(args) => download(api, &args.name, args.output, args.force).await,
         BackupCommand::Delete(args) => {
             let names = match super::locations::confirmed(&args, "backup")? {
-                coffer::locations::Selection::All => api.list_backups().await?.into_iter().map(|b| b.metadata.meta.name).collect(),
-                coffer::locations::Selection::Names(names) => names,
+                super::locations::Selection::All => api.list_backups().await?.into_iter().map(|b| b.metadata.meta.name).collect(),
+                super::locations::Selection::Names(names) => names,
             };
             for name in names {
                 api.delete_backup(&name).await?;
@@ -299,7 +299,7 @@ pub async fn restore(api: &dyn TenantApi, ns: &str, command: RestoreCommand) -> 
     match command {
         RestoreCommand::Create(args) => create_restore(api, ns, args).await,
         RestoreCommand::Get(args) => {
-            let found = if args.names.is_empty() { api.list_restores().await? } else { named(&args.names, |n| api.get_restore(n)).await? };
+            let found = named_or_all(&args.names, || api.list_restores(), |n| api.get_restore(n)).await?;
             print_restores(args.output.format, &found, args.names.len() == 1)
         }
         RestoreCommand::Describe(args) => describe_restore(api, ns, &args).await,

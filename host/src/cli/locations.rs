@@ -5,14 +5,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Result, bail};
 
 use coffer::api::{ApiError, BackupStorageLocationPatch, Reason, TenantApi, VolumeSnapshotLocationPatch};
-use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation, Selection};
+use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation};
 use coffer::model::{API_VERSION, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
 
 use super::args::{
     BackupLocationCommand, BackupLocationCreate, DeleteArgs, OutputFormat, SnapshotLocationCommand, SnapshotLocationCreate,
 };
 use super::output::{Table, print_documents, timestamp};
-use super::{named, parse};
+use super::{named_or_all, parse};
 
 fn phase(p: Option<LocationPhase>) -> String {
     p.map_or_else(|| "Unknown".into(), |p| p.to_string())
@@ -64,6 +64,25 @@ fn report_unavailable<'a>(items: impl Iterator<Item = (Option<LocationPhase>, &'
     for (p, message) in items {
         if p == Some(LocationPhase::Unavailable) {
             eprintln!("{message}");
+        }
+    }
+}
+
+/// Which names a delete applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// These names; each must exist.
+    Names(Vec<String>),
+    /// Every one in the namespace (`--all`).
+    All,
+}
+
+impl Selection {
+    /// The names given, none for `--all`.
+    fn names(&self) -> &[String] {
+        match self {
+            Selection::Names(names) => names,
+            Selection::All => &[],
         }
     }
 }
@@ -126,13 +145,8 @@ pub async fn backup_location(api: &dyn TenantApi, ns: &str, command: BackupLocat
             print_bsls(OutputFormat::Table, &[bsl], true)
         }
         BackupLocationCommand::Get(args) => {
-            let found = if args.names.is_empty() {
-                api.list_backup_storage_locations(args.default).await?
-            } else {
-                let mut found = named(&args.names, |n| api.get_backup_storage_location(n)).await?;
-                found.retain(|b| !args.default || b.spec.default);
-                found
-            };
+            let mut found = named_or_all(&args.names, || api.list_backup_storage_locations(args.default), |n| api.get_backup_storage_location(n)).await?;
+            found.retain(|b| !args.default || b.spec.default);
             print_bsls(args.output.format, &found, args.names.len() == 1)
         }
         BackupLocationCommand::Set(args) => {
@@ -146,11 +160,10 @@ pub async fn backup_location(api: &dyn TenantApi, ns: &str, command: BackupLocat
             Ok(())
         }
         BackupLocationCommand::Delete(args) => {
-            let names: Vec<String> = match confirmed(&args, "backup-location")? {
-                Selection::All => api.list_backup_storage_locations(false).await?.into_iter().map(|b| b.metadata.name).collect(),
-                Selection::Names(names) => named(&names, |n| api.get_backup_storage_location(n)).await?.into_iter().map(|b| b.metadata.name).collect(),
-            };
-            for name in names {
+            let selection = confirmed(&args, "backup-location")?;
+            // Every name must exist before any is deleted.
+            let found = named_or_all(selection.names(), || api.list_backup_storage_locations(false), |n| api.get_backup_storage_location(n)).await?;
+            for name in found.into_iter().map(|b| b.metadata.name) {
                 api.delete_backup_storage_location(&name).await?;
                 println!("Backup storage location {name:?} deleted successfully.");
             }
@@ -186,11 +199,7 @@ pub async fn snapshot_location(api: &dyn TenantApi, ns: &str, command: SnapshotL
             print_vsls(OutputFormat::Table, &[vsl], true)
         }
         SnapshotLocationCommand::Get(args) => {
-            let found = if args.names.is_empty() {
-                api.list_volume_snapshot_locations().await?
-            } else {
-                named(&args.names, |n| api.get_volume_snapshot_location(n)).await?
-            };
+            let found = named_or_all(&args.names, || api.list_volume_snapshot_locations(), |n| api.get_volume_snapshot_location(n)).await?;
             print_vsls(args.output.format, &found, args.names.len() == 1)
         }
         SnapshotLocationCommand::Set(args) => {
@@ -200,11 +209,10 @@ pub async fn snapshot_location(api: &dyn TenantApi, ns: &str, command: SnapshotL
             Ok(())
         }
         SnapshotLocationCommand::Delete(args) => {
-            let names: Vec<String> = match confirmed(&args, "snapshot-location")? {
-                Selection::All => api.list_volume_snapshot_locations().await?.into_iter().map(|v| v.metadata.name).collect(),
-                Selection::Names(names) => named(&names, |n| api.get_volume_snapshot_location(n)).await?.into_iter().map(|v| v.metadata.name).collect(),
-            };
-            for name in names {
+            let selection = confirmed(&args, "snapshot-location")?;
+            // Every name must exist before any is deleted.
+            let found = named_or_all(selection.names(), || api.list_volume_snapshot_locations(), |n| api.get_volume_snapshot_location(n)).await?;
+            for name in found.into_iter().map(|v| v.metadata.name) {
                 api.delete_volume_snapshot_location(&name).await?;
                 println!("Snapshot volume location {name:?} deleted successfully.");
             }

@@ -110,11 +110,20 @@ fn token(token_file: Option<&Path>) -> Result<SecretBytes> {
     Ok(SecretBytes::new(text.trim().as_bytes().to_vec()))
 }
 
-/// The objects `get` finds for each of `names`, in order; the first that is missing fails.
-async fn named<'a, T, F>(names: &'a [String], get: impl Fn(&'a str) -> F) -> Result<Vec<T>, coffer::api::ApiError>
+/// Every object `all` lists when `names` is empty, else what `get` finds for each name, in
+/// order; the first name that is missing fails.
+async fn named_or_all<'a, T, L, G>(
+    names: &'a [String],
+    all: impl FnOnce() -> L,
+    get: impl Fn(&'a str) -> G,
+) -> Result<Vec<T>, coffer::api::ApiError>
 where
-    F: std::future::Future<Output = Result<T, coffer::api::ApiError>>,
+    L: std::future::Future<Output = Result<Vec<T>, coffer::api::ApiError>>,
+    G: std::future::Future<Output = Result<T, coffer::api::ApiError>>,
 {
+    if names.is_empty() {
+        return all().await;
+    }
     let mut found = Vec::with_capacity(names.len());
     for name in names {
         found.push(get(name).await?);

@@ -8,7 +8,7 @@ use coffer::schedules::{SOURCE_ANNOTATION, Schedule, ScheduleSpec};
 
 use super::args::{OutputFormat, ScheduleCommand};
 use super::backups::{annotated, backup_spec};
-use super::named;
+use super::named_or_all;
 use super::output::{Table, print_documents, timestamp};
 
 fn print_schedules(format: OutputFormat, items: &[Schedule], single: bool) -> Result<()> {
@@ -51,7 +51,7 @@ pub async fn schedule(api: &dyn TenantApi, ns: &str, command: ScheduleCommand) -
             Ok(())
         }
         ScheduleCommand::Get(args) => {
-            let found = if args.names.is_empty() { api.list_schedules().await? } else { named(&args.names, |n| api.get_schedule(n)).await? };
+            let found = named_or_all(&args.names, || api.list_schedules(), |n| api.get_schedule(n)).await?;
             print_schedules(args.output.format, &found, args.names.len() == 1)
         }
         ScheduleCommand::Pause(args) => {
@@ -69,7 +69,8 @@ pub async fn schedule(api: &dyn TenantApi, ns: &str, command: ScheduleCommand) -
             Ok(())
         }
         ScheduleCommand::Delete(args) => {
-            named(&args.names, |n| api.get_schedule(n)).await?;
+            // Every name must exist before any is deleted.
+            named_or_all(&args.names, || api.list_schedules(), |n| api.get_schedule(n)).await?;
             for name in &args.names {
                 api.delete_schedule(name).await?;
                 println!("Schedule {name:?} deleted; its backups are kept.");

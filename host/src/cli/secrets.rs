@@ -6,7 +6,7 @@ use coffer::api::{SecretBody, TenantApi};
 
 use super::args::{OutputFormat, SecretCommand};
 use super::output::{Table, print_documents, timestamp};
-use super::{named, parse};
+use super::{named_or_all, parse};
 
 /// Runs a `secret` command.
 pub async fn secret(api: &dyn TenantApi, command: SecretCommand) -> Result<()> {
@@ -24,7 +24,7 @@ pub async fn secret(api: &dyn TenantApi, command: SecretCommand) -> Result<()> {
             Ok(())
         }
         SecretCommand::Get(args) => {
-            let found = if args.names.is_empty() { api.list_secrets().await? } else { named(&args.names, |n| api.get_secret(n)).await? };
+            let found = named_or_all(&args.names, || api.list_secrets(), |n| api.get_secret(n)).await?;
             if args.output.format != OutputFormat::Table {
                 return print_documents(args.output.format, "v1", "Secret", &found, args.names.len() == 1);
             }
@@ -35,7 +35,8 @@ pub async fn secret(api: &dyn TenantApi, command: SecretCommand) -> Result<()> {
             table.print()
         }
         SecretCommand::Delete(args) => {
-            named(&args.names, |n| api.get_secret(n)).await?;
+            // Every name must exist before any is deleted.
+            named_or_all(&args.names, || api.list_secrets(), |n| api.get_secret(n)).await?;
             for name in &args.names {
                 api.delete_secret(name).await?;
                 println!("Secret {name:?} deleted successfully.");

@@ -17,7 +17,7 @@ use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
 use super::location::{self, Location};
 use super::location_grants;
-use super::{LocationError, Selection, delete_selected, get_named};
+use super::{LocationError, delete_named, get_named};
 
 const KIND: &str = BackupStorageLocation::NOUN;
 
@@ -186,13 +186,9 @@ pub async fn set_backup_storage_location(
     if revalidate { location::record_validation(coffer, bsl).await } else { Ok(bsl) }
 }
 
-/// Deletes locations; returns the names deleted. Nothing in object storage is touched.
-pub fn delete_backup_storage_locations(
-    coffer: &Coffer,
-    namespace: &str,
-    selection: &Selection,
-) -> Result<Vec<String>, LocationError> {
-    delete_selected::<BackupStorageLocation>(coffer, namespace, selection, KIND)
+/// Deletes a location. Nothing in object storage is touched.
+pub fn delete_backup_storage_location(coffer: &Coffer, namespace: &str, name: &str) -> Result<(), LocationError> {
+    delete_named::<BackupStorageLocation>(coffer, namespace, name, KIND)
 }
 
 /// The named locations (all when `names` is empty), or only the default.

@@ -10,7 +10,7 @@ mod snapshot;
 
 pub use backup_storage::{
     BackupStorageLocationChange, NewBackupStorageLocation, create_backup_storage_location,
-    delete_backup_storage_locations, get_backup_storage_locations, object_store_for, refresh_backup_storage_locations,
+    delete_backup_storage_location, get_backup_storage_locations, object_store_for, refresh_backup_storage_locations,
     set_backup_storage_location, validate_backup_storage_location, validation_due,
 };
 pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};
@@ -18,7 +18,7 @@ use credentials::location_grants;
 pub use directories::{LocationDirectory, location_directories};
 pub use error::LocationError;
 pub use snapshot::{
-    NewVolumeSnapshotLocation, create_volume_snapshot_location, delete_volume_snapshot_locations,
+    NewVolumeSnapshotLocation, create_volume_snapshot_location, delete_volume_snapshot_location,
     get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshotter_for,
 };
 
@@ -26,25 +26,11 @@ use crate::coffer::Coffer;
 use crate::object::ObjectError;
 use crate::state::Resource;
 
-/// Deletes the selected objects of kind `T` in one transaction; returns the names deleted.
-/// A named object that does not exist fails the whole delete.
-fn delete_selected<T: Resource>(
-    coffer: &Coffer,
-    namespace: &str,
-    selection: &Selection,
-    kind: &'static str,
-) -> Result<Vec<String>, LocationError> {
-    coffer.state.write(|txn| {
-        let names: Vec<String> = match selection {
-            Selection::All => txn.list::<T>(namespace)?.iter().map(|o| o.name().to_owned()).collect(),
-            Selection::Names(names) => names.clone(),
-        };
-        for name in &names {
-            if !txn.delete::<T>(namespace, name)? {
-                return Err(ObjectError::not_found(kind, name).into());
-            }
-        }
-        Ok(names)
+/// Deletes the object `name` of kind `T`, which must exist.
+fn delete_named<T: Resource>(coffer: &Coffer, namespace: &str, name: &str, kind: &'static str) -> Result<(), LocationError> {
+    coffer.state.write(|txn| match txn.delete::<T>(namespace, name)? {
+        true => Ok(()),
+        false => Err(ObjectError::not_found(kind, name).into()),
     })
 }
 
@@ -63,13 +49,4 @@ fn get_named<T: Resource>(
         .iter()
         .map(|n| txn.get(namespace, n)?.ok_or_else(|| ObjectError::not_found(kind, n).into()))
         .collect()
-}
-
-/// Which names a delete applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    /// These names; each must exist.
-    Names(Vec<String>),
-    /// Every one in the namespace.
-    All,
 }

@@ -12,7 +12,7 @@ use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
 
 use super::location::{self, Location};
 use super::location_grants;
-use super::{LocationError, Selection, delete_selected, get_named};
+use super::{LocationError, delete_named, get_named};
 
 const KIND: &str = VolumeSnapshotLocation::NOUN;
 
@@ -90,13 +90,9 @@ pub async fn set_volume_snapshot_location(
     location::record_validation(coffer, vsl).await
 }
 
-/// Deletes locations; returns the names deleted. Snapshots already taken are not touched.
-pub fn delete_volume_snapshot_locations(
-    coffer: &Coffer,
-    namespace: &str,
-    selection: &Selection,
-) -> Result<Vec<String>, LocationError> {
-    delete_selected::<VolumeSnapshotLocation>(coffer, namespace, selection, KIND)
+/// Deletes a location. Snapshots already taken are not touched.
+pub fn delete_volume_snapshot_location(coffer: &Coffer, namespace: &str, name: &str) -> Result<(), LocationError> {
+    delete_named::<VolumeSnapshotLocation>(coffer, namespace, name, KIND)
 }
 
 /// The named locations, or all when `names` is empty.

@@ -86,7 +86,7 @@ async fn a_tenant_handle_refuses_every_path_outside_its_tree() {
     }
     // Download files.
     for path in ["../globex/stolen.tar.gz", "to-globex/stolen.tar.gz", &s(&outside.join("stolen.tar.gz"))] {
-        let err = tenant.create_file("the download file", Path::new(path), true).expect_err(path);
+        let err = tenant.paths().create_file("the download file", Path::new(path), true).expect_err(path);
         assert!(err.to_string().contains("outside"), "{path}: {err}");
     }
 
@@ -95,6 +95,6 @@ async fn a_tenant_handle_refuses_every_path_outside_its_tree() {
     let restored = api.create_restore(restore("inside", "out"), None).await.unwrap();
     assert_eq!(restored.status.phase, Some(Phase::Completed), "{restored:?}");
     assert!(home.join("out/resources/configmaps/namespaces/shop/c.json").exists());
-    tenant.create_file("the download file", Path::new("good.tar.gz"), false).unwrap();
+    tenant.paths().create_file("the download file", Path::new("good.tar.gz"), false).unwrap();
     assert!(home.join("good.tar.gz").exists());
 }
