@@ -10,6 +10,15 @@ use crate::bindings::{object_store as os, volume_snapshotter as vs};
 use crate::streams::{InputStream, OutputStream};
 use crate::{Credential, Error, Manifest, Result};
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntry {
+    /// The whole key.
+    pub key: String,
+    /// The object's length in bytes.
+    pub size: u64,
+}
+
 /// An object store for one backup storage location, with Velero's ObjectStore semantics.
 pub trait ObjectStore: Sized + 'static {
     /// What this provider is and what it may be granted.
@@ -22,10 +31,15 @@ pub trait ObjectStore: Sized + 'static {
     fn object_exists(&self, bucket: &str, key: &str) -> Result<bool>;
     /// Writes `key` to `sink`; a missing key is [`Error::NotFound`]. Returns the length.
     fn get_object(&self, bucket: &str, key: &str, sink: OutputStream) -> Result<u64>;
+    /// Writes at most `length` bytes of `key` from byte `offset` to `sink`; returns how many:
+    /// fewer only where the object ends first, none when `offset` is at or past its end. A
+    /// missing key is [`Error::NotFound`]. Never called with a `length` of 0. (With HTTP,
+    /// [`crate::http::range`] and [`crate::http::Response::splice_range_into`].)
+    fn get_object_range(&self, bucket: &str, key: &str, offset: u64, length: u64, sink: OutputStream) -> Result<u64>;
     /// Distinct prefixes under `prefix` up to the next `delimiter`, each ending in it.
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>>;
-    /// Every key under `prefix`.
-    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>>;
+    /// Every object under `prefix`, with its size.
+    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>>;
     /// Deletes `key`; a missing key is not an error.
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()>;
     /// A URL to GET `key` for `ttl`.
@@ -113,8 +127,24 @@ impl<T: ObjectStore> os::exports::coffer::provider::object_store::Guest for Obje
     fn list_common_prefixes(bucket: String, prefix: String, delimiter: String) -> Result<Vec<String>, os::wit::Error> {
         with_instance(|s: &T| to_wit(s.list_common_prefixes(&bucket, &prefix, &delimiter)))
     }
-    fn list_objects(bucket: String, prefix: String) -> Result<Vec<String>, os::wit::Error> {
-        with_instance(|s: &T| to_wit(s.list_objects(&bucket, &prefix)))
+    fn get_object_range(bucket: String, key: String, offset: u64, length: u64, sink: OutputStream) -> Result<u64, os::wit::Error> {
+        with_instance(|s: &T| {
+            // A read of nothing still answers whether the object exists.
+            to_wit(match length {
+                0 => s.object_exists(&bucket, &key).and_then(|found| match found {
+                    true => Ok(0),
+                    false => Err(Error::NotFound(key.clone())),
+                }),
+                _ => s.get_object_range(&bucket, &key, offset, length, sink),
+            })
+        })
+    }
+    fn list_objects(bucket: String, prefix: String) -> Result<Vec<os::ObjectEntry>, os::wit::Error> {
+        with_instance(|s: &T| {
+            to_wit(s.list_objects(&bucket, &prefix).map(|objects| {
+                objects.into_iter().map(|o| os::ObjectEntry { key: o.key, size: o.size }).collect()
+            }))
+        })
     }
     fn delete_object(bucket: String, key: String) -> Result<(), os::wit::Error> {
         with_instance(|s: &T| to_wit(s.delete_object(&bucket, &key)))

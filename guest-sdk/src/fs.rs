@@ -4,7 +4,7 @@
 pub use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
 
 use crate::Error;
-use crate::streams::{InputStream, OutputStream, splice_all};
+use crate::streams::{InputStream, OutputStream, splice_all, splice_up_to};
 
 /// Prefix of the temporary files written before an atomic rename. Keys and names starting
 /// with it are reserved.
@@ -100,6 +100,21 @@ pub fn read_into(dir: &Descriptor, path: &str, sink: &OutputStream) -> Result<u6
         .map_err(|c| fs_error(path, c))?;
     let source = file.read_via_stream(0).map_err(|c| fs_error(path, c))?;
     splice_all(&source, sink)
+}
+
+/// Streams at most `length` bytes of the regular file `path` under `dir`, from byte `offset`,
+/// into `sink`. Returns how many (none from at or past its end).
+pub fn read_range_into(dir: &Descriptor, path: &str, offset: u64, length: u64, sink: &OutputStream) -> Result<u64, Error> {
+    let file = dir
+        .open_at(PathFlags::empty(), path, OpenFlags::empty(), DescriptorFlags::READ)
+        .map_err(|c| fs_error(path, c))?;
+    let source = file.read_via_stream(offset).map_err(|c| fs_error(path, c))?;
+    splice_up_to(&source, sink, length)
+}
+
+/// The size of the file `path` under `dir` (symlinks not followed).
+pub fn size_of(dir: &Descriptor, path: &str) -> Result<u64, Error> {
+    dir.stat_at(PathFlags::empty(), path).map(|stat| stat.size).map_err(|c| fs_error(path, c))
 }
 
 /// Copies the regular file `from` under `from_dir` to `to` under `to_dir` (which must not

@@ -7,7 +7,7 @@ use wasip2::http::types::{ErrorCode, Fields, FutureIncomingResponse, IncomingBod
 use wasip2::io::streams::{InputStream, OutputStream};
 
 use crate::Error;
-use crate::streams::{read_to_end, splice_all, write_all};
+use crate::streams::{read_to_end, skip, splice_all, splice_up_to, write_all};
 
 /// Bodies up to this size are handed to the host whole before the request is sent; the
 /// host's request-body channel takes one write of up to 1 MiB without a reader.
@@ -97,6 +97,49 @@ impl Response {
     /// Streams the body into `sink`; returns its length.
     pub fn splice_into(self, sink: &OutputStream) -> Result<u64, Error> {
         let n = splice_all(&self.stream, sink)?;
+        drop(self.stream);
+        let _ = IncomingBody::finish(self.body);
+        Ok(n)
+    }
+}
+
+/// The `Range` header value for `length` (at least 1) bytes from `offset`: `bytes=first-last`.
+pub fn range(offset: u64, length: u64) -> String {
+    format!("bytes={offset}-{}", offset.saturating_add(length.max(1) - 1))
+}
+
+impl Response {
+    /// Streams the answer to a GET with [`range`]`(offset, length)` into `sink` and returns how
+    /// many bytes it moved: the range of a 206, the same bytes of a 200 from a server that
+    /// ignored the header, nothing for a 416 (the range starts at or past the object's end).
+    /// Any other status is the error `to_error` makes of it.
+    pub fn splice_range_into(
+        self,
+        what: &str,
+        to_error: impl FnOnce(&str, u16, &str) -> Error,
+        offset: u64,
+        length: u64,
+        sink: &OutputStream,
+    ) -> Result<u64, Error> {
+        match self.status {
+            416 => {
+                drop(self.stream);
+                let _ = IncomingBody::finish(self.body);
+                Ok(0)
+            }
+            200 | 206 => {
+                if self.status == 200 && skip(&self.stream, offset)? < offset {
+                    return self.splice_up_to(sink, 0);
+                }
+                self.splice_up_to(sink, length)
+            }
+            status if (200..300).contains(&status) => Err(Error::Other(format!("{what}: answered {status} to a ranged GET"))),
+            status => Err(to_error(what, status, &self.text()?)),
+        }
+    }
+
+    fn splice_up_to(self, sink: &OutputStream, limit: u64) -> Result<u64, Error> {
+        let n = splice_up_to(&self.stream, sink, limit)?;
         drop(self.stream);
         let _ = IncomingBody::finish(self.body);
         Ok(n)

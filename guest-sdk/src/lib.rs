@@ -24,7 +24,8 @@
 //! #   fn object_exists(&self, _: &str, _: &str) -> Result<bool> { todo!() }
 //! #   fn get_object(&self, _: &str, _: &str, _: OutputStream) -> Result<u64> { todo!() }
 //! #   fn list_common_prefixes(&self, _: &str, _: &str, _: &str) -> Result<Vec<String>> { todo!() }
-//! #   fn list_objects(&self, _: &str, _: &str) -> Result<Vec<String>> { todo!() }
+//! #   fn get_object_range(&self, _: &str, _: &str, _: u64, _: u64, _: OutputStream) -> Result<u64> { todo!() }
+//! #   fn list_objects(&self, _: &str, _: &str) -> Result<Vec<coffer_guest_sdk::ObjectEntry>> { todo!() }
 //! #   fn delete_object(&self, _: &str, _: &str) -> Result<()> { todo!() }
 //! #   fn create_signed_url(&self, _: &str, _: &str, _: std::time::Duration) -> Result<String> { todo!() }
 //! }
@@ -61,7 +62,7 @@ pub mod xml;
 pub use config::{Config, OBJECT_STORE_INJECTED_KEYS};
 pub use credential::Credential;
 pub use error::{Error, Result, deleted, exists};
-pub use export::{ObjectStore, VolumeInfo, VolumeSnapshotter};
+pub use export::{ObjectEntry, ObjectStore, VolumeInfo, VolumeSnapshotter};
 #[doc(hidden)]
 pub use export::{ObjectStoreExport, VolumeSnapshotterExport};
 pub use manifest::{DirectoryRequest, Manifest};

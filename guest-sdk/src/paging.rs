@@ -2,16 +2,27 @@
 //! listing, and gets both contract listings (keys, and common prefixes) from it.
 
 use crate::error::{Error, Result};
+use crate::export::ObjectEntry;
 
 /// One page of a listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
-    /// Object keys on this page.
-    pub keys: Vec<String>,
+    /// Objects on this page.
+    pub objects: Vec<ObjectEntry>,
     /// Common prefixes on this page (listings with a delimiter).
     pub prefixes: Vec<String>,
     /// The token of the next page; none (or empty) on the last.
     pub next: Option<String>,
+}
+
+/// One entry of a listing from the key and size fields a service sent (as text), or an error
+/// naming `listing` and what is missing.
+pub fn object(listing: &str, key: Option<String>, size: Option<String>) -> Result<ObjectEntry> {
+    let key = key.ok_or_else(|| Error::Other(format!("{listing}: an entry without a key")))?;
+    match size.as_deref().map(str::parse) {
+        Some(Ok(size)) => Ok(ObjectEntry { key, size }),
+        _ => Err(Error::Other(format!("{listing}: {key:?} has no valid size ({size:?})"))),
+    }
 }
 
 /// Fetches every page: `fetch` gets the token of the page wanted (none for the first) and
@@ -33,10 +44,10 @@ pub fn each_page(mut fetch: impl FnMut(Option<&str>) -> Result<Page>, mut take: 
     }
 }
 
-/// Every key of the listing `fetch` pages through.
-pub fn keys(fetch: impl FnMut(Option<&str>) -> Result<Page>) -> Result<Vec<String>> {
+/// Every object of the listing `fetch` pages through.
+pub fn objects(fetch: impl FnMut(Option<&str>) -> Result<Page>) -> Result<Vec<ObjectEntry>> {
     let mut out = Vec::new();
-    each_page(fetch, |page| out.extend(page.keys))?;
+    each_page(fetch, |page| out.extend(page.objects))?;
     Ok(out)
 }
 
@@ -52,13 +63,13 @@ mod tests {
     use super::*;
 
     fn page(keys: &[&str], next: Option<&str>) -> Page {
-        Page { keys: keys.iter().map(|k| k.to_string()).collect(), prefixes: vec![format!("{}/", keys[0])], next: next.map(str::to_owned) }
+        Page { objects: keys.iter().map(|k| ObjectEntry { key: k.to_string(), size: k.len() as u64 }).collect(), prefixes: vec![format!("{}/", keys[0])], next: next.map(str::to_owned) }
     }
 
     #[test]
     fn every_page_is_fetched_once_in_order() {
         let mut asked = Vec::new();
-        let all = keys(|token| {
+        let all = objects(|token| {
             asked.push(token.map(str::to_owned));
             Ok(match token {
                 None => page(&["a", "b"], Some("t1")),
@@ -67,7 +78,7 @@ mod tests {
             })
         })
         .unwrap();
-        assert_eq!(all, ["a", "b", "c"]);
+        assert_eq!(all.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(asked, [None, Some("t1".to_owned())]);
         let found = prefixes(|token| Ok(if token.is_none() { page(&["x"], Some("n")) } else { page(&["y"], None) })).unwrap();
         assert_eq!(found, ["x/", "y/"]);
@@ -75,7 +86,7 @@ mod tests {
 
     #[test]
     fn a_service_repeating_its_token_is_stopped() {
-        let err = keys(|_| Ok(page(&["a"], Some("same")))).unwrap_err();
+        let err = objects(|_| Ok(page(&["a"], Some("same")))).unwrap_err();
         assert!(matches!(err, Error::Other(ref m) if m.contains("\"same\"")), "{err}");
     }
 }

@@ -30,6 +30,34 @@ pub fn splice_all(from: &InputStream, to: &OutputStream) -> Result<u64, Error> {
     Ok(total)
 }
 
+/// Moves at most `limit` bytes from `from` to `to` (fewer only when `from` closes first), then
+/// flushes `to`. Returns the number of bytes moved.
+pub fn splice_up_to(from: &InputStream, to: &OutputStream, limit: u64) -> Result<u64, Error> {
+    let mut total = 0u64;
+    while total < limit {
+        match to.blocking_splice(from, CHUNK.min(limit - total)) {
+            Ok(n) => total += n,
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(stream_error("copying the body", e)),
+        }
+    }
+    flush(to)?;
+    Ok(total)
+}
+
+/// Skips `count` bytes of `from` (fewer when it closes first). Returns how many it skipped.
+pub fn skip(from: &InputStream, count: u64) -> Result<u64, Error> {
+    let mut skipped = 0u64;
+    while skipped < count {
+        match from.blocking_skip(count - skipped) {
+            Ok(n) => skipped += n,
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(stream_error("skipping into the body", e)),
+        }
+    }
+    Ok(skipped)
+}
+
 /// Flushes `to`. A stream that closed once everything was written to it (an HTTP body that
 /// reached its `content-length`) has taken all the data, so that is success.
 fn flush(to: &OutputStream) -> Result<(), Error> {

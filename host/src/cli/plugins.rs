@@ -17,6 +17,8 @@ struct PluginView<'a> {
     kind: String,
     source: String,
     sha256: &'a str,
+    /// The contract version (`wit/`) the component was built against.
+    contract: &'static str,
     manifest: &'a Manifest,
 }
 
@@ -29,6 +31,7 @@ fn view(p: &Plugin) -> PluginView<'_> {
             PluginSource::File(path) => path.display().to_string(),
         },
         sha256: p.component.sha256(),
+        contract: p.component.contract(),
         manifest: p.component.manifest(),
     }
 }
@@ -47,11 +50,12 @@ pub async fn plugin(coffer: &mut Coffer, command: PluginCommand) -> Result<()> {
             if args.output.format != OutputFormat::Table {
                 return print_documents(args.output.format, "coffer.io/v1", "Plugin", &views, false);
             }
-            let mut table = Table::new(&["NAME", "KIND", "SOURCE", "SHA256", "DESCRIPTION"]);
+            let mut table = Table::new(&["NAME", "KIND", "CONTRACT", "SOURCE", "SHA256", "DESCRIPTION"]);
             for v in &views {
                 table.row(vec![
                     v.name.into(),
                     v.kind.clone(),
+                    v.contract.into(),
                     v.source.clone(),
                     v.sha256[..12].into(),
                     v.manifest.description.clone(),

@@ -6,7 +6,8 @@ use std::fmt;
 use thiserror::Error;
 use wasmtime::Store;
 
-use super::bindings::{object_store as os, volume_snapshotter as vs};
+use super::bindings::{ObjectStoreWorld, Versioned, VolumeSnapshotterWorld};
+use super::bindings::{object_store as os, object_store_0_1 as os_0_1, volume_snapshotter as vs, volume_snapshotter_0_1 as vs_0_1};
 use super::cache::sha256_hex;
 use super::grants::Grants;
 use super::host_state::HostState;
@@ -52,7 +53,7 @@ pub enum LoadError {
     #[error("imports something Coffer does not provide (only WASI 0.2 is available): {0}")]
     Imports(String),
     /// It exports neither provider world.
-    #[error("exports neither coffer:provider/object-store nor coffer:provider/volume-snapshotter")]
+    #[error("exports neither coffer:provider/object-store nor coffer:provider/volume-snapshotter (contract 0.1.0 or 0.2.0)")]
     NotAProvider,
     /// Its `describe` call failed.
     #[error("describing itself failed: {0}")]
@@ -64,8 +65,8 @@ pub enum LoadError {
 
 #[derive(Clone)]
 pub(crate) enum Pre {
-    ObjectStore(os::ObjectStoreProviderPre<HostState>),
-    VolumeSnapshotter(vs::VolumeSnapshotterProviderPre<HostState>),
+    ObjectStore(<ObjectStoreWorld as slot::Provider>::Pre),
+    VolumeSnapshotter(<VolumeSnapshotterWorld as slot::Provider>::Pre),
 }
 
 /// A compiled, checked provider component, ready to be instantiated for locations.
@@ -93,6 +94,14 @@ impl ProviderComponent {
         match self.pre {
             Pre::ObjectStore(_) => ProviderKind::ObjectStore,
             Pre::VolumeSnapshotter(_) => ProviderKind::VolumeSnapshotter,
+        }
+    }
+
+    /// The version of the contract (`wit/`) it was built against.
+    pub fn contract(&self) -> &'static str {
+        match &self.pre {
+            Pre::ObjectStore(p) => p.contract(),
+            Pre::VolumeSnapshotter(p) => p.contract(),
         }
     }
 
@@ -125,9 +134,13 @@ impl Sandbox {
         let instance_pre =
             inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
         let pre = if let Ok(p) = os::ObjectStoreProviderPre::new(instance_pre.clone()) {
-            Pre::ObjectStore(p)
-        } else if let Ok(p) = vs::VolumeSnapshotterProviderPre::new(instance_pre) {
-            Pre::VolumeSnapshotter(p)
+            Pre::ObjectStore(Versioned::Current(p))
+        } else if let Ok(p) = os_0_1::ObjectStoreProviderPre::new(instance_pre.clone()) {
+            Pre::ObjectStore(Versioned::V0_1(p))
+        } else if let Ok(p) = vs::VolumeSnapshotterProviderPre::new(instance_pre.clone()) {
+            Pre::VolumeSnapshotter(Versioned::Current(p))
+        } else if let Ok(p) = vs_0_1::VolumeSnapshotterProviderPre::new(instance_pre) {
+            Pre::VolumeSnapshotter(Versioned::V0_1(p))
         } else {
             return Err(LoadError::NotAProvider);
         };
@@ -138,11 +151,19 @@ impl Sandbox {
         // A component that does not answer (blocked on a clock, say) is refused, not waited on.
         let describe = async {
             Ok::<Manifest, wasmtime::Error>(match &pre {
-                Pre::ObjectStore(p) => {
+                Pre::ObjectStore(Versioned::Current(p)) => {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_object_store().call_describe(&mut store).await?.into()
                 }
-                Pre::VolumeSnapshotter(p) => {
+                Pre::ObjectStore(Versioned::V0_1(p)) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_object_store().call_describe(&mut store).await?.into()
+                }
+                Pre::VolumeSnapshotter(Versioned::Current(p)) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_volume_snapshotter().call_describe(&mut store).await?.into()
+                }
+                Pre::VolumeSnapshotter(Versioned::V0_1(p)) => {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_volume_snapshotter().call_describe(&mut store).await?.into()
                 }

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::object_store::coffer::provider::digest;
+use super::bindings::object_store_0_1::coffer::provider0_1_0::digest as digest_0_1;
 use super::host_state::HostState;
 
 impl digest::Host for HostState {
@@ -17,7 +18,15 @@ impl digest::Host for HostState {
     }
 }
 
-/// Adds the interface to `linker`; both provider worlds import it.
+impl digest_0_1::Host for HostState {
+    fn sha256(&mut self, data: Vec<u8>) -> Vec<u8> {
+        digest::Host::sha256(self, data)
+    }
+}
+
+/// Adds the interface, as every contract version names it, to `linker`; every provider world
+/// imports it.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    digest::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+    digest::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)?;
+    digest_0_1::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
 }

@@ -90,6 +90,16 @@ pub enum ErrorKind {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The component was built against an earlier contract, which lacks the call.
+    #[error("was built against contract {contract}, which has no {call} (added in {added}); rebuild it against the current coffer-guest-sdk")]
+    OlderContract {
+        /// The contract version the component implements.
+        contract: &'static str,
+        /// The call it lacks, as `wit/` names it.
+        call: &'static str,
+        /// The contract version that added the call.
+        added: &'static str,
+    },
     /// The provider reported a length that differs from what crossed the stream.
     #[error("reported {reported} bytes but {moved} crossed the stream")]
     LengthMismatch {

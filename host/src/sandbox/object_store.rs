@@ -5,43 +5,31 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::Store;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use crate::disk::{BelowReserve, SpaceReserve};
 
-use super::bindings::object_store::ObjectStoreProvider;
-use super::bindings::object_store::ObjectStoreProviderPre;
+use super::bindings::{CONTRACT, ObjectStoreWorld, Versioned};
 use super::component::{Pre, ProviderComponent};
 use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
-use super::host_state::HostState;
-use super::slot::{Provider, Slot, call_export, wrong_kind};
+use super::slot::{Slot, call_export, wrong_kind};
 use super::streams::{CHUNK, input_from_reader, output_to_writer};
 use super::{ProviderKind, Sandbox};
 
-impl Provider for ObjectStoreProvider {
-    type Pre = ObjectStoreProviderPre<HostState>;
-
-    async fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate_async(store).await
-    }
-
-    async fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-        credential: Option<&[u8]>,
-    ) -> wasmtime::Result<Result<(), ErrorKind>> {
-        let r = self.coffer_provider_object_store().call_init(store, config, credential).await?;
-        Ok(r.map_err(Into::into))
-    }
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntry {
+    /// The whole key.
+    pub key: String,
+    /// Its length in bytes.
+    pub size: u64,
 }
 
 /// An object store serving one location. Calls are sequential; each runs under the sandbox's
 /// limits, and a trapped instance is replaced on the next call.
 pub struct ObjectStoreHandle {
-    slot: Slot<ObjectStoreProvider>,
+    slot: Slot<ObjectStoreWorld>,
 }
 
 impl ObjectStoreHandle {
@@ -104,6 +92,34 @@ impl ObjectStoreHandle {
 
     /// Writes object `key` into `sink`. Returns its length.
     pub async fn get_object<W: Write + Send + 'static>(&mut self, bucket: &str, key: &str, sink: W) -> Result<u64, ProviderError> {
+        self.fetch(bucket, key, None, sink).await
+    }
+
+    /// Writes at most `length` bytes of object `key` from byte `offset` into `sink`. Returns how
+    /// many: fewer than `length` only where the object ends first.
+    pub async fn get_object_range<W: Write + Send + 'static>(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        offset: u64,
+        length: u64,
+        sink: W,
+    ) -> Result<u64, ProviderError> {
+        self.fetch(bucket, key, Some((offset, length)), sink).await
+    }
+
+    /// Object `key`, or the `range` (offset, length) of it, streamed into `sink`; checks that
+    /// what crossed the stream is what the provider reported and no more than was asked for.
+    async fn fetch<W: Write + Send + 'static>(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        range: Option<(u64, u64)>,
+        sink: W,
+    ) -> Result<u64, ProviderError> {
+        if range.is_some() && self.contract() != CONTRACT {
+            return Err(self.older_contract("get-object-range", "0.2.0"));
+        }
         let (output, detach, moved, writer) = output_to_writer(sink, self.slot.limits().stream_idle);
         let location = self.location().to_owned();
         let live = self.slot.live().await?;
@@ -113,7 +129,15 @@ impl ObjectStoreHandle {
             .table
             .push(Box::new(output) as DynOutputStream)
             .map_err(|e| ProviderError { location, kind: ErrorKind::Other(e.to_string()) })?;
-        let result = call_export!(self.slot, coffer_provider_object_store.call_get_object(bucket, key, sink));
+        let result = match range {
+            None => call_export!(self.slot, coffer_provider_object_store.call_get_object(bucket, key, sink)),
+            Some((offset, length)) => call_export!(self.slot, "get_object_range", |bindings, store| async move {
+                match bindings {
+                    Versioned::Current(b) => b.coffer_provider_object_store().call_get_object_range(store, bucket, key, offset, length, sink).await,
+                    Versioned::V0_1(_) => unreachable!("refused above"),
+                }
+            }),
+        };
         // The stream ends with the call, even if the provider kept it.
         detach.detach().await;
         let written = writer.await.map_err(|e| self.error(ErrorKind::Sink(std::io::Error::other(e))))?;
@@ -122,6 +146,11 @@ impl ObjectStoreHandle {
         let moved = moved.load(Ordering::Relaxed);
         if length != written || moved != written {
             return Err(self.error(ErrorKind::LengthMismatch { reported: length, moved: written }));
+        }
+        if let Some((_, asked)) = range
+            && length > asked
+        {
+            return Err(self.error(ErrorKind::InvalidAnswer(format!("a read of {asked} bytes of {key:?} returned {length}"))));
         }
         Ok(length)
     }
@@ -156,11 +185,49 @@ impl ObjectStoreHandle {
 
     /// Every key under `prefix`.
     pub async fn list_objects(&mut self, bucket: &str, prefix: &str) -> Result<Vec<String>, ProviderError> {
-        let keys = call_export!(self.slot, coffer_provider_object_store.call_list_objects(bucket, prefix))?;
-        match keys.iter().find(|k| !k.starts_with(prefix)) {
-            Some(bad) => Err(self.error(ErrorKind::InvalidAnswer(format!("listed key {bad:?} is outside the prefix {prefix:?}")))),
-            None => Ok(keys),
+        let keys = call_export!(self.slot, "list_objects", |bindings, store| async move {
+            Ok(match bindings {
+                Versioned::Current(b) => b
+                    .coffer_provider_object_store()
+                    .call_list_objects(store, bucket, prefix)
+                    .await?
+                    .map(|entries| entries.into_iter().map(|e| e.key).collect::<Vec<_>>()),
+                Versioned::V0_1(b) => b.coffer_provider_object_store().call_list_objects(store, bucket, prefix).await?,
+            })
+        })?;
+        self.check_listing(prefix, keys.iter().map(String::as_str))?;
+        Ok(keys)
+    }
+
+    /// Every object under `prefix`, with its size.
+    pub async fn list_objects_with_sizes(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, ProviderError> {
+        if self.contract() != CONTRACT {
+            return Err(self.older_contract("sizes in list-objects", "0.2.0"));
         }
+        let entries = call_export!(self.slot, "list_objects", |bindings, store| async move {
+            match bindings {
+                Versioned::Current(b) => b.coffer_provider_object_store().call_list_objects(store, bucket, prefix).await,
+                Versioned::V0_1(_) => unreachable!("refused above"),
+            }
+        })?;
+        self.check_listing(prefix, entries.iter().map(|e| e.key.as_str()))?;
+        Ok(entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect())
+    }
+
+    fn check_listing<'a>(&self, prefix: &str, mut keys: impl Iterator<Item = &'a str>) -> Result<(), ProviderError> {
+        match keys.find(|k| !k.starts_with(prefix)) {
+            Some(bad) => Err(self.error(ErrorKind::InvalidAnswer(format!("listed key {bad:?} is outside the prefix {prefix:?}")))),
+            None => Ok(()),
+        }
+    }
+
+    /// The contract version the provider was built against.
+    pub fn contract(&self) -> &'static str {
+        self.slot.contract()
+    }
+
+    fn older_contract(&self, call: &'static str, added: &'static str) -> ProviderError {
+        self.error(ErrorKind::OlderContract { contract: self.contract(), call, added })
     }
 
     /// Deletes `key`; a missing key is not an error.

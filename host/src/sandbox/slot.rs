@@ -32,7 +32,7 @@ pub(crate) fn new_store(sandbox: &Sandbox, grants: &Grants, limits: &Limits) -> 
 }
 
 /// The bindings of one provider world.
-pub(crate) trait Provider: Sized + Send + 'static {
+pub(crate) trait Provider: Sized + Send + Sync + 'static {
     /// The pre-instantiated component.
     type Pre: Clone + Send + Sync + 'static;
     /// Instantiates into `store`.
@@ -194,20 +194,39 @@ impl<P: Provider> Slot<P> {
     }
 }
 
-/// Runs one export call of `$interface` on a slot's live instance, under the call deadline,
-/// and settles its outcome (discarding the instance after a trap or overrun).
+impl<C: Provider, O: Provider> Slot<super::bindings::Versioned<C, O>> {
+    /// The contract version the slot's component was built against.
+    pub(crate) fn contract(&self) -> &'static str {
+        self.pre.contract()
+    }
+}
+
+/// Runs one export call on a slot's live instance, under the call deadline, and settles its
+/// outcome (discarding the instance after a trap or overrun).
+///
+/// `call_export!(slot, interface.call_x(args))` makes the same call at either contract version;
+/// `call_export!(slot, "x", |bindings, store| future)` lets the caller match on the
+/// [`Versioned`](super::bindings::Versioned) bindings itself.
 macro_rules! call_export {
-    ($slot:expr, $interface:ident . $method:ident ( $($arg:expr),* )) => {{
+    ($slot:expr, $operation:expr, |$bindings:ident, $store:ident| $call:expr) => {{
         let deadline = $slot.limits().call_deadline;
         let _turn = $slot.turn().await;
         let started = std::time::Instant::now();
         let live = $slot.live().await?;
-        let outcome =
-            tokio::time::timeout(deadline, live.bindings.$interface().$method(&mut live.store, $($arg),*)).await;
+        let ($bindings, $store) = (&live.bindings, &mut live.store);
+        let outcome = tokio::time::timeout(deadline, $call).await;
         let result = $slot.settle(outcome);
-        $slot.record(stringify!($method).trim_start_matches("call_"), result.is_ok(), started.elapsed());
+        $slot.record($operation, result.is_ok(), started.elapsed());
         result
     }};
+    ($slot:expr, $interface:ident . $method:ident ( $($arg:expr),* )) => {
+        $crate::sandbox::slot::call_export!($slot, stringify!($method).trim_start_matches("call_"), |bindings, store| async move {
+            match bindings {
+                $crate::sandbox::bindings::Versioned::Current(b) => b.$interface().$method(store, $($arg),*).await,
+                $crate::sandbox::bindings::Versioned::V0_1(b) => b.$interface().$method(store, $($arg),*).await,
+            }
+        })
+    };
 }
 pub(crate) use call_export;
 

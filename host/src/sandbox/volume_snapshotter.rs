@@ -1,32 +1,11 @@
 //! The typed handle of a volume-snapshotter provider instance.
 
-use wasmtime::Store;
-
-use super::bindings::volume_snapshotter::{VolumeSnapshotterProvider, VolumeSnapshotterProviderPre};
+use super::bindings::{Versioned, VolumeSnapshotterWorld};
 use super::component::{Pre, ProviderComponent};
-use super::error::{ErrorKind, ProviderError};
+use super::error::ProviderError;
 use super::grants::Grants;
-use super::host_state::HostState;
-use super::slot::{Provider, Slot, call_export, wrong_kind};
+use super::slot::{Slot, call_export, wrong_kind};
 use super::{ProviderKind, Sandbox};
-
-impl Provider for VolumeSnapshotterProvider {
-    type Pre = VolumeSnapshotterProviderPre<HostState>;
-
-    async fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate_async(store).await
-    }
-
-    async fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &Vec<(String, String)>,
-        credential: Option<&[u8]>,
-    ) -> wasmtime::Result<Result<(), ErrorKind>> {
-        let r = self.coffer_provider_volume_snapshotter().call_init(store, config, credential).await?;
-        Ok(r.map_err(Into::into))
-    }
-}
 
 /// A volume's type and IOPS, as recorded with its snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +18,7 @@ pub struct VolumeInfo {
 
 /// A volume snapshotter serving one location.
 pub struct VolumeSnapshotterHandle {
-    slot: Slot<VolumeSnapshotterProvider>,
+    slot: Slot<VolumeSnapshotterWorld>,
 }
 
 impl VolumeSnapshotterHandle {
@@ -79,8 +58,14 @@ impl VolumeSnapshotterHandle {
 
     /// The type and IOPS of a volume.
     pub async fn get_volume_info(&mut self, volume_id: &str, volume_az: &str) -> Result<VolumeInfo, ProviderError> {
-        let info = call_export!(self.slot, coffer_provider_volume_snapshotter.call_get_volume_info(volume_id, volume_az))?;
-        Ok(VolumeInfo { volume_type: info.volume_type, iops: info.iops })
+        call_export!(self.slot, "get_volume_info", |bindings, store| async move {
+            Ok(match bindings {
+                Versioned::Current(b) => b.coffer_provider_volume_snapshotter().call_get_volume_info(store, volume_id, volume_az).await?
+                    .map(|info| VolumeInfo { volume_type: info.volume_type, iops: info.iops }),
+                Versioned::V0_1(b) => b.coffer_provider_volume_snapshotter().call_get_volume_info(store, volume_id, volume_az).await?
+                    .map(|info| VolumeInfo { volume_type: info.volume_type, iops: info.iops }),
+            })
+        })
     }
 
     /// Snapshots a volume; returns the snapshot ID.

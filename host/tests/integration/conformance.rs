@@ -2,6 +2,27 @@
 
 use coffer::sandbox::{ErrorKind, ObjectStoreHandle};
 
+/// A sink whose bytes the test reads back after the handle's blocking writer is done.
+#[derive(Clone, Default)]
+struct SharedSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedSink {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl std::io::Write for SharedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A body of `len` bytes with a pattern that shows misplaced chunks.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8 ^ (i >> 20) as u8).collect()
@@ -58,6 +79,36 @@ pub async fn object_store_conformance(store: &mut ObjectStoreHandle, bucket: &st
     assert_eq!(stored, big.len() as u64);
     let back = store.get_bytes(bucket, "big/object", 2 << 30).await.unwrap();
     assert!(back == big, "the large object came back different ({} bytes)", back.len());
+
+    // Ranged reads: inside, across the end, at and past the end, of nothing, of a missing key.
+    let range = async |store: &mut ObjectStoreHandle, key: &str, offset: u64, length: u64| {
+        let sink = SharedSink::default();
+        let n = store.get_object_range(bucket, key, offset, length, sink.clone()).await?;
+        let bytes = sink.take();
+        assert_eq!(n, bytes.len() as u64, "reported length of {key} [{offset}; {length}]");
+        Ok::<_, coffer::sandbox::ProviderError>(bytes)
+    };
+    let big_len = big.len() as u64;
+    let middle = (5 << 20) + 3;
+    assert!(range(store, "big/object", middle, 1 << 20).await.unwrap() == big[middle as usize..][..1 << 20], "a range in the middle");
+    assert_eq!(range(store, "big/object", big_len - 10, 100).await.unwrap(), big[big.len() - 10..], "a range across the end");
+    assert!(range(store, "big/object", big_len, 10).await.unwrap().is_empty(), "a range at the end");
+    assert!(range(store, "big/object", big_len + 1000, 10).await.unwrap().is_empty(), "a range past the end");
+    assert_eq!(range(store, "a/one.json", 0, 1).await.unwrap(), b"s");
+    assert!(range(store, "a/one.json", 2, 0).await.unwrap().is_empty(), "a range of nothing");
+    assert!(range(store, "a/empty", 0, 10).await.unwrap().is_empty(), "a range of an empty object");
+    for length in [0, 10] {
+        let err = range(store, "nothing/here", 0, length).await.unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::NotFound(_)), "a range of a missing object: {err}");
+    }
+
+    // Listings carry each object's size.
+    let mut sized = store.list_objects_with_sizes(bucket, "a/").await.unwrap();
+    sized.sort_by(|a, b| a.key.cmp(&b.key));
+    let sized: Vec<(&str, u64)> = sized.iter().map(|e| (e.key.as_str(), e.size)).collect();
+    assert_eq!(sized, [("a/b2/x", 1), ("a/empty", 0), ("a/one.json", 6)]);
+    let big_listed = store.list_objects_with_sizes(bucket, "big/").await.unwrap();
+    assert_eq!(big_listed.iter().map(|e| e.size).collect::<Vec<_>>(), [big_len]);
 
     // A signed URL names the object.
     let url = store.create_signed_url(bucket, "a/one.json", std::time::Duration::from_secs(600)).await.unwrap();

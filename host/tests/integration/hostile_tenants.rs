@@ -121,3 +121,19 @@ async fn listings_outside_the_asked_prefix_are_refused() {
     assert!(matches!(err.kind, ErrorKind::InvalidAnswer(_)), "{err}");
     assert!(err.to_string().contains("bsl garbage"), "{err}");
 }
+
+#[tokio::test]
+async fn ranged_reads_longer_than_asked_or_lying_about_length_are_refused() {
+    let sb = sandbox(Limits::default());
+    let probe = load(&sb, &test_component("probe")).await;
+    let mut p = ObjectStoreHandle::new(&sb, &probe, grants("bsl ranges", &probe, &[], None)).await.unwrap();
+    // Sends 11 bytes for a read of 10, and says so.
+    let err = p.get_object_range("b", "overlong", 0, 10, std::io::sink()).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::InvalidAnswer(_)), "{err}");
+    assert!(err.to_string().contains("a read of 10 bytes of \"overlong\" returned 11"), "{err}");
+    // Says 10 bytes and sends none.
+    let err = p.get_object_range("b", "lying", 0, 10, std::io::sink()).await.unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::LengthMismatch { reported: 10, moved: 0 }), "{err}");
+    // The sandbox still serves the location.
+    assert!(p.list_objects("b", "").await.unwrap().is_empty());
+}

@@ -17,7 +17,7 @@ use coffer_guest_sdk::http::{self, Body, Pending, Response};
 use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials, EMPTY_SHA256};
 use coffer_guest_sdk::streams::{InputStream, OutputStream};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, upload, uri, xml};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectEntry, ObjectStore, Result, deleted, exists, upload, uri, xml};
 
 /// Size of one upload part: what a put holds in guest memory at a time.
 const PART_SIZE: usize = 8 << 20;
@@ -165,7 +165,10 @@ impl S3 {
         }
         let text = self.simple(&format!("ListObjectsV2 {prefix}"), "GET", bucket, "", &query)?.text()?;
         Ok(Page {
-            keys: xml::elements(&text, "Contents").iter().filter_map(|c| xml::text(c, "Key")).collect(),
+            objects: xml::elements(&text, "Contents")
+                .iter()
+                .map(|c| paging::object(&format!("ListObjectsV2 {prefix}"), xml::text(c, "Key"), xml::text(c, "Size")))
+                .collect::<Result<_>>()?,
             prefixes: xml::elements(&text, "CommonPrefixes").iter().filter_map(|c| xml::text(c, "Prefix")).collect(),
             next: (xml::text(&text, "IsTruncated").as_deref() == Some("true")).then(|| xml::text(&text, "NextContinuationToken")).flatten(),
         })
@@ -295,12 +298,19 @@ impl ObjectStore for S3 {
         response.splice_into(&sink)
     }
 
+    fn get_object_range(&self, bucket: &str, key: &str, offset: u64, length: u64, sink: OutputStream) -> Result<u64> {
+        let what = format!("GetObject {key}");
+        let headers = [("range".to_owned(), http::range(offset, length))];
+        let response = self.request("GET", bucket, key, &[], &headers, Body::Empty, EMPTY_SHA256)?;
+        response.splice_range_into(&what, s3_error, offset, length, &sink)
+    }
+
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
         paging::prefixes(|token| self.page(bucket, prefix, Some(delimiter), token))
     }
 
-    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        paging::keys(|token| self.page(bucket, prefix, None, token))
+    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>> {
+        paging::objects(|token| self.page(bucket, prefix, None, token))
     }
 
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

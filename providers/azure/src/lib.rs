@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use coffer_guest_sdk::http::{self, Body, Pending, Response};
 use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::streams::{InputStream, OutputStream};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, upload, uri, xml};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectEntry, ObjectStore, Result, deleted, exists, upload, uri, xml};
 
 use shared_key::API_VERSION;
 
@@ -135,7 +135,10 @@ impl Blob {
         let response = self.request("GET", container, "", &query, &[], Body::Empty)?;
         let text = Self::checked(&format!("List Blobs {prefix}"), response)?.text()?;
         Ok(Page {
-            keys: xml::elements(&text, "Blob").iter().filter_map(|b| xml::text(b, "Name")).collect(),
+            objects: xml::elements(&text, "Blob")
+                .iter()
+                .map(|b| paging::object(&format!("List Blobs {prefix}"), xml::text(b, "Name"), xml::text(b, "Content-Length")))
+                .collect::<Result<_>>()?,
             prefixes: xml::elements(&text, "BlobPrefix").iter().filter_map(|p| xml::text(p, "Name")).collect(),
             next: xml::text(&text, "NextMarker"),
         })
@@ -226,12 +229,18 @@ impl ObjectStore for Blob {
         Self::checked(&format!("Get Blob {blob}"), response)?.splice_into(&sink)
     }
 
+    fn get_object_range(&self, container: &str, blob: &str, offset: u64, length: u64, sink: OutputStream) -> Result<u64> {
+        let headers = [("x-ms-range".to_owned(), http::range(offset, length))];
+        let response = self.request("GET", container, blob, &[], &headers, Body::Empty)?;
+        response.splice_range_into(&format!("Get Blob {blob}"), azure_error, offset, length, &sink)
+    }
+
     fn list_common_prefixes(&self, container: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
         paging::prefixes(|marker| self.page(container, prefix, Some(delimiter), marker))
     }
 
-    fn list_objects(&self, container: &str, prefix: &str) -> Result<Vec<String>> {
-        paging::keys(|marker| self.page(container, prefix, None, marker))
+    fn list_objects(&self, container: &str, prefix: &str) -> Result<Vec<ObjectEntry>> {
+        paging::objects(|marker| self.page(container, prefix, None, marker))
     }
 
     fn delete_object(&self, container: &str, blob: &str) -> Result<()> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use coffer_guest_sdk::fs::{self, Descriptor, DescriptorType, TEMP_PREFIX};
 use coffer_guest_sdk::streams::{InputStream, OutputStream};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectEntry, ObjectStore, Result};
 
 const MOUNT: &str = "/data";
 
@@ -56,8 +56,8 @@ impl Filesystem {
         Ok(matches!(fs::kind_of(&self.data, path)?, Some(DescriptorType::RegularFile)))
     }
 
-    /// Every object key below directory `dir` (relative to the bucket), appended to `out`.
-    fn walk(&self, bucket: &str, dir: &str, out: &mut Vec<String>) -> Result<()> {
+    /// Every object below directory `dir` (relative to the bucket), appended to `out`.
+    fn walk(&self, bucket: &str, dir: &str, out: &mut Vec<ObjectEntry>) -> Result<()> {
         let full = if dir.is_empty() { bucket.to_owned() } else { format!("{bucket}/{dir}") };
         for (name, kind) in fs::read_dir(&self.data, &full)? {
             if name.starts_with(TEMP_PREFIX) {
@@ -66,7 +66,10 @@ impl Filesystem {
             let key = if dir.is_empty() { name } else { format!("{dir}/{name}") };
             match kind {
                 DescriptorType::Directory => self.walk(bucket, &key, out)?,
-                DescriptorType::RegularFile => out.push(key),
+                DescriptorType::RegularFile => {
+                    let size = fs::size_of(&self.data, &format!("{bucket}/{key}"))?;
+                    out.push(ObjectEntry { key, size });
+                }
                 _ => {}
             }
         }
@@ -155,6 +158,14 @@ impl ObjectStore for Filesystem {
         fs::read_into(&self.data, &path, &sink)
     }
 
+    fn get_object_range(&self, bucket: &str, key: &str, offset: u64, length: u64, sink: OutputStream) -> Result<u64> {
+        let path = Self::path(bucket, key)?;
+        if !self.is_file(&path)? {
+            return Err(Error::NotFound(format!("object {key:?} in bucket {bucket:?}")));
+        }
+        fs::read_range_into(&self.data, &path, offset, length, &sink)
+    }
+
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
         check_bucket(bucket)?;
         check_key(prefix, true)?;
@@ -163,7 +174,7 @@ impl ObjectStore for Filesystem {
             let mut out: Vec<String> = self
                 .list_objects(bucket, prefix)?
                 .into_iter()
-                .filter_map(|key| {
+                .filter_map(|ObjectEntry { key, .. }| {
                     let rest = &key[prefix.len()..];
                     rest.find(delimiter).map(|i| format!("{prefix}{}", &rest[..i + delimiter.len()]))
                 })
@@ -191,7 +202,7 @@ impl ObjectStore for Filesystem {
         Ok(out)
     }
 
-    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>> {
         check_bucket(bucket)?;
         check_key(prefix, true)?;
         if !matches!(fs::kind_of(&self.data, bucket)?, Some(DescriptorType::Directory)) {
@@ -203,11 +214,11 @@ impl ObjectStore for Filesystem {
         if !matches!(fs::kind_of(&self.data, &start_path)?, Some(DescriptorType::Directory)) {
             return Ok(Vec::new());
         }
-        let mut keys = Vec::new();
-        self.walk(bucket, start, &mut keys)?;
-        keys.retain(|k| k.starts_with(prefix));
-        keys.sort();
-        Ok(keys)
+        let mut objects = Vec::new();
+        self.walk(bucket, start, &mut objects)?;
+        objects.retain(|o| o.key.starts_with(prefix));
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
     }
 
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

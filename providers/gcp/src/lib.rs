@@ -24,7 +24,7 @@ use coffer_guest_sdk::http::{self, Body, Response};
 use coffer_guest_sdk::paging::{self, Page};
 use coffer_guest_sdk::sigv4::{self, canonical_query};
 use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result, deleted, exists, uri};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectEntry, ObjectStore, Result, deleted, exists, uri};
 use serde_json::Value;
 
 use service_account::ServiceAccount;
@@ -224,13 +224,12 @@ impl Gcs {
         }
         let response = checked(&format!("list {prefix}"), self.send("GET", &with_query(&base, &query), &[], Body::Empty)?)?;
         let json: Value = serde_json::from_str(&response.text()?).map_err(|e| Error::Other(format!("list {prefix}: the answer is not JSON: {e}")))?;
-        let strings = |field: &str, name: Option<&str>| -> Vec<String> {
-            let values = json.get(field).and_then(Value::as_array).into_iter().flatten();
-            values.filter_map(|v| name.map_or(Some(v), |n| v.get(n))?.as_str().map(str::to_owned)).collect()
-        };
+        let array = |field: &str| json.get(field).and_then(Value::as_array).into_iter().flatten();
+        let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
+        let listing = format!("list {prefix}");
         Ok(Page {
-            keys: strings("items", Some("name")),
-            prefixes: strings("prefixes", None),
+            objects: array("items").map(|item| paging::object(&listing, text(item, "name"), text(item, "size"))).collect::<Result<_>>()?,
+            prefixes: array("prefixes").filter_map(|p| p.as_str().map(str::to_owned)).collect(),
             next: json.get("nextPageToken").and_then(Value::as_str).map(str::to_owned),
         })
     }
@@ -303,12 +302,19 @@ impl ObjectStore for Gcs {
         checked(&format!("download {key}"), self.send("GET", &url, &[], Body::Empty)?)?.splice_into(&sink)
     }
 
+    fn get_object_range(&self, bucket: &str, key: &str, offset: u64, length: u64, sink: OutputStream) -> Result<u64> {
+        let url = with_query(&self.object_url(bucket, key), &[("alt", "media")]);
+        let headers = [("range".to_owned(), http::range(offset, length))];
+        let response = self.send("GET", &url, &headers, Body::Empty)?;
+        response.splice_range_into(&format!("download {key}"), gcs_error, offset, length, &sink)
+    }
+
     fn list_common_prefixes(&self, bucket: &str, prefix: &str, delimiter: &str) -> Result<Vec<String>> {
         paging::prefixes(|token| self.page(bucket, prefix, Some(delimiter), token))
     }
 
-    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
-        paging::keys(|token| self.page(bucket, prefix, None, token))
+    fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>> {
+        paging::objects(|token| self.page(bucket, prefix, None, token))
     }
 
     fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {

@@ -3,7 +3,7 @@
 //! at `plugin add` and skip it at start instead of hanging.
 
 use coffer_guest_sdk::streams::{InputStream, OutputStream};
-use coffer_guest_sdk::{Credential, Error, Manifest, ObjectStore, Result};
+use coffer_guest_sdk::{Credential, Error, Manifest, ObjectEntry, ObjectStore, Result};
 
 struct Mute;
 
@@ -37,7 +37,11 @@ impl ObjectStore for Mute {
         Err(never())
     }
 
-    fn list_objects(&self, _: &str, _: &str) -> Result<Vec<String>> {
+    fn get_object_range(&self, _: &str, _: &str, _: u64, _: u64, _: OutputStream) -> Result<u64> {
+        Err(never())
+    }
+
+    fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectEntry>> {
         Err(never())
     }
 

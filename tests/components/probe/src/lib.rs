@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use coffer_guest_sdk::streams::{InputStream, OutputStream, read_up_to, write_all};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectStore, Result};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, ObjectEntry, ObjectStore, Result};
 
 struct Probe {
     credential: Option<Credential>,
@@ -156,8 +156,20 @@ impl ObjectStore for Probe {
         Ok(if self.garbage_lists { vec!["../../elsewhere/".into()] } else { Vec::new() })
     }
 
-    fn list_objects(&self, _: &str, _: &str) -> Result<Vec<String>> {
-        Ok(if self.garbage_lists { vec!["/etc/passwd".into()] } else { Vec::new() })
+    fn get_object_range(&self, _: &str, key: &str, _: u64, length: u64, sink: OutputStream) -> Result<u64> {
+        // A hostile store: more bytes than were asked for, or a length that did not cross.
+        match key {
+            "overlong" => {
+                write_all(&sink, &vec![b'x'; length as usize + 1])?;
+                Ok(length + 1)
+            }
+            "lying" => Ok(length),
+            _ => Err(Error::NotFound(key.into())),
+        }
+    }
+
+    fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectEntry>> {
+        Ok(if self.garbage_lists { vec![ObjectEntry { key: "/etc/passwd".into(), size: 1 }] } else { Vec::new() })
     }
 
     fn delete_object(&self, _: &str, _: &str) -> Result<()> {
