@@ -24,6 +24,7 @@ pub mod disk;
 pub mod confine;
 pub mod controllers;
 pub mod embedded;
+pub mod fsb;
 pub mod jobs;
 pub mod keyring;
 pub mod locations;

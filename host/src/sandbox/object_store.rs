@@ -167,6 +167,18 @@ impl ObjectStoreHandle {
         Ok(buffer.take())
     }
 
+    /// At most `length` bytes of object `key` from byte `offset`, in memory (fewer only where
+    /// the object ends first).
+    pub async fn get_range_bytes(&mut self, bucket: &str, key: &str, offset: u64, length: u64) -> Result<Vec<u8>, ProviderError> {
+        let buffer = SharedBuffer { limit: length, ..SharedBuffer::default() };
+        let result = self.get_object_range(bucket, key, offset, length, buffer.clone()).await;
+        if buffer.overflowed() {
+            return Err(self.error(ErrorKind::InvalidAnswer(format!("a read of {length} bytes of {key:?} sent more"))));
+        }
+        result?;
+        Ok(buffer.take())
+    }
+
     /// Whether `key` exists.
     pub async fn object_exists(&mut self, bucket: &str, key: &str) -> Result<bool, ProviderError> {
         call_export!(self.slot, coffer_provider_object_store.call_object_exists(bucket, key))

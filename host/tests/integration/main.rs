@@ -10,6 +10,7 @@ mod backups;
 mod cli_everywhere;
 mod cli_locations;
 mod credentials;
+mod fsb;
 mod disk_full;
 mod ebs;
 mod gcs;

@@ -1,0 +1,190 @@
+//! A namespace's restic repository in a backup storage location: opened (or created, restic
+//! repository version 2) with the namespace's password, backed up into and restored from.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cap_std::fs::Dir;
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, Repository, RepositoryBackends,
+    RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
+};
+use tokio::runtime::Handle;
+
+use crate::coffer::Coffer;
+use crate::confine::proc_path;
+use crate::locations::object_store_for;
+use crate::model::BackupStorageLocation;
+use crate::secret::SecretBytes;
+
+use super::FsbError;
+use super::password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, as_text, repository_password};
+use super::source::{VolumeSource, Warnings};
+use super::store::{INSTANCES, RepositoryStore};
+
+/// Where a namespace's repository lives in a location, as in Velero: `<prefix>/restic/<namespace>`.
+pub fn repository_root(prefix: &str, volume_namespace: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() { format!("restic/{volume_namespace}") } else { format!("{prefix}/restic/{volume_namespace}") }
+}
+
+/// Held while a repository is looked for and created, so that two runs of this process never
+/// both create one.
+static CREATING: Mutex<()> = Mutex::new(());
+
+/// A namespace's repository in a backup storage location.
+pub struct VolumeRepository {
+    store: Arc<RepositoryStore>,
+    password: SecretBytes,
+    /// How errors name it.
+    name: String,
+}
+
+/// What a volume's backup stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSnapshot {
+    /// The restic snapshot ID.
+    pub id: String,
+    /// Files read.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Bytes the repository grew by (compressed and encrypted packs).
+    pub uploaded: u64,
+    /// Files left out or skipped, and why.
+    pub warnings: Vec<String>,
+}
+
+/// What a restore wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRestore {
+    /// Files written.
+    pub files: u64,
+    /// Directories written.
+    pub dirs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+impl VolumeRepository {
+    /// The repository of `volume_namespace` in `bsl`, served by its own provider instances.
+    /// Nothing is read yet.
+    pub async fn new(coffer: &Coffer, bsl: &BackupStorageLocation, volume_namespace: &str) -> Result<Self, FsbError> {
+        let storage = &bsl.spec.object_storage;
+        let root = repository_root(&storage.prefix, volume_namespace);
+        let mut handles = Vec::with_capacity(INSTANCES);
+        for _ in 0..INSTANCES {
+            handles.push(object_store_for(coffer, bsl).await?);
+        }
+        let name = format!("{}:{}/{root}", handles[0].location(), storage.bucket);
+        let password = repository_password(coffer, &bsl.metadata.namespace, &name)?;
+        let store = RepositoryStore::new(handles, &storage.bucket, &root, Handle::current());
+        Ok(VolumeRepository { store: Arc::new(store), password, name })
+    }
+
+    /// How errors name the repository: location, bucket and root.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Backs up the volume directory `dir`, recorded in the snapshot at `path` (`/<volume>`)
+    /// with `tags`. A later backup of the same path reads only what changed since.
+    pub async fn backup(&self, dir: Dir, path: &str, tags: &[String]) -> Result<VolumeSnapshot, FsbError> {
+        let (path, tags) = (PathBuf::from(path), tags.join(","));
+        self.blocking(move |repo, this| {
+            let repo = repo.to_indexed_ids().map_err(|e| this.error(&e))?;
+            let mut snapshot = SnapshotOptions::default().host(Some("coffer".to_owned()));
+            if !tags.is_empty() {
+                snapshot = snapshot.add_tags(&tags).map_err(|e| this.error(&e))?;
+            }
+            let snapshot = snapshot.to_snapshot().map_err(|e| this.error(&e))?;
+            let warnings = Warnings::default();
+            let source = VolumeSource::new(dir, path.clone(), warnings.clone());
+            let opts = BackupOptions::default().no_scan(true);
+            let done: SnapshotFile = repo.archive(&opts, &source, snapshot, &[path]).map_err(|e| this.error(&e))?;
+            let summary = done.summary.unwrap_or_default();
+            let warnings = std::mem::take(&mut *warnings.lock().expect("warnings lock"));
+            Ok(VolumeSnapshot {
+                id: done.id.to_hex().as_str().to_owned(),
+                files: summary.total_files_processed,
+                bytes: summary.total_bytes_processed,
+                uploaded: summary.data_added_packed,
+                warnings,
+            })
+        })
+        .await
+    }
+
+    /// Restores snapshot `id` into `target`, an empty directory: the volume's files with their
+    /// modes and times, symbolic links as links.
+    pub async fn restore(&self, id: &str, target: Dir) -> Result<VolumeRestore, FsbError> {
+        let id = id.to_owned();
+        self.blocking(move |repo, this| {
+            let repo = repo.to_indexed().map_err(|e| this.error(&e))?;
+            let snapshot = repo
+                .get_snapshot_from_str(&id, |_| true)
+                .map_err(|_| FsbError::NoSnapshot { repository: this.name.clone(), snapshot: id.clone() })?;
+            let root = snapshot.paths.iter().next().cloned().unwrap_or_default();
+            let node = repo.node_from_snapshot_and_path(&snapshot, &root).map_err(|e| this.error(&e))?;
+            // The target, by its handle: a path the tenant renames meanwhile still leads there.
+            let dest = format!("{}/", proc_path(std::os::fd::AsRawFd::as_raw_fd(&target)).display());
+            let dest = LocalDestination::new(&dest, false, false).map_err(|e| this.error(&e))?;
+            let entries = repo.ls(&node, &LsOptions::default()).map_err(|e| this.error(&e))?;
+            let opts = RestoreOptions::default().numeric_id(true);
+            let plan = repo.prepare_restore(&opts, entries.clone(), &dest, false).map_err(|e| this.error(&e))?;
+            let (files, dirs, bytes) = (plan.stats.files.restore, plan.stats.dirs.restore, plan.restore_size);
+            repo.restore(plan, &opts, entries, &dest).map_err(|e| this.error(&e))?;
+            drop(target);
+            Ok(VolumeRestore { files, dirs, bytes })
+        })
+        .await
+    }
+
+    /// Runs `work` on the opened (or created) repository, on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Repository<OpenStatus>, &Opened) -> Result<T, FsbError> + Send + 'static,
+    ) -> Result<T, FsbError> {
+        let opened = Opened { store: self.store.clone(), password: self.password.clone(), name: self.name.clone() };
+        tokio::task::spawn_blocking(move || {
+            let repo = opened.open_or_create()?;
+            work(repo, &opened)
+        })
+        .await
+        .map_err(|e| FsbError::Task(e.to_string()))?
+    }
+}
+
+/// What a blocking task needs of the repository.
+struct Opened {
+    store: Arc<RepositoryStore>,
+    password: SecretBytes,
+    name: String,
+}
+
+impl Opened {
+    fn error(&self, err: &RusticError) -> FsbError {
+        FsbError::Repository { repository: self.name.clone(), message: err.to_string() }
+    }
+
+    fn open_or_create(&self) -> Result<Repository<OpenStatus>, FsbError> {
+        let backends = RepositoryBackends::new(self.store.clone(), None);
+        let repo = Repository::new(&RepositoryOptions::default().no_cache(true), &backends).map_err(|e| self.error(&e))?;
+        let credentials = Credentials::password(as_text(&self.password));
+        let _creating = CREATING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let opened = match repo.config_id().map_err(|e| self.error(&e))? {
+            None => repo.init(&credentials, &KeyOptions::default(), &ConfigOptions::default()),
+            Some(_) => repo.open(&credentials),
+        };
+        opened.map_err(|e| match e.is_code("C002") {
+            true => FsbError::Password {
+                repository: self.name.clone(),
+                secret: REPO_CREDENTIALS.into(),
+                key: REPO_PASSWORD_KEY.into(),
+                reason: "the password does not open the repository".into(),
+            },
+            false => self.error(&e),
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! A volume's files as rustic reads them for a backup, through directory handles: the walk
+//! opens every directory and file relative to its parent's handle without following symbolic
+//! links, so nothing outside the volume's directory is ever read, whatever the tenant does to
+//! its tree meanwhile. Symbolic links are recorded as links. Sockets, pipes and devices are
+//! skipped, and files that vanish during the walk are left out; both with a warning.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::{Dir, File, Metadata, MetadataExt, OpenOptions};
+use rustic_core::jiff::Timestamp;
+use rustic_core::repofile::{Metadata as NodeMetadata, Node, NodeType};
+use rustic_core::{ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult};
+
+/// Warnings of one backup, in the order they happened.
+pub type Warnings = Arc<Mutex<Vec<String>>>;
+
+/// The files of one volume directory.
+pub struct VolumeSource {
+    dir: Arc<Dir>,
+    /// Where the volume's root is in the snapshot, e.g. `/data`.
+    root: PathBuf,
+    warnings: Warnings,
+}
+
+impl VolumeSource {
+    /// The volume whose directory is `dir`, recorded in snapshots at `root`.
+    pub fn new(dir: Dir, root: PathBuf, warnings: Warnings) -> Self {
+        VolumeSource { dir: Arc::new(dir), root, warnings }
+    }
+}
+
+fn warn(warnings: &Warnings, message: String) {
+    warnings.lock().expect("warnings lock").push(message);
+}
+
+/// Go's `fs.FileMode` bits, which restic records (`io/fs`'s `ModeDir`, `ModeSymlink`).
+const GO_DIR: u32 = 1 << 31;
+const GO_SYMLINK: u32 = 1 << 27;
+const GO_SETUID: u32 = 1 << 23;
+const GO_SETGID: u32 = 1 << 22;
+const GO_STICKY: u32 = 1 << 20;
+
+fn go_mode(meta: &Metadata) -> u32 {
+    let mode = meta.mode();
+    let mut go = mode & 0o777;
+    if meta.is_dir() {
+        go |= GO_DIR;
+    } else if meta.file_type().is_symlink() {
+        go |= GO_SYMLINK;
+    }
+    for (bit, go_bit) in [(0o4000, GO_SETUID), (0o2000, GO_SETGID), (0o1000, GO_STICKY)] {
+        if mode & bit != 0 {
+            go |= go_bit;
+        }
+    }
+    go
+}
+
+fn timestamp(seconds: i64, nanoseconds: i64) -> Option<Timestamp> {
+    Timestamp::new(seconds, i32::try_from(nanoseconds).ok()?).ok()
+}
+
+fn node_metadata(meta: &Metadata) -> NodeMetadata {
+    NodeMetadata {
+        mode: Some(go_mode(meta)),
+        mtime: timestamp(meta.mtime(), meta.mtime_nsec()),
+        atime: timestamp(meta.atime(), meta.atime_nsec()),
+        ctime: timestamp(meta.ctime(), meta.ctime_nsec()),
+        uid: Some(meta.uid()),
+        gid: Some(meta.gid()),
+        user: None,
+        group: None,
+        inode: meta.ino(),
+        device_id: meta.dev(),
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        links: if meta.is_dir() { 0 } else { meta.nlink() },
+        extended_attributes: Vec::new(),
+    }
+}
+
+fn io_error(path: &Path, err: io::Error) -> Box<RusticError> {
+    RusticError::with_source(ErrorKind::InputOutput, "reading `{path}` of the volume failed", err)
+        .attach_context("path", path.display().to_string())
+}
+
+impl ReadSource for VolumeSource {
+    type Open = OpenEntry;
+    type Iter = Walk;
+
+    fn size(&self) -> RusticResult<Option<u64>> {
+        // The walk itself is the only safe way to count; the progress shows bytes done instead.
+        Ok(None)
+    }
+
+    fn entries(&self) -> Walk {
+        let names = read_names(&self.dir, &self.root, &self.warnings);
+        Walk { stack: vec![Level { dir: self.dir.clone(), path: self.root.clone(), names }], warnings: self.warnings.clone() }
+    }
+}
+
+/// A directory being walked: its handle, its path in the snapshot, and its names still to
+/// visit, last first.
+struct Level {
+    dir: Arc<Dir>,
+    path: PathBuf,
+    names: Vec<OsString>,
+}
+
+/// The names in `dir`, sorted so that the walk visits them in order (last popped first).
+fn read_names(dir: &Dir, path: &Path, warnings: &Warnings) -> Vec<OsString> {
+    let mut names: Vec<OsString> = match dir.entries() {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+        Err(e) => {
+            warn(warnings, format!("{}: not read: {e}", path.display()));
+            Vec::new()
+        }
+    };
+    names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+    names
+}
+
+/// The walk: every entry of the volume, parents before children, in path order.
+pub struct Walk {
+    stack: Vec<Level>,
+    warnings: Warnings,
+}
+
+impl Iterator for Walk {
+    type Item = RusticResult<ReadSourceEntry<OpenEntry>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let level = self.stack.last_mut()?;
+            let Some(name) = level.names.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let dir = level.dir.clone();
+            let path = level.path.join(&name);
+            let meta = match dir.symlink_metadata(&name) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    warn(&self.warnings, format!("{}: vanished during the backup; left out", path.display()));
+                    continue;
+                }
+                Err(e) => return Some(Err(io_error(&path, e))),
+            };
+            let file_type = meta.file_type();
+            let node_meta = node_metadata(&meta);
+            let (node_type, open) = if file_type.is_dir() {
+                match dir.open_dir_nofollow(&name) {
+                    Ok(sub) => {
+                        let names = read_names(&sub, &path, &self.warnings);
+                        self.stack.push(Level { dir: Arc::new(sub), path: path.clone(), names });
+                        (NodeType::Dir, None)
+                    }
+                    Err(e) => {
+                        warn(&self.warnings, format!("{}: directory not opened ({e}); left out", path.display()));
+                        continue;
+                    }
+                }
+            } else if file_type.is_symlink() {
+                match dir.read_link_contents(&name) {
+                    Ok(target) => (NodeType::from_link(&target), None),
+                    Err(e) => {
+                        warn(&self.warnings, format!("{}: link not read ({e}); left out", path.display()));
+                        continue;
+                    }
+                }
+            } else if file_type.is_file() {
+                let open = OpenEntry { dir, name: name.clone(), path: path.clone(), warnings: self.warnings.clone() };
+                (NodeType::File, Some(open))
+            } else {
+                warn(&self.warnings, format!("{}: a socket, pipe or device; skipped", path.display()));
+                continue;
+            };
+            let node = Node::new_node(&name, node_type, node_meta);
+            return Some(Ok(ReadSourceEntry { path, node, open }));
+        }
+    }
+}
+
+/// How to open one regular file of the walk: by name, relative to its directory's handle,
+/// never following a link put in its place.
+#[derive(Debug)]
+pub struct OpenEntry {
+    dir: Arc<Dir>,
+    name: OsString,
+    path: PathBuf,
+    warnings: Warnings,
+}
+
+impl ReadSourceOpen for OpenEntry {
+    type Reader = std::fs::File;
+
+    fn open(self) -> RusticResult<std::fs::File> {
+        let mut options = OpenOptions::new();
+        options.read(true).follow(FollowSymlinks::No);
+        match self.dir.open_with(&self.name, &options) {
+            Ok(file) => Ok(File::into_std(file)),
+            Err(e) => {
+                warn(&self.warnings, format!("{}: not read ({e}); left out", self.path.display()));
+                Err(io_error(&self.path, e))
+            }
+        }
+    }
+}

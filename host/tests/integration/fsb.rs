@@ -1,0 +1,181 @@
+//! File-system backup into restic repositories: what Coffer writes, the real `restic` checks
+//! and restores byte for byte (on a filesystem location, and on S3 (moto) through restic's own
+//! S3 backend); what Coffer writes it restores itself; unchanged data is not uploaded twice; a
+//! wrong password is refused naming repository and secret.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use coffer::coffer::Coffer;
+use coffer::fsb::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, VolumeRepository, repository_password};
+use coffer::locations::{NewBackupStorageLocation, create_backup_storage_location};
+use coffer::model::BackupStorageLocation;
+use coffer::sandbox::Limits;
+use coffer::secrets::{create_secret, set_secret};
+
+use crate::common::{dir, filesystem_bsl, s};
+use crate::servers::{moto, raw_http};
+
+/// A volume with what a real one holds: nested directories, files of several sizes (some
+/// compressible, one larger than a pack's chunk), an empty file, modes, a symbolic link
+/// pointing outside the volume (kept as a link, never followed), and a pipe (skipped).
+fn volume(root: &Path) -> PathBuf {
+    let v = dir(root, "volume");
+    std::fs::create_dir_all(v.join("db/wal")).unwrap();
+    std::fs::write(v.join("db/table"), vec![b'a'; 300_000]).unwrap();
+    let noise: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(v.join("db/wal/000001.log"), &noise).unwrap();
+    std::fs::write(v.join("empty"), b"").unwrap();
+    std::fs::write(v.join("script.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(v.join("script.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::write(v.join("name with spaces & ünïcode"), b"odd names").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", v.join("link-out")).unwrap();
+    let fifo = std::ffi::CString::new(v.join("pipe").as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    v
+}
+
+/// Every entry of `root`: path → kind, mode, content (or link target) and mtime.
+fn tree(root: &Path) -> BTreeMap<String, (String, u32, Vec<u8>, i64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let (kind, content) = if meta.file_type().is_symlink() {
+                ("link", std::fs::read_link(&path).unwrap().into_os_string().into_encoded_bytes())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ("dir", Vec::new())
+            } else if meta.is_file() {
+                ("file", std::fs::read(&path).unwrap())
+            } else {
+                ("special", Vec::new())
+            };
+            let mtime = if meta.is_dir() { 0 } else { meta.mtime() };
+            out.insert(rel, (kind.to_owned(), meta.mode() & 0o7777, content, mtime));
+        }
+    }
+    out
+}
+
+fn without_specials(mut t: BTreeMap<String, (String, u32, Vec<u8>, i64)>) -> BTreeMap<String, (String, u32, Vec<u8>, i64)> {
+    t.retain(|_, (kind, ..)| kind != "special");
+    t
+}
+
+/// Runs `restic ARGS` on `repository` with `password` (and `env`); returns stdout.
+fn restic(repository: &str, password: &[u8], env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = Command::new("restic")
+        .args(["--no-cache", "-r", repository])
+        .args(args)
+        .env("RESTIC_PASSWORD", String::from_utf8(password.to_vec()).unwrap())
+        .envs(env.iter().copied())
+        .output()
+        .expect("restic is installed by scripts/setup");
+    assert!(out.status.success(), "restic {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn location(coffer: &Coffer, new: NewBackupStorageLocation) -> BackupStorageLocation {
+    create_backup_storage_location(coffer, "velero", new).await.unwrap()
+}
+
+/// Backs up `volume` twice (the second uploads almost nothing), then checks the repository
+/// with restic, all data read, and restores it with restic and with Coffer.
+async fn round_trip(coffer: &Coffer, bsl: &BackupStorageLocation, tmp: &Path, restic_repo: &str, restic_env: &[(&str, &str)]) {
+    let volume = volume(tmp);
+    let expected = without_specials(tree(&volume));
+    let repo = VolumeRepository::new(coffer, bsl, "app").await.unwrap();
+    let open = || Dir::open_ambient_dir(&volume, ambient_authority()).unwrap();
+    let first = repo.backup(open(), "/data", &["backup=first".into()]).await.unwrap();
+    // Five files and the link; the pipe is skipped.
+    assert_eq!((first.files, first.bytes, first.id.len()), (6, 5_300_000 + 18 + 9, 64), "{first:?}");
+    assert!(first.warnings.iter().any(|w| w.contains("data/pipe") && w.contains("skipped")), "{:?}", first.warnings);
+    assert!(first.uploaded > 300_000 && first.uploaded < 5_300_000, "compressed: {first:?}");
+
+    // Unchanged data: the second backup uploads under 1% of the first.
+    let second = repo.backup(open(), "/data", &["backup=second".into()]).await.unwrap();
+    assert!(second.uploaded * 100 < first.uploaded, "second upload {} vs first {}", second.uploaded, first.uploaded);
+
+    // restic checks what Coffer wrote, and restores it byte for byte.
+    let password = repository_password(coffer, "velero", "test").unwrap();
+    let password = password.expose();
+    let checked = restic(restic_repo, password, restic_env, &["check", "--read-data"]);
+    assert!(checked.contains("no errors were found"), "{checked}");
+    let listed = restic(restic_repo, password, restic_env, &["snapshots", "--json"]);
+    assert!(listed.contains(&first.id) && listed.contains(&second.id), "{listed}");
+    let by_restic = dir(tmp, "by-restic");
+    restic(restic_repo, password, restic_env, &["restore", &first.id, "--target", &s(&by_restic)]);
+    assert!(tree(&by_restic.join("data")) == expected, "restic's restore differs");
+
+    // Coffer restores it too, into a directory of its own.
+    let by_coffer = dir(tmp, "by-coffer");
+    let target = Dir::open_ambient_dir(&by_coffer, ambient_authority()).unwrap();
+    let restored = repo.restore(&second.id, target).await.unwrap();
+    assert_eq!(restored.files, 5, "the regular files: {restored:?}");
+    assert!(tree(&by_coffer) == expected, "Coffer's restore differs: {:?}", tree(&by_coffer).keys().collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restic_checks_and_restores_what_coffer_wrote_on_a_filesystem_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
+    let store = dir(tmp.path(), "store");
+    let bsl = location(&coffer, filesystem_bsl("default", &store)).await;
+    let repository = s(&store.join("b/restic/app"));
+    round_trip(&coffer, &bsl, tmp.path(), &repository, &[]).await;
+    assert!(store.join("b/restic/app/config").is_file(), "Velero's layout: <prefix>/restic/<namespace>");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restic_checks_and_restores_what_coffer_wrote_on_s3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = moto();
+    assert!(raw_http(server.port, "PUT", "/velero").contains("200"), "bucket created");
+    let coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
+    let credentials = b"[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n".to_vec();
+    create_secret(&coffer, "velero", "cloud-credentials", vec![("cloud".into(), credentials)]).unwrap();
+    let new = NewBackupStorageLocation {
+        name: "s3".into(),
+        provider: "aws".into(),
+        bucket: "velero".into(),
+        prefix: "cluster-1".into(),
+        config: BTreeMap::from([("s3Url".into(), server.url.clone()), ("region".into(), "us-east-1".into())]),
+        default: true,
+        ..Default::default()
+    };
+    let bsl = location(&coffer, new).await;
+    let repository = format!("s3:{}/velero/cluster-1/restic/app", server.url);
+    let env = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")];
+    round_trip(&coffer, &bsl, tmp.path(), &repository, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
+    create_secret(&coffer, "velero", REPO_CREDENTIALS, vec![(REPO_PASSWORD_KEY.into(), b"my own password".to_vec())]).unwrap();
+    let store = dir(tmp.path(), "store");
+    let bsl = location(&coffer, filesystem_bsl("default", &store)).await;
+    let volume = dir(tmp.path(), "volume");
+    std::fs::write(volume.join("f"), b"data").unwrap();
+    let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
+    let snap = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[]).await.unwrap();
+    // restic opens it with the user's password.
+    let listed = restic(&s(&store.join("b/restic/app")), b"my own password", &[], &["snapshots", "--json"]);
+    assert!(listed.contains(&snap.id), "{listed}");
+
+    // The secret changed under the repository: refused, naming both, the password not shown.
+    set_secret(&coffer, "velero", REPO_CREDENTIALS, vec![(REPO_PASSWORD_KEY.into(), b"another password".to_vec())]).unwrap();
+    let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
+    let err = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[]).await.err().unwrap().to_string();
+    assert!(err.contains("b/restic/app") && err.contains("velero-repo-credentials") && err.contains("repository-password"), "{err}");
+    assert!(err.contains("does not open the repository") && !err.contains("another password"), "{err}");
+}
