@@ -364,6 +364,11 @@ pub struct BackupSpec {
     /// Whether to snapshot volumes; unset means yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_volumes: Option<bool>,
+    /// Whether every pod volume is backed up with file-system backup unless the pod opts it
+    /// out (`backup.velero.io/backup-volumes-excludes`); unset or false means only the volumes
+    /// a pod opts in (`backup.velero.io/backup-volumes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_volumes_to_fs_backup: Option<bool>,
     /// How long to keep the backup.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "go_duration::option")]
     pub ttl: Option<Duration>,

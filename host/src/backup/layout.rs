@@ -44,6 +44,11 @@ impl Layout {
         format!("{}{name}-volumesnapshots.json.gz", self.backup_dir(name))
     }
 
+    /// The file-system backups of pod volumes (`[]PodVolumeBackup`).
+    pub fn backup_pod_volume_backups(&self, name: &str) -> String {
+        format!("{}{name}-podvolumebackups.json.gz", self.backup_dir(name))
+    }
+
     /// The list of backed-up resources.
     pub fn backup_resource_list(&self, name: &str) -> String {
         format!("{}{name}-resource-list.json.gz", self.backup_dir(name))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kept_log;
 use super::layout::Layout;
+use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_gz, get_backup, get_restore, storage_location_of};
 use crate::coffer::Coffer;
@@ -22,6 +23,9 @@ pub struct BackupDetails {
     pub resource_list: BTreeMap<String, Vec<String>>,
     /// Native volume snapshots taken.
     pub volume_snapshots: Vec<VolumeSnapshot>,
+    /// Pod volumes backed up with file-system backup.
+    #[serde(default)]
+    pub pod_volume_backups: Vec<PodVolumeBackup>,
 }
 
 fn finished(backup: &Backup) -> bool {
@@ -49,7 +53,8 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
     let (bsl, layout) = location_of(coffer, &backup)?;
     let resource_list = decode("resource list", fetch_gz(coffer, &bsl, &layout.backup_resource_list(name)).await?)?;
     let volume_snapshots = decode("volume snapshot list", fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(name)).await?)?;
-    Ok(BackupDetails { resource_list, volume_snapshots })
+    let pod_volume_backups = decode("pod volume backup list", fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(name)).await?)?;
+    Ok(BackupDetails { resource_list, volume_snapshots, pod_volume_backups })
 }
 
 /// The log of backup `name`: from object storage, or from the state for a backup that failed.

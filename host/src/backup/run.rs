@@ -14,6 +14,7 @@ use super::layout::Layout;
 use super::delete::remove_objects;
 use super::kept_log;
 use super::manifests::read_manifests;
+use super::pod_volumes::{self, PodVolumeBackup};
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::selection::{Resolved, resolve_locations};
 use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
@@ -283,12 +284,19 @@ async fn run(
     let paths = tenant.paths();
     let dir = paths.open_dir("the manifest directory", source).map_err(|e| format!("error reading the resources to back up: {e}"))?;
     let items = read_manifests(&dir, &paths.recorded(source)).map_err(|e| format!("error reading the resources to back up: {e}"))?;
+    // Pod volumes lead to claims and persistent volumes whether or not the filters include them.
+    let claims_and_volumes: Vec<Item> =
+        items.iter().filter(|i| matches!(i.kind.as_str(), "PersistentVolumeClaim" | "PersistentVolume")).cloned().collect();
     let items = Filter::new(&backup.spec).apply(items);
     let total = items.len() as u64;
     let mut counts = Progress { total_items: total, items_backed_up: 0 };
     progress(&counts);
     log.info(&format!("Backing up {total} items"));
 
+    // Volumes backed up with file-system backup are not also snapshotted (Velero: FSB wins).
+    let pods: Vec<&Item> = items.iter().filter(|i| i.kind == "Pod").collect();
+    let pod_volumes = pod_volumes::select(&pods, &claims_and_volumes, backup.spec.default_volumes_to_fs_backup == Some(true), log);
+    let fs_backed: std::collections::BTreeSet<String> = pod_volumes.iter().map(|v| v.persistent_volume.clone()).collect();
     let snapshot_volumes = backup.spec.snapshot_volumes != Some(false);
     let mut snapshotters = Snapshotters { locations: snapshot_locations.into_iter().map(|v| (v, None)).collect() };
     let mut records = Vec::new();
@@ -299,7 +307,9 @@ async fn run(
             Some(ns) => Scope::Namespace(ns),
             None => Scope::Cluster,
         };
-        if item.kind == "PersistentVolume" && snapshot_volumes {
+        if item.kind == "PersistentVolume" && fs_backed.contains(&item.name) {
+            log.info(&format!("Skipping snapshot of persistent volume {} because volume is being backed up with file system backup", item.name));
+        } else if item.kind == "PersistentVolume" && snapshot_volumes {
             match snapshotters.snapshot(coffer, backup, item, log).await {
                 Ok(Some(record)) => records.push(record),
                 Ok(None) => log.info(&format!(
@@ -320,6 +330,7 @@ async fn run(
     backup.status.volume_snapshots_attempted = records.len() as u64 + failed_snapshots;
     backup.status.volume_snapshots_completed = records.iter().filter(|r| r.status.phase == "Completed").count() as u64;
     backup.status.progress = Some(counts);
+    let pod_volume_backups = pod_volumes::back_up(coffer, backup, bsl, pod_volumes, paths, log).await;
 
     let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
     write_tarball(included.iter().copied(), &mut tarball).map_err(|e| format!("error writing the backup tarball: {e}"))?;
@@ -330,20 +341,26 @@ async fn run(
     backup.status.phase = Some(if backup.status.errors > 0 { Phase::PartiallyFailed } else { Phase::Completed });
     backup.status.completion_timestamp = Some(now());
     log.info(&format!("Backed up a total of {} items", included.len()));
-    upload(&mut store, &bucket, &layout, backup, tarball, &records, &resource_list(&included), log).await
+    let records = Records { volume_snapshots: &records, pod_volume_backups: &pod_volume_backups, resources: &resource_list(&included) };
+    upload(&mut store, &bucket, &layout, backup, tarball, records, log).await
+}
+
+/// The records a backup uploads beside its tarball.
+struct Records<'a> {
+    volume_snapshots: &'a [VolumeSnapshot],
+    pod_volume_backups: &'a [PodVolumeBackup],
+    resources: &'a BTreeMap<String, Vec<String>>,
 }
 
 /// Uploads everything, `velero-backup.json` last; on failure removes what was uploaded (and
 /// what the failed put left), so a half-written backup is never visible.
-#[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one upload")]
 async fn upload(
     store: &mut ObjectStoreHandle,
     bucket: &str,
     layout: &Layout,
     backup: &Backup,
     tarball: std::fs::File,
-    records: &[VolumeSnapshot],
-    resources: &BTreeMap<String, Vec<String>>,
+    records: Records<'_>,
     log: &mut RunLog,
 ) -> Result<(), String> {
     let name = &backup.metadata.meta.name;
@@ -351,8 +368,9 @@ async fn upload(
         let key = layout.backup_contents(name);
         store.put_object(bucket, &key, tarball).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
         let documents = [
-            (layout.backup_volume_snapshots(name), gzip_json(&records)),
-            (layout.backup_resource_list(name), gzip_json(resources)),
+            (layout.backup_volume_snapshots(name), gzip_json(&records.volume_snapshots)),
+            (layout.backup_pod_volume_backups(name), gzip_json(&records.pod_volume_backups)),
+            (layout.backup_resource_list(name), gzip_json(records.resources)),
             (layout.backup_results(name), log.results_gz()),
             (layout.backup_log(name), log.log_gz()),
         ];

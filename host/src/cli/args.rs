@@ -519,6 +519,11 @@ pub struct BackupCreate {
     /// Snapshot volumes (the default), or with `=false` not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub snapshot_volumes: Option<bool>,
+    /// Back up every pod volume with file-system backup unless the pod opts it out
+    /// (`backup.velero.io/backup-volumes-excludes`); without it, only the volumes a pod opts
+    /// in (`backup.velero.io/backup-volumes`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub default_volumes_to_fs_backup: Option<bool>,
     /// Namespaces to include (`*` for all, the default).
     #[arg(long, value_delimiter = ',', value_name = "NS,...")]
     pub include_namespaces: Vec<String>,

@@ -54,6 +54,7 @@ pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections:
         excluded_resources: args.exclude_resources.clone(),
         label_selector: args.selector.as_deref().map(parse_selector).transpose().map_err(|e| anyhow::anyhow!("--selector: {e}"))?,
         snapshot_volumes: args.snapshot_volumes,
+        default_volumes_to_fs_backup: args.default_volumes_to_fs_backup,
         ttl: parse::duration("ttl", args.ttl.as_deref())?,
         storage_location: args.storage_location.clone().unwrap_or_default(),
         volume_snapshot_locations: args.volume_snapshot_locations.clone(),
@@ -200,6 +201,23 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
                 sn.spec.volume_az,
                 sn.spec.volume_iops.map_or("<N/A>".into(), |i| i.to_string()),
                 sn.spec.location
+            );
+        }
+    }
+    if !details.pod_volume_backups.is_empty() {
+        println!("\nPod Volume Backups - restic:");
+        for pvb in details.pod_volume_backups {
+            let (pod, status) = (&pvb.spec.pod, &pvb.status);
+            println!(
+                "  {}/{}: {}\n    Phase:        {}\n    Snapshot ID:  {}\n    Bytes:        {}\n    Repository:   {}{}",
+                pod.namespace,
+                pod.name,
+                pvb.spec.volume,
+                status.phase,
+                if status.snapshot_id.is_empty() { "<none>" } else { &status.snapshot_id },
+                status.progress.total_bytes,
+                pvb.spec.repo_identifier,
+                if status.message.is_empty() { String::new() } else { format!("\n    Message:      {}", status.message) }
             );
         }
     }

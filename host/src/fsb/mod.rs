@@ -12,4 +12,4 @@ mod store;
 
 pub use error::FsbError;
 pub use password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, repository_password};
-pub use repository::{VolumeRepository, VolumeRestore, VolumeSnapshot, repository_root};
+pub use repository::{VolumeRepository, VolumeRestore, VolumeSnapshot, repository_root, restic_identifier};

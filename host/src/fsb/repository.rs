@@ -29,6 +29,25 @@ pub fn repository_root(prefix: &str, volume_namespace: &str) -> String {
     if prefix.is_empty() { format!("restic/{volume_namespace}") } else { format!("{prefix}/restic/{volume_namespace}") }
 }
 
+/// The repository as `restic -r` names it, as Velero records it (`resticIdentifier`): `s3:`,
+/// `azure:` or `gs:` for the cloud providers, the directory itself for the filesystem provider,
+/// and `coffer:<location>/<bucket>/<root>` for others, which only Coffer reads.
+pub fn restic_identifier(bsl: &BackupStorageLocation, volume_namespace: &str) -> String {
+    let storage = &bsl.spec.object_storage;
+    let (bucket, root) = (&storage.bucket, repository_root(&storage.prefix, volume_namespace));
+    let config = |key: &str| bsl.spec.config.get(key).map(String::as_str).filter(|v| !v.is_empty());
+    match bsl.spec.provider.trim_start_matches("velero.io/") {
+        "aws" => match config("s3Url") {
+            Some(url) => format!("s3:{}/{bucket}/{root}", url.trim_end_matches('/')),
+            None => format!("s3:s3-{}.amazonaws.com/{bucket}/{root}", config("region").unwrap_or("us-east-1")),
+        },
+        "azure" => format!("azure:{bucket}:/{root}"),
+        "gcp" => format!("gs:{bucket}:/{root}"),
+        "filesystem" => format!("{}/{bucket}/{root}", config("root").unwrap_or_default().trim_end_matches('/')),
+        _ => format!("coffer:{}/{bucket}/{root}", bsl.metadata.name),
+    }
+}
+
 /// Held while a repository is looked for and created, so that two runs of this process never
 /// both create one.
 static CREATING: Mutex<()> = Mutex::new(());

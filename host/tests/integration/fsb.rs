@@ -179,3 +179,73 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
     assert!(err.contains("b/restic/app") && err.contains("velero-repo-credentials") && err.contains("repository-password"), "{err}");
     assert!(err.contains("does not open the repository") && !err.contains("another password"), "{err}");
 }
+
+/// A namespace `app` with pod `web` mounting claims `data` and `logs`, each bound to a
+/// hostPath persistent volume under `volumes`, and a pod annotated with `annotations`.
+fn manifests(root: &Path, volumes: &Path, annotations: serde_json::Value) -> PathBuf {
+    let m = dir(root, "manifests");
+    let pv = |name: &str, dir: &str| serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+        "spec": {"capacity": {"storage": "1Gi"}, "hostPath": {"path": s(&volumes.join(dir))}}});
+    let pvc = |name: &str, pv: &str| serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "app"},
+        "spec": {"volumeName": pv}});
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "app", "annotations": annotations},
+        "spec": {"volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+            {"name": "logs", "persistentVolumeClaim": {"claimName": "logs"}},
+            {"name": "scratch", "emptyDir": {}},
+        ]}});
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [pv("pv-data", "data"), pv("pv-logs", "logs"), pvc("data", "pv-data"), pvc("logs", "pv-logs"), pod]});
+    std::fs::write(m.join("app.json"), list.to_string()).unwrap();
+    m
+}
+
+#[test]
+fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cli = crate::common::Cli::new(&root.join("data"));
+    let (store, volumes, snapshots) = (dir(root, "store"), dir(root, "volumes"), dir(root, "snapshots"));
+    std::fs::write(dir(&volumes, "data").join("db"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    // A snapshotter that claims both volumes: the one backed up from its files is not snapshotted.
+    cli.ok(&["vsl", "create", "local", "--provider", "local", "--config", &format!("volumeRoot={},snapshotDir={}", s(&volumes), s(&snapshots))]);
+    let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
+    cli.ok(&["backup", "create", "one", "--source", &s(&source), "--wait"]);
+    let backup = cli.json(&["backup", "get", "one"]);
+    assert_eq!(backup["status"]["phase"], "Completed", "{backup}");
+    assert_eq!(backup["status"]["volumeSnapshotsCompleted"], 1, "only logs is snapshotted: {backup}");
+
+    // The records, in Velero's layout and shape.
+    let gz = std::fs::read(store.join("b/backups/one/one-podvolumebackups.json.gz")).unwrap();
+    let records: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let pvb = &records[0];
+    assert_eq!((pvb["apiVersion"].as_str(), pvb["kind"].as_str()), (Some("velero.io/v1"), Some("PodVolumeBackup")));
+    assert_eq!(pvb["spec"]["pod"], serde_json::json!({"kind": "Pod", "namespace": "app", "name": "web"}));
+    assert_eq!((pvb["spec"]["volume"].as_str(), pvb["spec"]["uploaderType"].as_str()), (Some("data"), Some("restic")));
+    assert_eq!(pvb["spec"]["repoIdentifier"].as_str(), Some(s(&store.join("b/restic/app")).as_str()));
+    assert_eq!((pvb["status"]["phase"].as_str(), pvb["status"]["progress"]["totalBytes"].as_u64()), (Some("Completed"), Some(100_000)));
+    assert_eq!(pvb["metadata"]["labels"]["velero.io/backup-name"], "one");
+    let snapshot = pvb["status"]["snapshotID"].as_str().unwrap().to_owned();
+
+    // describe --details shows it; the log says the snapshot was skipped for file-system backup.
+    let described = cli.ok(&["backup", "describe", "one", "--details"]);
+    assert!(described.contains("Pod Volume Backups - restic:") && described.contains("app/web: data") && described.contains(&snapshot), "{described}");
+    let log = cli.ok(&["backup", "logs", "one"]);
+    assert!(log.contains("Skipping snapshot of persistent volume pv-data because volume is being backed up with file system backup"), "{log}");
+
+    // Every volume by default, but what the pod opts out; the emptyDir is said and left out.
+    let source = manifests(&dir(root, "second"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes-excludes": "logs"}));
+    cli.ok(&["backup", "create", "two", "--source", &s(&source), "--default-volumes-to-fs-backup", "--wait"]);
+    let details = cli.ok(&["backup", "describe", "two", "--details"]);
+    assert!(details.contains("app/web: data") && !details.contains("app/web: logs"), "{details}");
+    let log = cli.ok(&["backup", "logs", "two"]);
+    assert!(log.contains("volume scratch of pod app/web: not backed up: it is not a persistent volume claim"), "{log}");
+
+    // Opting in a volume Coffer cannot read is an error, and the backup partially fails.
+    let source = manifests(&dir(root, "third"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data,scratch"}));
+    cli.ok(&["backup", "create", "three", "--source", &s(&source), "--wait"]);
+    assert_eq!(cli.json(&["backup", "get", "three"])["status"]["phase"], "PartiallyFailed");
+}
