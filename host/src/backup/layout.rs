@@ -74,6 +74,11 @@ impl Layout {
         format!("{}restore-{name}-results.gz", self.restore_dir(name))
     }
 
+    /// The pod volume restores (`[]PodVolumeRestore`; Coffer's, beside Velero's files).
+    pub fn restore_pod_volume_restores(&self, name: &str) -> String {
+        format!("{}restore-{name}-podvolumerestores.json.gz", self.restore_dir(name))
+    }
+
     /// The list of restored resources.
     pub fn restore_resource_list(&self, name: &str) -> String {
         format!("{}restore-{name}-resource-list.json.gz", self.restore_dir(name))

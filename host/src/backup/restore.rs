@@ -11,6 +11,8 @@ use super::item::Item;
 use super::kept_log;
 use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
+use super::pod_volume_restores;
+use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::tarball::{Limits, item_path, visit_tarball};
 use super::{Accepted, BackupError, fetch_gz, get_backup, storage_location_of};
@@ -315,6 +317,7 @@ async fn run(
     progress(&counts);
     let mut handles = BTreeMap::new();
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut pods = std::collections::BTreeSet::new();
     // The checked tarball is read again and its objects written as they come.
     let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(16);
     let reader = tokio::task::spawn_blocking(move || {
@@ -345,11 +348,28 @@ async fn run(
             log.error(scope, format!("error writing {} {}: {e}", item.kind, item.qualified_name()));
             continue;
         }
+        if item.kind == "Pod" {
+            pods.insert(item.qualified_name());
+        }
         restored.entry(format!("{}/{}", item.api_version, item.kind)).or_default().push(item.qualified_name());
         counts.items_backed_up += 1;
         progress(&counts);
     }
     reader.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+
+    // The restored pods' volumes backed up from their files.
+    let backups: Vec<PodVolumeBackup> =
+        match fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(&backup.metadata.meta.name)).await.map_err(|e| e.to_string())? {
+            Some(json) => serde_json::from_slice::<Option<Vec<PodVolumeBackup>>>(&json)
+                .map_err(|e| format!("the pod volume backup list is malformed: {e}"))?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+    let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, &bsl, &backups, &pods, &target, log).await;
+    let key = layout.restore_pod_volume_restores(&restore.metadata.meta.name);
+    if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&volume_restores)).await {
+        log.warn(Scope::Run, format!("error uploading {key}: {e}"));
+    }
     restored.values_mut().for_each(|v| v.sort());
     let key = layout.restore_resource_list(&restore.metadata.meta.name);
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {

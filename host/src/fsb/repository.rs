@@ -166,12 +166,20 @@ impl VolumeRepository {
         work: impl FnOnce(Repository<OpenStatus>, &Opened) -> Result<T, FsbError> + Send + 'static,
     ) -> Result<T, FsbError> {
         let opened = Opened { store: self.store.clone(), password: self.password.clone(), name: self.name.clone() };
-        tokio::task::spawn_blocking(move || {
+        self.store.take_failure();
+        let outcome = tokio::task::spawn_blocking(move || {
             let repo = opened.open_or_create()?;
             work(repo, &opened)
         })
-        .await
-        .map_err(|e| FsbError::Task(e.to_string()))?
+        .await;
+        match outcome {
+            Ok(result) => result,
+            // rustic stops some work by panicking on a read error: the failed call says why.
+            Err(e) => Err(match self.store.take_failure() {
+                Some(message) => FsbError::Repository { repository: self.name.clone(), message },
+                None => FsbError::Task(e.to_string()),
+            }),
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub struct RepositoryStore {
     /// `backup-location "name"`, for errors.
     label: String,
     runtime: Handle,
+    /// The first call that failed, in words: rustic stops some work by panicking on an error,
+    /// and this is then what names the cause.
+    failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RepositoryStore {
@@ -45,7 +48,13 @@ impl RepositoryStore {
     /// A repository at `root` in `bucket`, served by `handles` (at least one) of one location.
     pub fn new(handles: Vec<ObjectStoreHandle>, bucket: &str, root: &str, runtime: Handle) -> Self {
         let label = handles.first().map_or_else(String::new, |h| h.location().to_owned());
-        RepositoryStore { pool: Pool::new(handles), bucket: bucket.to_owned(), root: root.trim_end_matches('/').to_owned(), label, runtime }
+        let root = root.trim_end_matches('/').to_owned();
+        RepositoryStore { pool: Pool::new(handles), bucket: bucket.to_owned(), root, label, runtime, failure: Mutex::new(None) }
+    }
+
+    /// The first provider call that failed since the last time this was asked, in words.
+    pub fn take_failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").take()
     }
 
     /// The object key of a repository file.
@@ -69,6 +78,7 @@ impl RepositoryStore {
     }
 
     fn error(&self, what: &str, key: &str, source: ProviderError) -> Box<RusticError> {
+        self.failure.lock().expect("failure lock").get_or_insert_with(|| format!("{what} {key} failed: {source}"));
         let kind = match source.kind {
             crate::sandbox::ErrorKind::NotFound(_) => ErrorKind::MissingInput,
             _ => ErrorKind::Backend,

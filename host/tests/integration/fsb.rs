@@ -236,6 +236,17 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
     let log = cli.ok(&["backup", "logs", "one"]);
     assert!(log.contains("Skipping snapshot of persistent volume pv-data because volume is being backed up with file system backup"), "{log}");
 
+    // A restore writes the volume's files under volumes/<namespace>/<claim>/ and records it.
+    let target = root.join("restored");
+    cli.ok(&["restore", "create", "r1", "--from-backup", "one", "--target", &s(&target), "--wait"]);
+    assert_eq!(cli.json(&["restore", "get", "r1"])["status"]["phase"], "Completed");
+    assert_eq!(std::fs::read(target.join("volumes/app/data/db")).unwrap(), vec![7u8; 100_000]);
+    assert!(!target.join("volumes/app/logs").exists(), "logs was snapshotted, not backed up from its files");
+    let gz = std::fs::read(store.join("b/restores/r1/restore-r1-podvolumerestores.json.gz")).unwrap();
+    let restores: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap();
+    assert_eq!(restores[0]["kind"], "PodVolumeRestore");
+    assert_eq!((restores[0]["spec"]["snapshotID"].as_str(), restores[0]["status"]["phase"].as_str()), (Some(snapshot.as_str()), Some("Completed")));
+
     // Every volume by default, but what the pod opts out; the emptyDir is said and left out.
     let source = manifests(&dir(root, "second"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes-excludes": "logs"}));
     cli.ok(&["backup", "create", "two", "--source", &s(&source), "--default-volumes-to-fs-backup", "--wait"]);
@@ -248,4 +259,45 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
     let source = manifests(&dir(root, "third"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data,scratch"}));
     cli.ok(&["backup", "create", "three", "--source", &s(&source), "--wait"]);
     assert_eq!(cli.json(&["backup", "get", "three"])["status"]["phase"], "PartiallyFailed");
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[test]
+fn a_missing_pack_fails_its_volume_naming_the_file_and_the_other_volumes_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cli = crate::common::Cli::new(&root.join("data"));
+    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    std::fs::write(dir(&volumes, "data").join("db"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    // The first backup writes data's packs; the second adds only logs' and reuses data's.
+    let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
+    cli.ok(&["backup", "create", "first", "--source", &s(&source), "--wait"]);
+    let packs = files_under(&store.join("b/restic/app/data"));
+    assert!(!packs.is_empty());
+    let source = manifests(&dir(root, "both"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data,logs"}));
+    cli.ok(&["backup", "create", "both", "--source", &s(&source), "--wait"]);
+    assert_eq!(cli.json(&["backup", "get", "both"])["status"]["phase"], "Completed");
+
+    // The bucket loses data's packs.
+    for pack in &packs {
+        std::fs::remove_file(pack).unwrap();
+    }
+    let target = root.join("restored");
+    cli.ok(&["restore", "create", "r", "--from-backup", "both", "--target", &s(&target), "--wait"]);
+    assert_eq!(cli.json(&["restore", "get", "r"])["status"]["phase"], "PartiallyFailed");
+    assert_eq!(std::fs::read(target.join("volumes/app/logs/today.log")).unwrap(), b"log lines", "the other volume is restored");
+    let log = cli.ok(&["restore", "logs", "r"]);
+    let named = packs.iter().any(|p| log.contains(&p.strip_prefix(store.join("b")).unwrap().display().to_string()));
+    assert!(log.contains("error restoring volume data of pod app/web") && named, "names a missing pack of {packs:?}: {log}");
 }
