@@ -19,8 +19,9 @@ use tokio::net::TcpStream;
 use super::error::{ApiError, Reason};
 use super::routes::{self, of};
 use super::service::{Download, Sink, TenantApi, Watch};
-use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
+use super::wire::{BackupStorageLocationPatch, PasswordBody, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
 use crate::backup::{BackupDetails, MAX_DOCUMENT};
+use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Phase, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
 use crate::secret::SecretBytes;
@@ -373,5 +374,22 @@ impl TenantApi for RemoteTenant {
 
     async fn delete_schedule(&self, name: &str) -> Result<(), ApiError> {
         self.delete(routes::SCHEDULE, name).await
+    }
+
+    async fn list_backup_repositories(&self) -> Result<Vec<BackupRepository>, ApiError> {
+        self.list(routes::BACKUP_REPOSITORIES).await
+    }
+
+    async fn get_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError> {
+        self.get(routes::BACKUP_REPOSITORY, name).await
+    }
+
+    async fn backup_repository_password(&self, name: &str) -> Result<SecretBytes, ApiError> {
+        let body: PasswordBody = self.get(routes::BACKUP_REPOSITORY_PASSWORD, name).await?;
+        Ok(SecretBytes::new(body.password.into_bytes()))
+    }
+
+    async fn maintain_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError> {
+        self.0.json("POST", &of(routes::BACKUP_REPOSITORY_MAINTENANCE, name), None::<&()>).await
     }
 }

@@ -9,6 +9,7 @@ use thiserror::Error;
 use super::wire::NotBase64;
 use crate::backup::BackupError;
 use crate::confine::PathError;
+use crate::fsb::FsbError;
 use crate::locations::LocationError;
 use crate::object::ObjectError;
 use crate::quotas::QuotaError;
@@ -181,6 +182,21 @@ impl From<BackupError> for ApiError {
             BackupError::Refused(_) => Reason::Conflict,
             BackupError::Io { .. } => Reason::BadRequest,
             BackupError::Provider(_) | BackupError::Malformed { .. } => Reason::BadGateway,
+        };
+        ApiError::of(reason, &e)
+    }
+}
+
+impl From<FsbError> for ApiError {
+    fn from(e: FsbError) -> Self {
+        let reason = match e {
+            FsbError::Object(inner) => return inner.into(),
+            FsbError::State(inner) => return inner.into(),
+            FsbError::Location(inner) => return inner.into(),
+            FsbError::Secret(inner) => return inner.into(),
+            FsbError::Password { .. } => Reason::Conflict,
+            FsbError::Repository { .. } | FsbError::Provider(_) | FsbError::NoSnapshot { .. } => Reason::BadGateway,
+            FsbError::Keyring(_) | FsbError::Task(_) => Reason::InternalError,
         };
         ApiError::of(reason, &e)
     }

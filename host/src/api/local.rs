@@ -12,6 +12,8 @@ use super::service::{Download, Sink, TenantApi, Watch};
 use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
 use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, StartedRestore, TARGET_ANNOTATION};
 use crate::coffer::Coffer;
+use crate::fsb::{self, BackupRepository};
+use crate::secret::SecretBytes;
 use crate::jobs::Jobs;
 use crate::locations::{self, BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation};
 use crate::model::{Backup, BackupStorageLocation, Progress, Restore, VolumeSnapshotLocation};
@@ -372,6 +374,22 @@ impl TenantApi for LocalTenant {
 
     async fn delete_schedule(&self, name: &str) -> Result<(), ApiError> {
         Ok(schedules::delete_schedules(&self.coffer, self.ns(), &[name.to_owned()])?)
+    }
+
+    async fn list_backup_repositories(&self) -> Result<Vec<BackupRepository>, ApiError> {
+        Ok(fsb::get_backup_repositories(&self.coffer, self.ns(), &[])?)
+    }
+
+    async fn get_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError> {
+        Ok(single(fsb::get_backup_repositories(&self.coffer, self.ns(), &[name.to_owned()])?))
+    }
+
+    async fn backup_repository_password(&self, name: &str) -> Result<SecretBytes, ApiError> {
+        Ok(fsb::backup_repository_password(&self.coffer, self.ns(), name)?)
+    }
+
+    async fn maintain_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError> {
+        Ok(fsb::maintain_backup_repository(&self.coffer, self.ns(), name).await?)
     }
 }
 

@@ -18,6 +18,7 @@ pub use local::{Host, LocalTenant};
 pub use operator::{LocalOperator, OperatorApi};
 pub use service::{Download, Sink, TenantApi, Watch};
 pub use wire::{
+    PasswordBody,
     BackupStorageLocationPatch, CreatedToken, NewToken, NotBase64, QuotaBody, SchedulePatch, SecretBody, SecretName,
     VolumeSnapshotLocationPatch,
 };

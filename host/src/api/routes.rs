@@ -33,6 +33,14 @@ pub const RESTORE_LOGS: &str = "/v1/restores/{name}/logs";
 pub const SCHEDULES: &str = "/v1/schedules";
 /// One schedule.
 pub const SCHEDULE: &str = "/v1/schedules/{name}";
+/// Backup repositories (file-system backup).
+pub const BACKUP_REPOSITORIES: &str = "/v1/backup-repositories";
+/// One backup repository.
+pub const BACKUP_REPOSITORY: &str = "/v1/backup-repositories/{name}";
+/// The password that opens a backup repository.
+pub const BACKUP_REPOSITORY_PASSWORD: &str = "/v1/backup-repositories/{name}/password";
+/// A backup repository's maintenance, run now.
+pub const BACKUP_REPOSITORY_MAINTENANCE: &str = "/v1/backup-repositories/{name}/maintenance";
 /// The tenant a token acts as.
 pub const WHOAMI: &str = "/v1/whoami";
 
@@ -54,6 +62,10 @@ pub const TENANT_ROUTES: &[(&str, &[&str])] = &[
     (RESTORE_LOGS, &["get"]),
     (SCHEDULES, &["get", "post"]),
     (SCHEDULE, &["get", "patch", "delete"]),
+    (BACKUP_REPOSITORIES, &["get"]),
+    (BACKUP_REPOSITORY, &["get"]),
+    (BACKUP_REPOSITORY_PASSWORD, &["get"]),
+    (BACKUP_REPOSITORY_MAINTENANCE, &["post"]),
     (WHOAMI, &["get"]),
 ];
 

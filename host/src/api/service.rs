@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use super::error::ApiError;
 use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
 use crate::backup::BackupDetails;
+use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
+use crate::secret::SecretBytes;
 use crate::secrets::SecretSummary;
 
 /// Told a run's progress while a caller waits for its end.
@@ -104,4 +106,13 @@ pub trait TenantApi: Send + Sync {
     async fn change_schedule(&self, name: &str, patch: SchedulePatch) -> Result<Schedule, ApiError>;
     /// Deletes a schedule (its backups stay).
     async fn delete_schedule(&self, name: &str) -> Result<(), ApiError>;
+
+    /// The tenant's backup repositories (one per location and volume namespace).
+    async fn list_backup_repositories(&self) -> Result<Vec<BackupRepository>, ApiError>;
+    /// One backup repository.
+    async fn get_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError>;
+    /// The password that opens a backup repository, for `restic` in a disaster.
+    async fn backup_repository_password(&self, name: &str) -> Result<SecretBytes, ApiError>;
+    /// Maintains a backup repository now (prunes data no snapshot uses).
+    async fn maintain_backup_repository(&self, name: &str) -> Result<BackupRepository, ApiError>;
 }

@@ -116,6 +116,14 @@ pub struct CreatedToken {
     pub token: String,
 }
 
+/// `GET /v1/backup-repositories/{name}/password`: the password that opens a repository.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The password.
+    pub password: String,
+}
+
 /// `PUT /admin/tenants/{tenant}/quota`: a tenant's quota (absent fields: the host's default).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -3,9 +3,11 @@
 
 use super::kept_log;
 use super::layout::Layout;
+use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_gz, get_backup, storage_location_of};
 use crate::coffer::Coffer;
+use crate::fsb::open_backup_repository;
 use crate::locations::{object_store_for, volume_snapshotter_for};
 use crate::model::{AccessMode, Backup, Phase, Restore, VolumeSnapshotLocation};
 use crate::sandbox::ObjectStoreHandle;
@@ -70,6 +72,24 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
         .await;
         if let Err(e) = result {
             errors.push(format!("error deleting snapshot {}: {e}", snapshot.status.provider_snapshot_id));
+        }
+    }
+
+    // The backup's file-system snapshots are forgotten; maintenance frees their data.
+    let pod_volume_backups: Vec<PodVolumeBackup> = match fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(name)).await? {
+        Some(json) => serde_json::from_slice::<Option<Vec<PodVolumeBackup>>>(&json)
+            .map_err(|e| BackupError::Malformed { what: "pod volume backup list".into(), reason: e.to_string() })?
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for pvb in pod_volume_backups.iter().filter(|p| !p.status.snapshot_id.is_empty()) {
+        by_namespace.entry(&pvb.spec.pod.namespace).or_default().push(pvb.status.snapshot_id.clone());
+    }
+    for (volume_namespace, ids) in by_namespace {
+        let forgotten = async { open_backup_repository(coffer, &bsl, volume_namespace).await?.forget(ids).await }.await;
+        if let Err(e) = forgotten {
+            errors.push(format!("error forgetting the file-system snapshots of namespace {volume_namespace}: {e}"));
         }
     }
 

@@ -12,7 +12,7 @@ use super::item::safe_segment;
 use super::pod_volumes::{DataProgress, PodReference, PodVolumeBackup};
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
-use crate::fsb::VolumeRepository;
+use crate::fsb::{VolumeRepository, open_backup_repository};
 use crate::model::{API_VERSION, BackupStorageLocation, ObjectMeta, now};
 
 /// What a pod volume restore writes (Velero's `PodVolumeRestoreSpec`).
@@ -147,7 +147,7 @@ async fn restore_one(
     target.create_dir(&into).map_err(|e| format!("creating {into}: {e}"))?;
     let dir = target.open_dir(&into).map_err(|e| format!("opening {into}: {e}"))?;
     if !repositories.contains_key(namespace) {
-        let repository = VolumeRepository::new(coffer, bsl, namespace).await.map_err(|e| e.to_string())?;
+        let repository = open_backup_repository(coffer, bsl, namespace).await.map_err(|e| e.to_string())?;
         repositories.insert(namespace.clone(), repository);
     }
     let restored = repositories[namespace].restore(&pvb.status.snapshot_id, dir).await.map_err(|e| e.to_string())?;

@@ -14,7 +14,7 @@ use super::item::Item;
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
 use crate::confine::PathRoot;
-use crate::fsb::{VolumeRepository, restic_identifier};
+use crate::fsb::{VolumeRepository, backup_repository_name, open_backup_repository, record_use, restic_identifier};
 use crate::model::{API_VERSION, Backup, BackupStorageLocation, ObjectMeta, now};
 
 /// The pod annotation that opts volumes in: `a,b`.
@@ -260,13 +260,19 @@ async fn back_up_one(
 ) -> Result<crate::fsb::VolumeSnapshot, String> {
     let field = format!("persistent volume {}", v.persistent_volume);
     let dir = paths.open_dir(&field, Path::new(&v.path)).map_err(|e| e.to_string())?;
+    let record = backup_repository_name(&v.namespace, &bsl.metadata.name);
     if !repositories.contains_key(&v.namespace) {
-        let repository = VolumeRepository::new(coffer, bsl, &v.namespace).await.map_err(|e| e.to_string())?;
+        let opened = open_backup_repository(coffer, bsl, &v.namespace).await;
+        let repository = opened.inspect_err(|e| drop(record_use(coffer, &bsl.metadata.namespace, &record, Err(e)))).map_err(|e| e.to_string())?;
         repositories.insert(v.namespace.clone(), repository);
     }
     let repository = &repositories[&v.namespace];
     let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    repository.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags).await.map_err(|e| e.to_string())
+    let snapshot = repository.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags).await;
+    if let Err(e) = record_use(coffer, &bsl.metadata.namespace, &record, snapshot.as_ref().map(drop)) {
+        tracing::warn!("the backup repository record {record} was not updated: {e}");
+    }
+    snapshot.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

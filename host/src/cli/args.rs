@@ -59,6 +59,10 @@ pub enum Command {
     /// Work with schedules (backups on a cron cadence).
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Work with file-system backup repositories (restic format, one per location and
+    /// volume namespace).
+    #[command(name = "repo", subcommand)]
+    Repo(RepoCommand),
     /// Manage the tenants of a shared host: API tokens and quotas (on the server's host).
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -163,6 +167,25 @@ pub enum ScheduleCommand {
     Unpause(Names),
     /// Delete schedules (their backups are kept).
     Delete(Names),
+}
+
+/// `repo` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Show backup repositories.
+    Get(NamesOutput),
+    /// Print the password that opens a repository, for `restic` in a disaster. Nothing else
+    /// shows it.
+    Password(RepoName),
+    /// Maintain a repository now: remove the data no snapshot uses (restic's `prune`).
+    Maintain(RepoName),
+}
+
+/// One repository.
+#[derive(Debug, Args)]
+pub struct RepoName {
+    /// The repository's name (`coffer repo get` lists them).
+    pub name: String,
 }
 
 /// `schedule create`.

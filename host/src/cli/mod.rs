@@ -6,6 +6,7 @@ mod locations;
 mod output;
 mod parse;
 mod plugins;
+mod repos;
 mod schedules;
 mod secrets;
 mod server;
@@ -93,6 +94,7 @@ async fn tenant_command(api: &dyn TenantApi, ns: &str, command: Command) -> Resu
         Command::SnapshotLocation(c) => locations::snapshot_location(api, ns, c).await,
         Command::Secret(c) => secrets::secret(api, c).await,
         Command::Schedule(c) => schedules::schedule(api, ns, c).await,
+        Command::Repo(c) => repos::repo(api, c).await,
         Command::Plugin(_) | Command::Tenant(_) | Command::Server(_) => unreachable!("handled before"),
     };
     done.map_err(worded::error)

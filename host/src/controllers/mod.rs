@@ -25,6 +25,7 @@ use crate::backup::{BackupRequest, create_backup};
 use crate::coffer::Coffer;
 use crate::locations::{refresh_backup_storage_locations, validation_due};
 use crate::model::{Backup, BackupStorageLocation, LocationPhase, now};
+use crate::fsb::{BackupRepository, maintain_backup_repository};
 use crate::schedules::{Schedule, claim_run, record_run};
 
 /// How often the controllers act.
@@ -71,6 +72,10 @@ pub struct Counters {
     pub collected: AtomicU64,
     /// Expired backups that could not be deleted.
     pub collect_failures: AtomicU64,
+    /// Backup repositories maintained.
+    pub maintenances: AtomicU64,
+    /// Backup repository maintenance runs that failed.
+    pub maintenance_failures: AtomicU64,
 }
 
 /// The controllers of one server.
@@ -129,9 +134,9 @@ impl Controllers {
 
     /// Starts the work due at `at`.
     pub fn tick(&mut self, at: OffsetDateTime) -> Result<(), crate::state::StateError> {
-        let (locations, schedules) = {
+        let (locations, schedules, repositories) = {
             let txn = self.coffer.state.read()?;
-            (txn.list_all::<BackupStorageLocation>()?, txn.list_all::<Schedule>()?)
+            (txn.list_all::<BackupStorageLocation>()?, txn.list_all::<Schedule>()?, txn.list_all::<BackupRepository>()?)
         };
         for bsl in locations {
             let id = format!("{}/{}", bsl.metadata.namespace, bsl.metadata.name);
@@ -187,6 +192,24 @@ impl Controllers {
                         counters.scheduled_backup_failures.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => tracing::error!(namespace, schedule = %schedule_name, "could not record a scheduled run: {e}"),
+                }
+            });
+        }
+        // Repository maintenance takes its turn among the tenant's runs: it reads every pack.
+        for repository in repositories.into_iter().filter(|r| r.maintenance_due(at)) {
+            let (namespace, name) = (repository.metadata.namespace.clone(), repository.metadata.name.clone());
+            let jobs = self.jobs.clone();
+            self.start(format!("maintain {namespace}/{name}"), |coffer, counters| async move {
+                let _turn = jobs.turn(&namespace).await;
+                match maintain_backup_repository(&coffer, &namespace, &name).await {
+                    Ok(_) => {
+                        counters.maintenances.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(namespace, repository = %name, "maintained backup repository");
+                    }
+                    Err(e) => {
+                        counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(namespace, repository = %name, "backup repository maintenance failed: {e}");
+                    }
                 }
             });
         }

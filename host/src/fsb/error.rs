@@ -27,6 +27,9 @@ pub enum FsbError {
         /// What is wrong.
         reason: String,
     },
+    /// No such record, or a bad name.
+    #[error(transparent)]
+    Object(#[from] crate::object::ObjectError),
     /// The password's secret could not be read or created.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),

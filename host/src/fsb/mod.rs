@@ -4,12 +4,17 @@
 //! provider. `restic` itself can check and restore them, given the namespace's password
 //! (secret `velero-repo-credentials`, key `repository-password`).
 
+mod backup_repositories;
 mod error;
 mod password;
 mod repository;
 mod source;
 mod store;
 
+pub use backup_repositories::{
+    BackupRepository, BackupRepositorySpec, BackupRepositoryStatus, DEFAULT_MAINTENANCE_FREQUENCY, MaintenanceStatus, backup_repository_name,
+    backup_repository_password, get_backup_repositories, maintain_backup_repository, open_backup_repository, record_use,
+};
 pub use error::FsbError;
 pub use password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, repository_password};
-pub use repository::{VolumeRepository, VolumeRestore, VolumeSnapshot, repository_root, restic_identifier};
+pub use repository::{Pruned, VolumeRepository, VolumeRestore, VolumeSnapshot, repository_root, restic_identifier};

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cap_std::fs::Dir;
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{SnapshotFile, SnapshotId};
 use rustic_core::{
-    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, Repository, RepositoryBackends,
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, PruneOptions, Repository, RepositoryBackends,
     RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
 };
 use tokio::runtime::Handle;
@@ -73,6 +73,15 @@ pub struct VolumeSnapshot {
     pub uploaded: u64,
     /// Files left out or skipped, and why.
     pub warnings: Vec<String>,
+}
+
+/// What a prune did, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Data no snapshot uses, marked for removal by the next run.
+    pub marked: u64,
+    /// Data marked by an earlier run, removed.
+    pub removed: u64,
 }
 
 /// What a restore wrote.
@@ -156,6 +165,32 @@ impl VolumeRepository {
             repo.restore(plan, &opts, entries, &dest).map_err(|e| this.error(&e))?;
             drop(target);
             Ok(VolumeRestore { files, dirs, bytes })
+        })
+        .await
+    }
+
+    /// Forgets snapshots `ids` (their data stays until [`Self::prune`]); IDs no longer in the
+    /// repository are skipped.
+    pub async fn forget(&self, ids: Vec<String>) -> Result<(), FsbError> {
+        self.blocking(move |repo, this| {
+            let present = repo.get_all_snapshots().map_err(|e| this.error(&e))?;
+            let gone: Vec<SnapshotId> = present.into_iter().map(|s| s.id).filter(|id| ids.contains(&id.to_hex().as_str().to_owned())).collect();
+            repo.delete_snapshots(&gone).map_err(|e| this.error(&e))
+        })
+        .await
+    }
+
+    /// Prunes the repository in rustic's two steps, so that a backup running meanwhile never
+    /// loses data it reuses: data no snapshot uses is marked for removal, and data marked by
+    /// an earlier run is removed.
+    pub async fn prune(&self) -> Result<Pruned, FsbError> {
+        self.blocking(move |repo, this| {
+            let opts = PruneOptions::default();
+            let plan = repo.prune_plan(&opts).map_err(|e| this.error(&e))?;
+            let size = plan.stats.size_sum();
+            let pruned = Pruned { marked: size.remove + size.repackrm, removed: plan.stats.size_to_delete.remove };
+            repo.prune(&opts, plan).map_err(|e| this.error(&e))?;
+            Ok(pruned)
         })
         .await
     }

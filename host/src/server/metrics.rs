@@ -83,6 +83,8 @@ pub fn render(coffer: &Coffer, counters: &Counters) -> String {
         ("coffer_scheduled_backup_failures_total", "Scheduled runs that made no backup (the schedule's status says why).", &counters.scheduled_backup_failures),
         ("coffer_gc_deleted_backups_total", "Expired backups deleted.", &counters.collected),
         ("coffer_gc_failures_total", "Expired backups that could not be deleted.", &counters.collect_failures),
+        ("coffer_repository_maintenances_total", "Backup repositories maintained (pruned).", &counters.maintenances),
+        ("coffer_repository_maintenance_failures_total", "Backup repository maintenance runs that failed.", &counters.maintenance_failures),
     ];
     for (name, help, value) in counters {
         single(&mut out, "counter", name, help, value.load(Ordering::Relaxed));

@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use super::auth::Calls;
 use super::error::ApiError;
-use crate::api::{BackupStorageLocationPatch, SchedulePatch, SecretBody, TenantApi, VolumeSnapshotLocationPatch};
+use crate::api::{BackupStorageLocationPatch, PasswordBody, SchedulePatch, SecretBody, TenantApi, VolumeSnapshotLocationPatch};
 use crate::backup::BackupDetails;
+use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Phase, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
 use crate::secrets::SecretSummary;
@@ -250,4 +251,25 @@ pub async fn patch_schedule(Calls(t): Calls, Path(name): Path<String>, Json(patc
 /// Deletes a schedule (its backups stay).
 pub async fn delete_schedule(Calls(t): Calls, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     deleted(t.delete_schedule(&name).await)
+}
+
+/// Lists backup repositories.
+pub async fn list_backup_repositories(Calls(t): Calls) -> Answer<Vec<BackupRepository>> {
+    Ok(Json(t.list_backup_repositories().await?))
+}
+
+/// One backup repository.
+pub async fn get_backup_repository(Calls(t): Calls, Path(name): Path<String>) -> Answer<BackupRepository> {
+    Ok(Json(t.get_backup_repository(&name).await?))
+}
+
+/// The password that opens a backup repository.
+pub async fn backup_repository_password(Calls(t): Calls, Path(name): Path<String>) -> Answer<PasswordBody> {
+    let password = t.backup_repository_password(&name).await?;
+    Ok(Json(PasswordBody { password: String::from_utf8_lossy(password.expose()).into_owned() }))
+}
+
+/// Maintains a backup repository now.
+pub async fn maintain_backup_repository(Calls(t): Calls, Path(name): Path<String>) -> Answer<BackupRepository> {
+    Ok(Json(t.maintain_backup_repository(&name).await?))
 }

@@ -301,3 +301,70 @@ fn a_missing_pack_fails_its_volume_naming_the_file_and_the_other_volumes_restore
     let named = packs.iter().any(|p| log.contains(&p.strip_prefix(store.join("b")).unwrap().display().to_string()));
     assert!(log.contains("error restoring volume data of pod app/web") && named, "names a missing pack of {packs:?}: {log}");
 }
+
+/// The total size of the files under `dir`.
+fn size_under(dir: &Path) -> u64 {
+    files_under(dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum()
+}
+
+#[test]
+fn repositories_are_listed_opened_by_restic_with_their_password_forgotten_and_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cli = crate::common::Cli::new(&root.join("data"));
+    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    std::fs::write(dir(&volumes, "data").join("db"), &noise).unwrap();
+    std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
+    cli.ok(&["backup", "create", "old", "--source", &s(&source), "--wait"]);
+    // The data changes entirely (and its size: a rewrite within the same timestamp tick is
+    // otherwise taken as unchanged, as restic does): the second backup shares nothing.
+    let changed: Vec<u8> = noise.iter().map(|b| b ^ 0x5a).chain([1]).collect();
+    std::fs::write(volumes.join("data/db"), &changed).unwrap();
+    cli.ok(&["backup", "create", "new", "--source", &s(&source), "--wait"]);
+
+    // One record per location and namespace, Ready, naming the repository as restic does.
+    let repository = s(&store.join("b/restic/app"));
+    let listed = cli.json(&["repo", "get", "app-default-restic"]);
+    assert_eq!((listed["kind"].as_str(), listed["status"]["phase"].as_str()), (Some("BackupRepository"), Some("Ready")), "{listed}");
+    assert_eq!(listed["spec"]["resticIdentifier"].as_str(), Some(repository.as_str()));
+    assert_eq!((listed["spec"]["volumeNamespace"].as_str(), listed["spec"]["repositoryType"].as_str()), (Some("app"), Some("restic")));
+    assert!(cli.ok(&["repo", "get"]).contains("app-default-restic"));
+    let err = cli.fails(&["repo", "password", "nope"]);
+    assert!(err.contains("\"nope\"") && err.contains("not found"), "{err}");
+
+    // The password, asked for, opens it with restic; the secret's value is shown nowhere else.
+    let password = cli.ok(&["repo", "password", "app-default-restic"]).trim_end().to_owned();
+    assert!(!cli.ok(&["secret", "get", "velero-repo-credentials"]).contains(&password));
+    let snapshots = |password: &str| restic(&repository, password.as_bytes(), &[], &["snapshots", "--json"]);
+    let both = snapshots(&password);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&both).unwrap().as_array().unwrap().len(), 2, "{both}");
+
+    // Deleting a backup forgets its snapshot; maintenance marks its data for removal (rustic
+    // removes marked data on a run at least 23 hours later, so that a backup running meanwhile
+    // never loses data it reuses).
+    cli.ok(&["backup", "delete", "old", "--confirm"]);
+    let left = snapshots(&password);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&left).unwrap().as_array().unwrap().len(), 1, "{left}");
+    let out = cli.ok(&["repo", "maintain", "app-default-restic"]);
+    let marked: u64 = out.split("pruned: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(marked > 400_000, "the old data is marked: {out}");
+    let maintained = cli.json(&["repo", "get", "app-default-restic"]);
+    assert!(maintained["status"]["lastMaintenanceTime"].is_string(), "{maintained}");
+    assert_eq!(maintained["status"]["recentMaintenance"][0]["result"], "Succeeded");
+    let checked = restic(&repository, password.as_bytes(), &[], &["check", "--read-data"]);
+    assert!(checked.contains("no errors were found"), "{checked}");
+
+    // restic's own prune removes what Coffer marked, and leaves a repository Coffer still
+    // restores from.
+    let before = size_under(&store.join("b/restic/app/data"));
+    restic(&repository, password.as_bytes(), &[], &["prune"]);
+    let after = size_under(&store.join("b/restic/app/data"));
+    assert!(after + marked / 2 < before, "restic removed the marked data: {before} -> {after}");
+    let target = root.join("restored");
+    cli.ok(&["restore", "create", "r", "--from-backup", "new", "--target", &s(&target), "--wait"]);
+    assert_eq!(cli.json(&["restore", "get", "r"])["status"]["phase"], "Completed");
+    assert!(std::fs::read(target.join("volumes/app/data/db")).unwrap() == changed);
+}
