@@ -213,7 +213,8 @@ async fn layout_tarball_and_unclaimed_volumes() {
     assert_eq!(b.status.phase, Some(Phase::Completed), "{b:?}");
     let mut keys: Vec<String> = std::fs::read_dir(w.backup_dir("b1")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     keys.sort();
-    assert_eq!(keys, ["b1-logs.gz", "b1-resource-list.json.gz", "b1-results.gz", "b1-volumesnapshots.json.gz", "b1.tar.gz", "velero-backup.json"]);
+    let stored = ["b1-logs.gz", "b1-podvolumebackups.json.gz", "b1-resource-list.json.gz", "b1-results.gz", "b1-volumesnapshots.json.gz", "b1.tar.gz", "velero-backup.json"];
+    assert_eq!(keys, stored);
     let tarball = std::fs::File::open(w.backup_dir("b1").join("b1.tar.gz")).unwrap();
     let mut paths: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(tarball))
         .entries()
