@@ -19,9 +19,11 @@ struct Run {
 }
 
 /// Runs `command` to its end, which must succeed, measuring its time and peak memory.
+#[allow(clippy::zombie_processes, reason = "the child is reaped by wait4, which also gives its peak memory")]
 fn measure(mut command: Command) -> Run {
     let started = Instant::now();
-    let child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("the command starts");
+    let mut stderr = tempfile::tempfile().unwrap();
+    let child = command.stdout(std::process::Stdio::null()).stderr(stderr.try_clone().unwrap()).spawn().expect("the command starts");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -30,9 +32,9 @@ fn measure(mut command: Command) -> Run {
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(waited, pid, "wait4");
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.expect("piped"), &mut stderr).ok();
-        panic!("{command:?} failed: {stderr}");
+        let mut text = String::new();
+        std::io::Seek::rewind(&mut stderr).and_then(|()| std::io::Read::read_to_string(&mut stderr, &mut text)).ok();
+        panic!("{command:?} failed: {text}");
     }
     Run { seconds, max_rss_mib: usage.ru_maxrss as f64 / 1024.0 }
 }
@@ -61,7 +63,7 @@ impl Noise {
 fn contents(i: usize, size: usize, generation: u64) -> Vec<u8> {
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15 ^ (i as u64) << 8 ^ generation);
     let mut out = vec![0u8; size];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         const WORDS: &[&str] = &["backup ", "volume ", "restic ", "pack ", "index ", "snapshot ", "tree ", "blob\n", "coffer ", "data "];
         let mut at = 0;
         while at < size {
