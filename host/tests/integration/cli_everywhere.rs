@@ -52,7 +52,7 @@ macro_rules! everywhere {
     };
 }
 
-everywhere!(locations, secrets, backups, schedules);
+everywhere!(locations, secrets, backups, schedules, file_system_backups);
 
 /// `backup-location` and `snapshot-location`: create, get, set, delete.
 fn locations(cli: &Cli, home: &Path) {
@@ -185,6 +185,39 @@ fn backups(cli: &Cli, home: &Path) {
     assert_eq!(std::fs::read_dir(&snapshots).unwrap().count(), 0);
     let err = cli.fails(&["backup", "describe", "b1"]);
     assert!(err.contains("backup \"b1\" not found"), "{err}");
+}
+
+/// File-system backup of a pod volume, its repository (`repo get`, `password`, `maintain`),
+/// and its restore.
+fn file_system_backups(cli: &Cli, home: &Path) {
+    let (store, volume, source) = (dir(home, "store"), dir(home, "volume"), dir(home, "source"));
+    std::fs::write(volume.join("db"), vec![3u8; 50_000]).unwrap();
+    std::fs::write(
+        source.join("app.json"),
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"}, "spec": {"hostPath": {"path": s(&volume)}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "n"}, "spec": {"volumeName": "pv"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "annotations": {"backup.velero.io/backup-volumes": "data"}},
+             "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    cli.ok(&["backup", "create", "b1", "--source", &s(&source), "--wait"]);
+    let described = cli.ok(&["backup", "describe", "b1", "--details"]);
+    assert!(described.contains("Pod Volume Backups - restic:") && described.contains("n/p: data") && described.contains("Completed"), "{described}");
+    let listed = cli.ok(&["repo", "get"]);
+    assert!(listed.contains("n-default-restic") && listed.contains("Ready"), "{listed}");
+    assert_eq!(cli.json(&["repo", "get", "n-default-restic"])["spec"]["resticIdentifier"], s(&store.join("b/restic/n")));
+    let password = cli.ok(&["repo", "password", "n-default-restic"]);
+    assert_eq!(password.trim_end().len(), 64, "a random password: {password}");
+    assert!(cli.ok(&["repo", "maintain", "n-default-restic"]).contains("maintained: pruned"));
+    let err = cli.fails(&["repo", "maintain", "nope"]);
+    assert!(err.contains("backup repository \"nope\" not found"), "{err}");
+    let target = home.join("out");
+    cli.ok(&["restore", "create", "r1", "--from-backup", "b1", "--target", &s(&target), "--wait"]);
+    assert_eq!(std::fs::read(target.join("volumes/n/data/db")).unwrap(), vec![3u8; 50_000]);
 }
 
 /// `schedule`: create, get, pause, unpause, delete.

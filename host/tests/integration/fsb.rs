@@ -368,3 +368,36 @@ fn repositories_are_listed_opened_by_restic_with_their_password_forgotten_and_pr
     assert_eq!(cli.json(&["restore", "get", "r"])["status"]["phase"], "Completed");
     assert!(std::fs::read(target.join("volumes/app/data/db")).unwrap() == changed);
 }
+
+#[test]
+fn a_tenant_cannot_back_up_a_volume_outside_its_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tenancy = crate::server_api::Tenancy::start(tmp.path(), &[]);
+    let (cli, home) = (&tenancy.cli, &tenancy.home);
+    // What the attacker wants: another tenant's volume, and the host's files.
+    let victim = dir(&tmp.path().join("data/tenants"), "globex");
+    std::fs::write(dir(&victim, "volume").join("secret"), b"globex's data").unwrap();
+    let store = dir(home, "store");
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    std::os::unix::fs::symlink(victim.join("volume"), home.join("planted")).unwrap();
+    for (n, path) in [s(&victim.join("volume")), s(&home.join("planted")), s(&home.join("../globex/volume")), "/etc".to_owned()].iter().enumerate() {
+        let source = dir(home, &format!("attack-{n}"));
+        let pv = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"}, "spec": {"hostPath": {"path": path}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "n"}, "spec": {"volumeName": "pv"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "annotations": {"backup.velero.io/backup-volumes": "data"}},
+             "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}},
+        ]});
+        std::fs::write(source.join("app.json"), pv.to_string()).unwrap();
+        let name = format!("steal-{n}");
+        cli.ok(&["backup", "create", &name, "--source", &s(&source), "--wait"]);
+        assert_eq!(cli.json(&["backup", "get", &name])["status"]["phase"], "PartiallyFailed", "{path}");
+        let log = cli.ok(&["backup", "logs", &name]);
+        assert!(log.contains("volume data of pod n/p") && log.contains("outside"), "{path}: {log}");
+    }
+    // Nothing was read into the tenant's repository, the victim's files are as they were, and
+    // the server still answers.
+    assert!(files_under(&store.join("b/restic/n/snapshots")).is_empty(), "no snapshot was made");
+    assert_eq!(std::fs::read(victim.join("volume/secret")).unwrap(), b"globex's data");
+    assert!(cli.ok(&["backup", "get"]).contains("steal-0"));
+}
