@@ -3,7 +3,7 @@
 //! says how it went. A volume that fails (a pack missing or corrupt) is an error naming it;
 //! the other volumes are restored all the same.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use super::item::safe_segment;
 use super::pod_volumes::{DataProgress, PodReference, PodVolumeBackup};
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
-use crate::fsb::{VolumeRepository, open_backup_repository};
+use crate::fsb::LocationRepositories;
 use crate::model::{API_VERSION, BackupStorageLocation, ObjectMeta, now};
 
 /// What a pod volume restore writes (Velero's `PodVolumeRestoreSpec`).
@@ -83,7 +83,7 @@ pub async fn restore(
     target: &Dir,
     log: &mut RunLog,
 ) -> Vec<PodVolumeRestore> {
-    let mut repositories: BTreeMap<String, VolumeRepository> = BTreeMap::new();
+    let mut repositories = LocationRepositories::new(coffer, bsl);
     let mut records = Vec::new();
     for pvb in backups {
         let pod = &pvb.spec.pod;
@@ -108,7 +108,7 @@ pub async fn restore(
             status: PodVolumeRestoreStatus { start_timestamp: Some(now()), ..Default::default() },
         };
         let claim = pvb.metadata.labels.get("velero.io/pvc-name").cloned().unwrap_or_else(|| pvb.spec.volume.clone());
-        let outcome = restore_one(coffer, bsl, pvb, &claim, target, &mut repositories).await;
+        let outcome = restore_one(pvb, &claim, target, &mut repositories).await;
         record.status.completion_timestamp = Some(now());
         match outcome {
             Ok(bytes) => {
@@ -129,14 +129,7 @@ pub async fn restore(
 }
 
 /// Restores one volume into `volumes/<namespace>/<claim>/` beneath `target`; returns its bytes.
-async fn restore_one(
-    coffer: &Coffer,
-    bsl: &BackupStorageLocation,
-    pvb: &PodVolumeBackup,
-    claim: &str,
-    target: &Dir,
-    repositories: &mut BTreeMap<String, VolumeRepository>,
-) -> Result<u64, String> {
+async fn restore_one(pvb: &PodVolumeBackup, claim: &str, target: &Dir, repositories: &mut LocationRepositories<'_>) -> Result<u64, String> {
     // The names come from the bucket: each must be one plain path segment.
     let namespace = &pvb.spec.pod.namespace;
     if let Some(bad) = [namespace.as_str(), claim].into_iter().find(|s| !safe_segment(s)) {
@@ -146,10 +139,7 @@ async fn restore_one(
     target.create_dir_all(format!("volumes/{namespace}")).map_err(|e| format!("creating volumes/{namespace}: {e}"))?;
     target.create_dir(&into).map_err(|e| format!("creating {into}: {e}"))?;
     let dir = target.open_dir(&into).map_err(|e| format!("opening {into}: {e}"))?;
-    if !repositories.contains_key(namespace) {
-        let repository = open_backup_repository(coffer, bsl, namespace).await.map_err(|e| e.to_string())?;
-        repositories.insert(namespace.clone(), repository);
-    }
-    let restored = repositories[namespace].restore(&pvb.status.snapshot_id, dir).await.map_err(|e| e.to_string())?;
+    let repository = repositories.get(namespace).await.map_err(|e| e.to_string())?;
+    let restored = repository.restore(&pvb.status.snapshot_id, dir).await.map_err(|e| e.to_string())?;
     Ok(restored.bytes)
 }

@@ -14,7 +14,7 @@ use super::item::Item;
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
 use crate::confine::PathRoot;
-use crate::fsb::{VolumeRepository, backup_repository_name, open_backup_repository, record_use, restic_identifier};
+use crate::fsb::{LocationRepositories, restic_identifier};
 use crate::model::{API_VERSION, Backup, BackupStorageLocation, ObjectMeta, now};
 
 /// The pod annotation that opts volumes in: `a,b`.
@@ -195,7 +195,7 @@ pub struct PodVolumeBackup {
 /// go on.
 pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocation, volumes: Vec<PodVolume>, paths: &PathRoot, log: &mut RunLog) -> Vec<PodVolumeBackup> {
     let name = &backup.metadata.meta.name;
-    let mut repositories: BTreeMap<String, VolumeRepository> = BTreeMap::new();
+    let mut repositories = LocationRepositories::new(coffer, bsl);
     let mut records = Vec::with_capacity(volumes.len());
     for v in volumes {
         let tags = BTreeMap::from([
@@ -223,7 +223,7 @@ pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocati
             },
             status: PodVolumeBackupStatus { phase: "InProgress".into(), path: v.path.clone(), start_timestamp: Some(now()), ..Default::default() },
         };
-        let outcome = back_up_one(coffer, bsl, &v, &tags, paths, &mut repositories).await;
+        let outcome = back_up_one(&v, &tags, paths, &mut repositories).await;
         record.status.completion_timestamp = Some(now());
         let scope = Scope::Namespace(&v.namespace);
         match outcome {
@@ -251,27 +251,16 @@ pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocati
 }
 
 async fn back_up_one(
-    coffer: &Coffer,
-    bsl: &BackupStorageLocation,
     v: &PodVolume,
     tags: &BTreeMap<String, String>,
     paths: &PathRoot,
-    repositories: &mut BTreeMap<String, VolumeRepository>,
+    repositories: &mut LocationRepositories<'_>,
 ) -> Result<crate::fsb::VolumeSnapshot, String> {
     let field = format!("persistent volume {}", v.persistent_volume);
     let dir = paths.open_dir(&field, Path::new(&v.path)).map_err(|e| e.to_string())?;
-    let record = backup_repository_name(&v.namespace, &bsl.metadata.name);
-    if !repositories.contains_key(&v.namespace) {
-        let opened = open_backup_repository(coffer, bsl, &v.namespace).await;
-        let repository = opened.inspect_err(|e| drop(record_use(coffer, &bsl.metadata.namespace, &record, Err(e)))).map_err(|e| e.to_string())?;
-        repositories.insert(v.namespace.clone(), repository);
-    }
-    let repository = &repositories[&v.namespace];
     let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let snapshot = repository.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags).await;
-    if let Err(e) = record_use(coffer, &bsl.metadata.namespace, &record, snapshot.as_ref().map(drop)) {
-        tracing::warn!("the backup repository record {record} was not updated: {e}");
-    }
+    let snapshot = repositories.get(&v.namespace).await.map_err(|e| e.to_string())?.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags).await;
+    repositories.record(&v.namespace, snapshot.as_ref().map(drop));
     snapshot.map_err(|e| e.to_string())
 }
 

@@ -148,8 +148,43 @@ pub async fn open_backup_repository(coffer: &Coffer, bsl: &BackupStorageLocation
     VolumeRepository::new(coffer, bsl, volume_namespace).await
 }
 
+/// The repositories of one location a run uses, each opened (its record created) once.
+pub struct LocationRepositories<'a> {
+    coffer: &'a Coffer,
+    bsl: &'a BackupStorageLocation,
+    opened: std::collections::BTreeMap<String, VolumeRepository>,
+}
+
+impl<'a> LocationRepositories<'a> {
+    /// None opened yet.
+    pub fn new(coffer: &'a Coffer, bsl: &'a BackupStorageLocation) -> Self {
+        LocationRepositories { coffer, bsl, opened: Default::default() }
+    }
+
+    /// The repository of `volume_namespace`, opened at its first use; a failure to open it is
+    /// recorded on its record.
+    pub async fn get(&mut self, volume_namespace: &str) -> Result<&VolumeRepository, FsbError> {
+        if !self.opened.contains_key(volume_namespace) {
+            let opened = open_backup_repository(self.coffer, self.bsl, volume_namespace).await;
+            if let Err(e) = &opened {
+                self.record(volume_namespace, Err(e));
+            }
+            self.opened.insert(volume_namespace.to_owned(), opened?);
+        }
+        Ok(&self.opened[volume_namespace])
+    }
+
+    /// Records on `volume_namespace`'s repository record how its latest use went.
+    pub fn record(&self, volume_namespace: &str, outcome: Result<(), &FsbError>) {
+        let name = backup_repository_name(volume_namespace, &self.bsl.metadata.name);
+        if let Err(e) = record_use(self.coffer, &self.bsl.metadata.namespace, &name, outcome) {
+            tracing::warn!("the backup repository record {name} was not updated: {e}");
+        }
+    }
+}
+
 /// Records how the latest use of repository `name` went: `Ready`, or `NotReady` with why.
-pub fn record_use(coffer: &Coffer, namespace: &str, name: &str, outcome: Result<(), &FsbError>) -> Result<(), FsbError> {
+fn record_use(coffer: &Coffer, namespace: &str, name: &str, outcome: Result<(), &FsbError>) -> Result<(), FsbError> {
     coffer.state.write(|txn| {
         if let Some(mut repository) = txn.get::<BackupRepository>(namespace, name)? {
             (repository.status.phase, repository.status.message) = match outcome {
