@@ -350,7 +350,9 @@ fn repositories_are_listed_opened_by_restic_with_their_password_forgotten_and_pr
     assert_eq!(serde_json::from_str::<serde_json::Value>(&left).unwrap().as_array().unwrap().len(), 1, "{left}");
     let out = cli.ok(&["repo", "maintain", "app-default-restic"]);
     let marked: u64 = out.split("pruned: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(marked > 400_000, "the old data is marked: {out}");
+    // The old version compresses to a few hundred KB; how much depends on the repository's
+    // random chunker polynomial.
+    assert!(marked > 100_000, "the old data is marked: {out}");
     let maintained = cli.json(&["repo", "get", "app-default-restic"]);
     assert!(maintained["status"]["lastMaintenanceTime"].is_string(), "{maintained}");
     assert_eq!(maintained["status"]["recentMaintenance"][0]["result"], "Succeeded");
