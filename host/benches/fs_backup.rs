@@ -169,7 +169,8 @@ impl Tool for Coffer {
     }
 }
 
-/// restic and rustic take the same arguments for what is measured here.
+/// restic and rustic take the same arguments for what is measured here, but for where a
+/// restore goes.
 struct Cli {
     name: &'static str,
     bin: PathBuf,
@@ -196,7 +197,11 @@ impl Tool for Cli {
         self.command(&["backup", self.data.to_str().unwrap()])
     }
     fn restore(&self, target: &Path) -> Command {
-        self.command(&["restore", "latest", "--target", target.to_str().unwrap()])
+        let target = target.to_str().unwrap();
+        match self.name {
+            "rustic" => self.command(&["restore", "latest", target]),
+            _ => self.command(&["restore", "latest", "--target", target]),
+        }
     }
     fn repository(&self) -> PathBuf {
         self.repo.clone()
