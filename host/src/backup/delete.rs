@@ -5,7 +5,7 @@ use super::kept_log;
 use super::layout::Layout;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
-use super::{BackupError, fetch_gz, get_backup, storage_location_of};
+use super::{BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::fsb::open_backup_repository;
 use crate::locations::{object_store_for, volume_snapshotter_for};
@@ -55,10 +55,7 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     let layout = Layout::new(&bsl.spec.object_storage.prefix);
     let bucket = bsl.spec.object_storage.bucket.clone();
     let mut errors: Vec<String> = Vec::new();
-    let snapshots: Vec<VolumeSnapshot> = match fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(name)).await? {
-        Some(json) => serde_json::from_slice(&json).map_err(|e| BackupError::Malformed { what: "volume snapshot list".into(), reason: e.to_string() })?,
-        None => Vec::new(),
-    };
+    let snapshots: Vec<VolumeSnapshot> = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
     for snapshot in snapshots.iter().filter(|s| !s.status.provider_snapshot_id.is_empty()) {
         let vsl_name = &snapshot.spec.location;
         let Some(vsl) = coffer.state.read()?.get::<VolumeSnapshotLocation>(namespace, vsl_name)? else {
@@ -76,12 +73,8 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     }
 
     // The backup's file-system snapshots are forgotten; maintenance frees their data.
-    let pod_volume_backups: Vec<PodVolumeBackup> = match fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(name)).await? {
-        Some(json) => serde_json::from_slice::<Option<Vec<PodVolumeBackup>>>(&json)
-            .map_err(|e| BackupError::Malformed { what: "pod volume backup list".into(), reason: e.to_string() })?
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let pod_volume_backups: Vec<PodVolumeBackup> =
+        fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
     let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
     for pvb in pod_volume_backups.iter().filter(|p| !p.status.snapshot_id.is_empty()) {
         by_namespace.entry(&pvb.spec.pod.namespace).or_default().push(pvb.status.snapshot_id.clone());

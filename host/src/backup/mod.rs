@@ -163,3 +163,19 @@ pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -
     }
     Ok(Some(out))
 }
+
+/// The gzipped JSON document `key` of a location (`what` names it in errors), or its default
+/// when it is absent or `null` (Velero writes `null` for an empty list).
+pub(crate) async fn fetch_document<T: serde::de::DeserializeOwned + Default>(
+    coffer: &Coffer,
+    bsl: &BackupStorageLocation,
+    key: &str,
+    what: &str,
+) -> Result<T, BackupError> {
+    let Some(json) = fetch_gz(coffer, bsl, key).await? else {
+        return Ok(T::default());
+    };
+    serde_json::from_slice::<Option<T>>(&json)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| BackupError::Malformed { what: what.into(), reason: e.to_string() })
+}

@@ -9,7 +9,7 @@ use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
 use super::item::safe_segment;
-use super::pod_volumes::{DataProgress, PodReference, PodVolumeBackup};
+use super::pod_volumes::{DataProgress, PodReference, PodVolumeBackup, generated_name};
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
 use crate::fsb::LocationRepositories;
@@ -90,7 +90,7 @@ pub async fn restore(
         if pvb.status.phase != "Completed" || !pods.contains(&format!("{}/{}", pod.namespace, pod.name)) {
             continue;
         }
-        let mut meta = ObjectMeta::new(&bsl.metadata.namespace, &format!("{restore_name}-{:05x}", rand::random::<u32>() & 0xf_ffff));
+        let mut meta = ObjectMeta::new(&bsl.metadata.namespace, &generated_name(restore_name));
         meta.labels.insert("velero.io/restore-name".into(), restore_name.to_owned());
         let mut record = PodVolumeRestore {
             api_version: API_VERSION.into(),

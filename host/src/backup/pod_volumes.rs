@@ -190,6 +190,12 @@ pub struct PodVolumeBackup {
     pub status: PodVolumeBackupStatus,
 }
 
+/// A record's name as Kubernetes' `generateName` makes one: `prefix`, `-`, five random hex
+/// characters.
+pub(super) fn generated_name(prefix: &str) -> String {
+    format!("{prefix}-{:05x}", rand::random::<u32>() & 0xf_ffff)
+}
+
 /// Backs up `volumes` into their namespaces' repositories in `bsl`, each directory opened
 /// through `paths`. A volume that fails is a `Failed` record and an error in `log`; the others
 /// go on.
@@ -205,7 +211,7 @@ pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocati
             ("pvc".to_owned(), v.claim.clone()),
             ("volume".to_owned(), v.volume.clone()),
         ]);
-        let mut meta = ObjectMeta::new(&backup.metadata.meta.namespace, &format!("{name}-{:05x}", rand::random::<u32>() & 0xf_ffff));
+        let mut meta = ObjectMeta::new(&backup.metadata.meta.namespace, &generated_name(name));
         meta.labels.insert("velero.io/backup-name".into(), name.clone());
         meta.labels.insert("velero.io/pvc-name".into(), v.claim.clone());
         let mut record = PodVolumeBackup {

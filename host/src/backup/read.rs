@@ -10,7 +10,7 @@ use super::kept_log;
 use super::layout::Layout;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
-use super::{BackupError, fetch_gz, get_backup, get_restore, storage_location_of};
+use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, storage_location_of};
 use crate::coffer::Coffer;
 use crate::locations::object_store_for;
 use crate::model::{Backup, BackupStorageLocation, Phase};
@@ -38,12 +38,6 @@ fn location_of(coffer: &Coffer, backup: &Backup) -> Result<(BackupStorageLocatio
     Ok((bsl, layout))
 }
 
-fn decode<T: serde::de::DeserializeOwned + Default>(what: &str, json: Option<Vec<u8>>) -> Result<T, BackupError> {
-    json.map(|j| serde_json::from_slice(&j).map_err(|e| BackupError::Malformed { what: what.into(), reason: e.to_string() }))
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
-
 /// The resource list and snapshot records of a completed (or partially failed) backup.
 pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Result<BackupDetails, BackupError> {
     let backup = get_backup(coffer, namespace, name)?;
@@ -51,9 +45,9 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
         return Ok(BackupDetails::default());
     }
     let (bsl, layout) = location_of(coffer, &backup)?;
-    let resource_list = decode("resource list", fetch_gz(coffer, &bsl, &layout.backup_resource_list(name)).await?)?;
-    let volume_snapshots = decode("volume snapshot list", fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(name)).await?)?;
-    let pod_volume_backups = decode("pod volume backup list", fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(name)).await?)?;
+    let resource_list = fetch_document(coffer, &bsl, &layout.backup_resource_list(name), "resource list").await?;
+    let volume_snapshots = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
+    let pod_volume_backups = fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
     Ok(BackupDetails { resource_list, volume_snapshots, pod_volume_backups })
 }
 

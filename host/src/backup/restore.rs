@@ -15,7 +15,7 @@ use super::pod_volume_restores;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::tarball::{Limits, item_path, visit_tarball};
-use super::{Accepted, BackupError, fetch_gz, get_backup, storage_location_of};
+use super::{Accepted, BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
 use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
@@ -300,10 +300,9 @@ async fn run(
     .map_err(|e| e.to_string())?;
     tarball.rewind().map_err(|e| e.to_string())?;
     let snapshots: Vec<VolumeSnapshot> =
-        match fetch_gz(coffer, &bsl, &layout.backup_volume_snapshots(&backup.metadata.meta.name)).await.map_err(|e| e.to_string())? {
-            Some(json) => serde_json::from_slice(&json).map_err(|e| format!("the volume snapshot list is malformed: {e}"))?,
-            None => Vec::new(),
-        };
+        fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(&backup.metadata.meta.name), "the volume snapshot list")
+            .await
+            .map_err(|e| e.to_string())?;
     // The target is opened once, here, and every write goes through the handle.
     let tenant = coffer.tenant(namespace).map_err(|e| format!("error opening the tenant's directory: {e}"))?;
     let target = tenant.paths().create_dir("the restore target", &request.target).map_err(|e| e.to_string())?;
@@ -359,12 +358,9 @@ async fn run(
 
     // The restored pods' volumes backed up from their files.
     let backups: Vec<PodVolumeBackup> =
-        match fetch_gz(coffer, &bsl, &layout.backup_pod_volume_backups(&backup.metadata.meta.name)).await.map_err(|e| e.to_string())? {
-            Some(json) => serde_json::from_slice::<Option<Vec<PodVolumeBackup>>>(&json)
-                .map_err(|e| format!("the pod volume backup list is malformed: {e}"))?
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
+        fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(&backup.metadata.meta.name), "the pod volume backup list")
+            .await
+            .map_err(|e| e.to_string())?;
     let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, &bsl, &backups, &pods, &target, log).await;
     let key = layout.restore_pod_volume_restores(&restore.metadata.meta.name);
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&volume_restores)).await {

@@ -111,11 +111,6 @@ impl VolumeRepository {
         Ok(VolumeRepository { store: Arc::new(store), password, name })
     }
 
-    /// How errors name the repository: location, bucket and root.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Backs up the volume directory `dir`, recorded in the snapshot at `path` (`/<volume>`)
     /// with `tags`. A later backup of the same path reads only what changed since.
     pub async fn backup(&self, dir: Dir, path: &str, tags: &[String]) -> Result<VolumeSnapshot, FsbError> {
