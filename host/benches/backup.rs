@@ -92,7 +92,7 @@ async fn main() {
         let tar_create = tar(&["-czf", "../peer.tar.gz", "."], &source);
 
         let started = Instant::now();
-        let request = RestoreRequest { name: "bench".into(), backup: "bench".into(), target: root.join("restored"), restore_volumes: None };
+        let request = RestoreRequest::new("bench", "bench", root.join("restored"));
         let r = backup::create_restore(&coffer, "velero", request, &mut |_| {}).await.unwrap();
         let restore_time = started.elapsed();
         assert_eq!(r.status.phase, Some(Phase::Completed), "{r:?}");

@@ -342,10 +342,11 @@ pub struct LabelSelectorRequirement {
     pub values: Vec<String>,
 }
 
-/// A backup's desired state (the fields of Velero's `BackupSpec` that Coffer uses).
+/// Which items a backup takes or a restore writes, in the fields of Velero's `BackupSpec`
+/// and `RestoreSpec`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct BackupSpec {
+pub struct ResourceFilters {
     /// Namespaces to include (`*` for all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included_namespaces: Vec<String>,
@@ -361,6 +362,15 @@ pub struct BackupSpec {
     /// Only items with matching labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,
+}
+
+/// A backup's desired state (the fields of Velero's `BackupSpec` that Coffer uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Which items it takes.
+    #[serde(flatten)]
+    pub filters: ResourceFilters,
     /// Whether to snapshot volumes; unset means yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_volumes: Option<bool>,
@@ -522,6 +532,9 @@ pub struct Backup {
 pub struct RestoreSpec {
     /// The backup to restore.
     pub backup_name: String,
+    /// Which of its items to write.
+    #[serde(flatten)]
+    pub filters: ResourceFilters,
     /// Whether to recreate volumes from snapshots; unset means yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_p_vs: Option<bool>,

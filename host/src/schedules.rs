@@ -210,7 +210,7 @@ pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Re
         expression: new.schedule.clone(),
         reason,
     })?;
-    let errors = validate_filters(&new.template);
+    let errors = validate_filters(&new.template.filters);
     if !errors.is_empty() {
         return Err(ScheduleError::InvalidTemplate { name: new.name, errors });
     }

@@ -20,7 +20,7 @@ use super::error::{ApiError, Reason};
 use super::routes::{self, of};
 use super::service::{Download, Sink, TenantApi, Watch};
 use super::wire::{BackupStorageLocationPatch, PasswordBody, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
-use crate::backup::{BackupDetails, MAX_DOCUMENT};
+use crate::backup::{BackupDetails, MAX_DOCUMENT, RestoreDetails};
 use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Phase, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
@@ -354,6 +354,10 @@ impl TenantApi for RemoteTenant {
 
     async fn restore_log(&self, name: &str) -> Result<Vec<u8>, ApiError> {
         self.0.bytes("GET", &of(routes::RESTORE_LOGS, name), None).await
+    }
+
+    async fn restore_details(&self, name: &str) -> Result<RestoreDetails, ApiError> {
+        self.get(routes::RESTORE_DETAILS, name).await
     }
 
     async fn create_schedule(&self, object: Schedule) -> Result<Schedule, ApiError> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::error::ApiError;
 use super::service::{Download, Sink, TenantApi, Watch};
 use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
-use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, StartedRestore, TARGET_ANNOTATION};
+use crate::backup::{self, Accepted, BackupDetails, BackupRequest, RestoreDetails, RestoreRequest, SOURCE_ANNOTATION, StartedBackup, StartedRestore, TARGET_ANNOTATION};
 use crate::coffer::Coffer;
 use crate::fsb::{self, BackupRepository};
 use crate::secret::SecretBytes;
@@ -317,12 +317,7 @@ impl TenantApi for LocalTenant {
 
     async fn create_restore(&self, object: Restore, watch: Option<Watch<'_>>) -> Result<Restore, ApiError> {
         let target = self.annotated_dir(&object.metadata.annotations, TARGET_ANNOTATION, "the directory to restore into", false)?;
-        let request = RestoreRequest {
-            name: object.metadata.meta.name,
-            backup: object.spec.backup_name,
-            target,
-            restore_volumes: object.spec.restore_p_vs,
-        };
+        let request = RestoreRequest { name: object.metadata.meta.name, target, spec: object.spec };
         let started = match backup::accept_restore(&self.coffer, self.ns(), request)? {
             Accepted::Refused(refused) => return Ok(*refused),
             Accepted::Started(started) => started,
@@ -344,6 +339,10 @@ impl TenantApi for LocalTenant {
 
     async fn restore_log(&self, name: &str) -> Result<Vec<u8>, ApiError> {
         Ok(backup::restore_log(&self.coffer, self.ns(), name).await?)
+    }
+
+    async fn restore_details(&self, name: &str) -> Result<RestoreDetails, ApiError> {
+        Ok(backup::restore_details(&self.coffer, self.ns(), name).await?)
     }
 
     async fn create_schedule(&self, object: Schedule) -> Result<Schedule, ApiError> {

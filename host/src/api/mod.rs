@@ -81,6 +81,15 @@ mod tests {
         let doc = document();
         let credential = SecretKeySelector { name: "s".into(), key: "k".into() };
         let bsl_patch = BackupStorageLocationPatch { default: Some(true), credential: Some(credential.clone()), ca_cert: Some("AA==".into()) };
+        let some = vec!["x".to_owned()];
+        let filters = crate::model::ResourceFilters {
+            included_namespaces: some.clone(),
+            excluded_namespaces: some.clone(),
+            included_resources: some.clone(),
+            excluded_resources: some,
+            label_selector: Some(crate::backup::parse_selector("a=b").unwrap()),
+        };
+        let restore_spec = crate::model::RestoreSpec { backup_name: "b".into(), filters, restore_p_vs: Some(true) };
         let pairs: Vec<(Value, BTreeSet<String>)> = vec![
             (body(&doc, routes::BACKUP_STORAGE_LOCATION, "patch"), sent(bsl_patch)),
             (body(&doc, routes::VOLUME_SNAPSHOT_LOCATION, "patch"), sent(VolumeSnapshotLocationPatch { credential })),
@@ -89,6 +98,8 @@ mod tests {
             (body(&doc, routes::SECRET, "put"), sent(SecretBody::new("s", vec![("k".into(), b"v".to_vec())]))),
             (serde_json::json!({"$ref": "#/components/schemas/Error"}), sent(ApiError::bad_request("x").at("spec.provider"))),
             (serde_json::json!({"$ref": "#/components/schemas/BackupDetails"}), sent(crate::backup::BackupDetails::default())),
+            (serde_json::json!({"$ref": "#/components/schemas/RestoreDetails"}), sent(crate::backup::RestoreDetails::default())),
+            (serde_json::json!({"$ref": "#/components/schemas/RestoreSpec"}), sent(restore_spec)),
         ];
         for (schema, fields) in pairs {
             assert_eq!(documented(&doc, &schema), fields, "{schema}");

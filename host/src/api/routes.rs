@@ -29,6 +29,8 @@ pub const RESTORES: &str = "/v1/restores";
 pub const RESTORE: &str = "/v1/restores/{name}";
 /// A restore's log.
 pub const RESTORE_LOGS: &str = "/v1/restores/{name}/logs";
+/// A restore's resource list and pod volume restores.
+pub const RESTORE_DETAILS: &str = "/v1/restores/{name}/details";
 /// Schedules.
 pub const SCHEDULES: &str = "/v1/schedules";
 /// One schedule.
@@ -60,6 +62,7 @@ pub const TENANT_ROUTES: &[(&str, &[&str])] = &[
     (RESTORES, &["get", "post"]),
     (RESTORE, &["get"]),
     (RESTORE_LOGS, &["get"]),
+    (RESTORE_DETAILS, &["get"]),
     (SCHEDULES, &["get", "post"]),
     (SCHEDULE, &["get", "patch", "delete"]),
     (BACKUP_REPOSITORIES, &["get"]),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::error::ApiError;
 use super::wire::{BackupStorageLocationPatch, SchedulePatch, SecretBody, VolumeSnapshotLocationPatch};
-use crate::backup::BackupDetails;
+use crate::backup::{BackupDetails, RestoreDetails};
 use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Progress, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
@@ -94,6 +94,8 @@ pub trait TenantApi: Send + Sync {
     async fn get_restore(&self, name: &str) -> Result<Restore, ApiError>;
     /// A restore's log.
     async fn restore_log(&self, name: &str) -> Result<Vec<u8>, ApiError>;
+    /// What a finished restore wrote: its resource list and pod volume restores.
+    async fn restore_details(&self, name: &str) -> Result<RestoreDetails, ApiError>;
 
     /// Creates a schedule from a Schedule object whose `coffer.io/source-directory`
     /// annotation names its manifest directory.

@@ -1,4 +1,5 @@
-//! Which items a backup includes: namespaces, resources and labels, as Velero filters them.
+//! Which items a backup includes or a restore writes: namespaces, resources and labels, as
+//! Velero filters them.
 
 use std::collections::HashSet;
 
@@ -6,7 +7,7 @@ use serde_json::Value;
 
 use super::item::Item;
 use super::selector;
-use crate::model::BackupSpec;
+use crate::model::ResourceFilters;
 
 /// `*` matches any run of characters; everything else literally.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -36,7 +37,7 @@ fn check_lists(what: &str, included: &[String], excluded: &[String]) -> Option<S
 }
 
 /// The validation errors of a spec's filters.
-pub fn validate_filters(spec: &BackupSpec) -> Vec<String> {
+pub fn validate_filters(spec: &ResourceFilters) -> Vec<String> {
     let mut errors = Vec::new();
     errors.extend(check_lists("resource", &spec.included_resources, &spec.excluded_resources));
     errors.extend(check_lists("namespace", &spec.included_namespaces, &spec.excluded_namespaces));
@@ -53,12 +54,12 @@ fn names_resource(pattern: &str, item: &Item) -> bool {
 
 /// A spec's filters, ready to apply.
 pub struct Filter<'a> {
-    spec: &'a BackupSpec,
+    spec: &'a ResourceFilters,
 }
 
 impl<'a> Filter<'a> {
     /// The filters of `spec` (assumed valid).
-    pub fn new(spec: &'a BackupSpec) -> Self {
+    pub fn new(spec: &'a ResourceFilters) -> Self {
         Filter { spec }
     }
 
@@ -79,31 +80,74 @@ impl<'a> Filter<'a> {
         self.spec.label_selector.as_ref().is_none_or(|sel| selector::matches(sel, item.labels()))
     }
 
-    /// The included items of `items`. Cluster-scoped items are included when every namespace
+    /// The PersistentVolume that `item` binds, when it is an included PersistentVolumeClaim.
+    pub fn claimed_volume(&self, item: &Item) -> Option<String> {
+        let included = item.kind == "PersistentVolumeClaim"
+            && self.resource(item)
+            && self.labels(item)
+            && item.namespace.as_deref().is_some_and(|ns| self.namespace(ns));
+        included.then(|| item.object.pointer("/spec/volumeName").and_then(Value::as_str).map(str::to_owned)).flatten()
+    }
+
+    /// Whether `item` is included. Cluster-scoped items are included when every namespace
     /// is; otherwise only namespaces that are included, and PersistentVolumes claimed from
-    /// one, as Velero does.
-    pub fn apply(&self, items: Vec<Item>) -> Vec<Item> {
+    /// one ([`Inclusion::IfClaimed`]), as Velero does.
+    pub fn inclusion(&self, item: &Item) -> Inclusion {
+        if !self.resource(item) || (item.kind != "Namespace" && !self.labels(item)) {
+            return Inclusion::No;
+        }
         let all_namespaces = all(&self.spec.included_namespaces) && self.spec.excluded_namespaces.is_empty();
-        let claimed: HashSet<String> = items
-            .iter()
-            .filter(|i| i.kind == "PersistentVolumeClaim" && self.resource(i) && self.labels(i))
-            .filter(|i| i.namespace.as_deref().is_some_and(|ns| self.namespace(ns)))
-            .filter_map(|i| i.object.pointer("/spec/volumeName").and_then(Value::as_str).map(str::to_owned))
-            .collect();
-        items
-            .into_iter()
-            .filter(|item| {
-                let in_scope = match (&item.namespace, item.kind.as_str()) {
-                    (Some(ns), _) => self.namespace(ns),
-                    (None, "Namespace") => self.namespace(&item.name),
-                    (None, "PersistentVolume") => all_namespaces || claimed.contains(&item.name),
-                    (None, _) => all_namespaces,
-                };
-                in_scope && self.resource(item) && (item.kind == "Namespace" || self.labels(item))
-            })
-            .collect()
+        let in_scope = match (&item.namespace, item.kind.as_str()) {
+            (Some(ns), _) => self.namespace(ns),
+            (None, "Namespace") => self.namespace(&item.name),
+            (None, "PersistentVolume") if !all_namespaces => return Inclusion::IfClaimed,
+            (None, _) => all_namespaces,
+        };
+        if in_scope { Inclusion::Yes } else { Inclusion::No }
+    }
+
+    /// The included items of `items`.
+    pub fn apply(&self, items: Vec<Item>) -> Vec<Item> {
+        let claimed: HashSet<String> = items.iter().filter_map(|i| self.claimed_volume(i)).collect();
+        items.into_iter().filter(|item| self.inclusion(item).given(&claimed, &item.name)).collect()
     }
 }
+
+/// Whether an item is included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inclusion {
+    /// It is.
+    Yes,
+    /// It is not.
+    No,
+    /// A PersistentVolume, included when an included claim binds it.
+    IfClaimed,
+}
+
+impl Inclusion {
+    /// Whether the item named `name` is included, given the volumes that included claims bind.
+    pub fn given(self, claimed: &HashSet<String>, name: &str) -> bool {
+        match self {
+            Inclusion::Yes => true,
+            Inclusion::No => false,
+            Inclusion::IfClaimed => claimed.contains(name),
+        }
+    }
+}
+
+/// Resources a restore never writes, added to every restore's excluded resources as Velero
+/// does (`pkg/controller/restore_controller.go`, `nonRestorableResources`).
+pub const NON_RESTORABLE: &[&str] = &[
+    "nodes",
+    "events",
+    "events.events.k8s.io",
+    "backups.velero.io",
+    "restores.velero.io",
+    "resticrepositories.velero.io",
+    "csinodes.storage.k8s.io",
+    "volumeattachments.storage.k8s.io",
+    "backuprepositories.velero.io",
+];
 
 #[cfg(test)]
 mod tests {
@@ -135,17 +179,17 @@ mod tests {
             item("v1", "Namespace", None, "a", json!({})),
             item("storage.k8s.io/v1", "StorageClass", None, "fast", json!({})),
         ];
-        let names = |spec: &BackupSpec| -> Vec<String> { Filter::new(spec).apply(items.clone()).iter().map(|i| i.qualified_name()).collect() };
-        assert_eq!(names(&BackupSpec::default()).len(), 5);
-        let spec = BackupSpec { included_namespaces: vec!["a".into()], ..Default::default() };
+        let names = |spec: &ResourceFilters| -> Vec<String> { Filter::new(spec).apply(items.clone()).iter().map(|i| i.qualified_name()).collect() };
+        assert_eq!(names(&ResourceFilters::default()).len(), 5);
+        let spec = ResourceFilters { included_namespaces: vec!["a".into()], ..Default::default() };
         assert_eq!(names(&spec), ["a/p1", "a/d1", "a"], "cluster-scoped items only with all namespaces");
-        let spec = BackupSpec { included_resources: vec!["deployments.apps".into()], ..Default::default() };
+        let spec = ResourceFilters { included_resources: vec!["deployments.apps".into()], ..Default::default() };
         assert_eq!(names(&spec), ["a/d1"]);
-        let spec = BackupSpec { excluded_resources: vec!["pods".into(), "storageclasses.storage.k8s.io".into()], ..Default::default() };
+        let spec = ResourceFilters { excluded_resources: vec!["pods".into(), "storageclasses.storage.k8s.io".into()], ..Default::default() };
         assert_eq!(names(&spec), ["a/d1", "a"]);
-        let spec = BackupSpec { label_selector: Some(selector::parse_selector("app=web").unwrap()), ..Default::default() };
+        let spec = ResourceFilters { label_selector: Some(selector::parse_selector("app=web").unwrap()), ..Default::default() };
         assert_eq!(names(&spec), ["a/p1", "a/d1", "a"]);
-        let bad = BackupSpec { included_namespaces: vec!["a".into()], excluded_namespaces: vec!["a".into()], ..Default::default() };
+        let bad = ResourceFilters { included_namespaces: vec!["a".into()], excluded_namespaces: vec!["a".into()], ..Default::default() };
         assert_eq!(
             validate_filters(&bad),
             ["Invalid included/excluded namespace lists: excludes list cannot contain an item in the includes list: a"]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kept_log;
 use super::layout::Layout;
+use super::pod_volume_restores::PodVolumeRestore;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, storage_location_of};
@@ -49,6 +50,30 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
     let volume_snapshots = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
     let pod_volume_backups = fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
     Ok(BackupDetails { resource_list, volume_snapshots, pod_volume_backups })
+}
+
+/// What `restore describe --details` lists besides the record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreDetails {
+    /// Items written, by group/version/kind.
+    pub resource_list: BTreeMap<String, Vec<String>>,
+    /// Pod volumes restored from file-system backups.
+    #[serde(default)]
+    pub pod_volume_restores: Vec<PodVolumeRestore>,
+}
+
+/// The resource list and pod volume restores of a finished restore.
+pub async fn restore_details(coffer: &Coffer, namespace: &str, name: &str) -> Result<RestoreDetails, BackupError> {
+    let restore = get_restore(coffer, namespace, name)?;
+    if !restore.status.phase.is_some_and(Phase::is_usable) {
+        return Ok(RestoreDetails::default());
+    }
+    let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
+    let (bsl, layout) = location_of(coffer, &backup)?;
+    let resource_list = fetch_document(coffer, &bsl, &layout.restore_resource_list(name), "restore resource list").await?;
+    let pod_volume_restores = fetch_document(coffer, &bsl, &layout.restore_pod_volume_restores(name), "pod volume restore list").await?;
+    Ok(RestoreDetails { resource_list, pod_volume_restores })
 }
 
 /// The log of backup `name`: from object storage, or from the state for a backup that failed.

@@ -1,12 +1,13 @@
 //! Restoring a backup into a directory: resources as files, volumes recreated from their
 //! snapshots with the new volume IDs written into the PersistentVolumes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::Dir;
 
+use super::filters::{Filter, Inclusion, NON_RESTORABLE, validate_filters};
 use super::item::Item;
 use super::kept_log;
 use super::layout::Layout;
@@ -14,7 +15,7 @@ use super::run_log::{RunLog, Scope, gzip_json};
 use super::pod_volume_restores;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
-use super::tarball::{Limits, item_path, visit_tarball};
+use super::tarball::{Limits, TarballError, item_path, visit_tarball};
 use super::{Accepted, BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
@@ -30,26 +31,32 @@ pub const TARGET_ANNOTATION: &str = "coffer.io/target-directory";
 pub struct RestoreRequest {
     /// Name.
     pub name: String,
-    /// The backup.
-    pub backup: String,
     /// The directory to write resources into; must be empty or absent.
     pub target: PathBuf,
-    /// Whether to recreate volumes from snapshots (default yes).
-    pub restore_volumes: Option<bool>,
+    /// The backup, which of its items to write, and whether to recreate volumes from
+    /// snapshots.
+    pub spec: RestoreSpec,
+}
+
+impl RestoreRequest {
+    /// Restore `name` of every item of `backup` into `target`.
+    pub fn new(name: &str, backup: &str, target: PathBuf) -> Self {
+        RestoreRequest { name: name.into(), target, spec: RestoreSpec { backup_name: backup.into(), ..Default::default() } }
+    }
 }
 
 /// Why a restore cannot start (empty when it can).
 fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Vec<String>, BackupError> {
-    let mut errors = Vec::new();
-    match get_backup(coffer, namespace, &request.backup) {
+    let mut errors = validate_filters(&request.spec.filters);
+    match get_backup(coffer, namespace, &request.spec.backup_name) {
         Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => {}
         Ok(b) => errors.push(format!(
             "backup {} is in phase {}; only Completed or PartiallyFailed backups can be restored",
-            request.backup,
+            request.spec.backup_name,
             b.status.phase.map_or("Unknown".into(), |p| p.to_string())
         )),
         Err(BackupError::Object(ObjectError::NotFound { .. })) => {
-            errors.push(format!("Error retrieving backup: can't find backup {namespace}/{}", request.backup));
+            errors.push(format!("Error retrieving backup: can't find backup {namespace}/{}", request.spec.backup_name));
         }
         Err(e) => return Err(e),
     }
@@ -91,8 +98,14 @@ pub struct StartedRestore {
 
 /// Checks a restore request and records it, `FailedValidation` with every problem or
 /// `InProgress`, ready to run. Fails (recording nothing) when the name is invalid or taken.
-pub fn accept_restore(coffer: &Coffer, namespace: &str, request: RestoreRequest) -> Result<Accepted<Restore, StartedRestore>, BackupError> {
+pub fn accept_restore(coffer: &Coffer, namespace: &str, mut request: RestoreRequest) -> Result<Accepted<Restore, StartedRestore>, BackupError> {
     validate_name("restore", &request.name)?;
+    let excluded = &mut request.spec.filters.excluded_resources;
+    for resource in NON_RESTORABLE {
+        if !excluded.iter().any(|r| r == resource) {
+            excluded.push((*resource).to_owned());
+        }
+    }
     let mut restore = Restore {
         api_version: API_VERSION.into(),
         kind: "Restore".into(),
@@ -100,7 +113,7 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, request: RestoreRequest)
             meta: ObjectMeta::new(namespace, &request.name),
             annotations: BTreeMap::from([(TARGET_ANNOTATION.to_owned(), request.target.display().to_string())]),
         },
-        spec: RestoreSpec { backup_name: request.backup.clone(), restore_p_vs: request.restore_volumes },
+        spec: request.spec.clone(),
         status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
     };
     let errors = validate(coffer, namespace, &request)?;
@@ -130,7 +143,7 @@ impl StartedRestore {
     pub async fn run(self, coffer: &Coffer, progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<Restore, BackupError> {
         let StartedRestore { mut restore, request } = self;
         let namespace: &str = &restore.metadata.meta.namespace.clone();
-        let backup = get_backup(coffer, namespace, &request.backup)?;
+        let backup = get_backup(coffer, namespace, &request.spec.backup_name)?;
         let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
         let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;
         if let Err(reason) = outcome {
@@ -286,14 +299,24 @@ async fn run(
         .map_err(|e| format!("error downloading the backup tarball: {e}"))?;
     // Everything is read and checked before anything is written, one entry at a time.
     tarball.rewind().map_err(|e| e.to_string())?;
+    // The first reading also finds which volumes included claims bind, and counts what the
+    // filters include.
     let checked = tarball.try_clone().map_err(|e| e.to_string())?;
-    let total_items = tokio::task::spawn_blocking(move || {
-        let mut count = 0u64;
-        visit_tarball(std::io::BufReader::new(checked), limits, |_| {
-            count += 1;
+    let filters = request.spec.filters.clone();
+    let (claimed, total_items) = tokio::task::spawn_blocking(move || {
+        let filter = Filter::new(&filters);
+        let (mut claimed, mut included, mut if_claimed) = (HashSet::new(), 0u64, Vec::new());
+        visit_tarball(std::io::BufReader::new(checked), limits, |item| {
+            claimed.extend(filter.claimed_volume(&item));
+            match filter.inclusion(&item) {
+                Inclusion::Yes => included += 1,
+                Inclusion::No => {}
+                Inclusion::IfClaimed => if_claimed.push(item.name),
+            }
             true
-        })
-        .map(|_| count)
+        })?;
+        let total = included + if_claimed.iter().filter(|name| claimed.contains(*name)).count() as u64;
+        Ok::<_, TarballError>((claimed, total))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -311,16 +334,20 @@ async fn run(
     }
     apart_from_locations(coffer, namespace, &target, &request.target)?;
 
-    let restore_volumes = request.restore_volumes != Some(false);
+    let restore_volumes = request.spec.restore_p_vs != Some(false);
     let mut counts = Progress { total_items, items_backed_up: 0 };
     progress(&counts);
     let mut handles = BTreeMap::new();
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut pods = std::collections::BTreeSet::new();
-    // The checked tarball is read again and its objects written as they come.
+    // The checked tarball is read again and its included objects written as they come.
     let (sender, mut items) = tokio::sync::mpsc::channel::<Item>(16);
+    let filters = request.spec.filters.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        visit_tarball(std::io::BufReader::new(tarball), limits, |item| sender.blocking_send(item).is_ok())
+        let filter = Filter::new(&filters);
+        visit_tarball(std::io::BufReader::new(tarball), limits, |item| {
+            !filter.inclusion(&item).given(&claimed, &item.name) || sender.blocking_send(item).is_ok()
+        })
     });
     while let Some(item) = items.recv().await {
         let scope_ns = item.namespace.clone();

@@ -116,8 +116,8 @@ impl StartedBackup {
 pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -> Result<Accepted<Backup, StartedBackup>, BackupError> {
     validate_name("backup", &request.name)?;
     let mut spec = request.spec;
-    if spec.included_namespaces.is_empty() {
-        spec.included_namespaces = vec!["*".into()];
+    if spec.filters.included_namespaces.is_empty() {
+        spec.filters.included_namespaces = vec!["*".into()];
     }
     // As Velero (backup_controller.go): a TTL of zero means the default.
     let ttl = spec.ttl.filter(|t| !t.is_zero()).unwrap_or(coffer.default_backup_ttl);
@@ -139,7 +139,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         if txn.get::<Backup>(namespace, &name)?.is_some() {
             return Err(BackupError::Object(ObjectError::already_exists("backup", &name)));
         }
-        let mut errors = validate_filters(&backup.spec);
+        let mut errors = validate_filters(&backup.spec.filters);
         let resolved = match resolve_locations(txn, namespace, &backup.spec, &request.default_snapshot_locations)? {
             Ok(resolved) => Some(resolved),
             Err(more) => {
@@ -287,7 +287,7 @@ async fn run(
     // Pod volumes lead to claims and persistent volumes whether or not the filters include them.
     let claims_and_volumes: Vec<Item> =
         items.iter().filter(|i| matches!(i.kind.as_str(), "PersistentVolumeClaim" | "PersistentVolume")).cloned().collect();
-    let items = Filter::new(&backup.spec).apply(items);
+    let items = Filter::new(&backup.spec.filters).apply(items);
     let total = items.len() as u64;
     let mut counts = Progress { total_items: total, items_backed_up: 0 };
     progress(&counts);

@@ -547,21 +547,9 @@ pub struct BackupCreate {
     /// in (`backup.velero.io/backup-volumes`).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub default_volumes_to_fs_backup: Option<bool>,
-    /// Namespaces to include (`*` for all, the default).
-    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
-    pub include_namespaces: Vec<String>,
-    /// Namespaces to exclude.
-    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
-    pub exclude_namespaces: Vec<String>,
-    /// Resources to include, e.g. `pods,deployments.apps` (`*` for all, the default).
-    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
-    pub include_resources: Vec<String>,
-    /// Resources to exclude.
-    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
-    pub exclude_resources: Vec<String>,
-    /// Only items whose labels match, e.g. `app=web,tier!=db`.
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
+    /// Which items.
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// How long to keep the backup, e.g. `72h` (default 720h).
     #[arg(long)]
     pub ttl: Option<String>,
@@ -626,6 +614,26 @@ pub enum RestoreCommand {
     Logs(Name),
 }
 
+/// Which items a backup takes or a restore writes.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Namespaces to include (`*` for all, the default).
+    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
+    pub include_namespaces: Vec<String>,
+    /// Namespaces to exclude.
+    #[arg(long, value_delimiter = ',', value_name = "NS,...")]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources to include, e.g. `pods,deployments.apps` (`*` for all, the default).
+    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[arg(long, value_delimiter = ',', value_name = "RESOURCE,...")]
+    pub exclude_resources: Vec<String>,
+    /// Only items whose labels match, e.g. `app=web,tier!=db`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
 /// `restore create`.
 #[derive(Debug, Args)]
 pub struct RestoreCreate {
@@ -640,6 +648,9 @@ pub struct RestoreCreate {
     /// Recreate volumes from snapshots (the default), or with `=false` not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub restore_volumes: Option<bool>,
+    /// Which of the backup's items to write.
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Show progress and wait for the outcome.
     #[arg(short = 'w', long)]
     pub wait: bool,

@@ -7,10 +7,10 @@ use anyhow::{Context, Result, bail};
 
 use coffer::api::TenantApi;
 use coffer::backup::{SOURCE_ANNOTATION, TARGET_ANNOTATION, parse_selector};
-use coffer::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, Progress, Restore, RestoreSpec, go_duration};
+use coffer::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, Progress, ResourceFilters, Restore, RestoreSpec, go_duration};
 use coffer::tenant::Tenant;
 
-use super::args::{BackupCommand, BackupCreate, Describe, OutputFormat, RestoreCommand, RestoreCreate};
+use super::args::{BackupCommand, BackupCreate, Describe, FilterArgs, OutputFormat, RestoreCommand, RestoreCreate};
 use super::output::{Table, print_documents, timestamp};
 use super::{named_or_all, parse};
 
@@ -45,14 +45,21 @@ fn list_or_none(items: &[String], empty: &str) -> String {
     if items.is_empty() { empty.into() } else { items.join(", ") }
 }
 
-/// The spec and labels the backup flags ask for (shared with `schedule create`).
-pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections::BTreeMap<String, String>)> {
-    let spec = BackupSpec {
+/// The filters the flags ask for.
+fn resource_filters(args: &FilterArgs) -> Result<ResourceFilters> {
+    Ok(ResourceFilters {
         included_namespaces: args.include_namespaces.clone(),
         excluded_namespaces: args.exclude_namespaces.clone(),
         included_resources: args.include_resources.clone(),
         excluded_resources: args.exclude_resources.clone(),
         label_selector: args.selector.as_deref().map(parse_selector).transpose().map_err(|e| anyhow::anyhow!("--selector: {e}"))?,
+    })
+}
+
+/// The spec and labels the backup flags ask for (shared with `schedule create`).
+pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections::BTreeMap<String, String>)> {
+    let spec = BackupSpec {
+        filters: resource_filters(&args.filters)?,
         snapshot_volumes: args.snapshot_volumes,
         default_volumes_to_fs_backup: args.default_volumes_to_fs_backup,
         ttl: parse::duration("ttl", args.ttl.as_deref())?,
@@ -112,7 +119,7 @@ fn print_backups(format: OutputFormat, items: &[Backup], single: bool) -> Result
             timestamp(Some(b.metadata.meta.creation_timestamp)),
             timestamp(b.status.expiration),
             b.spec.storage_location.clone(),
-            b.spec.label_selector.as_ref().map_or("<none>".into(), |s| serde_json::to_string(s).unwrap_or_default()),
+            b.spec.filters.label_selector.as_ref().map_or("<none>".into(), |s| serde_json::to_string(s).unwrap_or_default()),
         ]);
     }
     table.print()
@@ -156,9 +163,7 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
         out += &format!("Failure reason:  {}\n\n", st.failure_reason);
     }
     out += &format!("Errors:    {}\nWarnings:  {}\n\n", st.errors, st.warnings);
-    out += &format!("Namespaces:\n  Included:  {}\n  Excluded:  {}\n\n", list_or_none(&s.included_namespaces, "*"), list_or_none(&s.excluded_namespaces, "<none>"));
-    out += &format!("Resources:\n  Included:  {}\n  Excluded:  {}\n\n", list_or_none(&s.included_resources, "*"), list_or_none(&s.excluded_resources, "<none>"));
-    out += &format!("Label selector:  {}\n\n", s.label_selector.as_ref().map_or("<none>".into(), |l| serde_json::to_string(l).unwrap_or_default()));
+    out += &filters(&s.filters, "*");
     out += &format!("Storage Location:  {}\n\n", s.storage_location);
     out += &format!(
         "Velero-Native Snapshot PVs:  {}\nSnapshot Volume Locations:   {}\n\n",
@@ -181,15 +186,7 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
         return Ok(());
     }
     let details = api.backup_details(&args.name).await?;
-    if !details.resource_list.is_empty() {
-        println!("\nResource List:");
-        for (kind, names) in details.resource_list {
-            println!("  {kind}:");
-            for n in names {
-                println!("    - {n}");
-            }
-        }
-    }
+    print_resource_list(&details.resource_list);
     if !details.volume_snapshots.is_empty() {
         println!("\nVelero-Native Snapshots:");
         for sn in details.volume_snapshots {
@@ -222,6 +219,27 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
         }
     }
     Ok(())
+}
+
+/// The namespace, resource and label filters, as `describe` shows them; `all` stands for
+/// every namespace.
+fn filters(f: &ResourceFilters, all: &str) -> String {
+    let mut out = format!("Namespaces:\n  Included:  {}\n  Excluded:  {}\n\n", list_or_none(&f.included_namespaces, all), list_or_none(&f.excluded_namespaces, "<none>"));
+    out += &format!("Resources:\n  Included:  {}\n  Excluded:  {}\n\n", list_or_none(&f.included_resources, "*"), list_or_none(&f.excluded_resources, "<none>"));
+    out += &format!("Label selector:  {}\n\n", f.label_selector.as_ref().map_or("<none>".into(), |l| serde_json::to_string(l).unwrap_or_default()));
+    out
+}
+
+fn print_resource_list(list: &std::collections::BTreeMap<String, Vec<String>>) {
+    if !list.is_empty() {
+        println!("\nResource List:");
+        for (kind, names) in list {
+            println!("  {kind}:");
+            for n in names {
+                println!("    - {n}");
+            }
+        }
+    }
 }
 
 fn print_log(log: &[u8]) -> Result<()> {
@@ -282,7 +300,7 @@ async fn create_restore(api: &dyn TenantApi, ns: &str, args: RestoreCreate) -> R
         api_version: API_VERSION.into(),
         kind: "Restore".into(),
         metadata: annotated(ns, &name, Default::default(), TARGET_ANNOTATION, &args.target),
-        spec: RestoreSpec { backup_name: args.from_backup, restore_p_vs: args.restore_volumes },
+        spec: RestoreSpec { backup_name: args.from_backup, filters: resource_filters(&args.filters)?, restore_p_vs: args.restore_volumes },
         status: Default::default(),
     };
     println!("Restore request {name:?} submitted successfully.");
@@ -305,9 +323,35 @@ async fn describe_restore(api: &dyn TenantApi, ns: &str, args: &Describe) -> Res
     println!("Started:    {}\nCompleted:  {}\n", timestamp(st.start_timestamp), timestamp(st.completion_timestamp));
     println!("Errors:    {}\nWarnings:  {}\n", st.errors, st.warnings);
     println!("Backup:  {}\n", r.spec.backup_name);
+    print!("{}", filters(&r.spec.filters, "all namespaces found in the backup"));
     println!("Restore PVs:  {}", match r.spec.restore_p_vs { None => "auto", Some(true) => "true", Some(false) => "false" });
     if let Some(p) = &st.progress {
         println!("\nTotal items to be restored:  {}\nItems restored:              {}", p.total_items, p.items_restored);
+    }
+    if !st.phase.is_some_and(Phase::is_usable) {
+        return Ok(());
+    }
+    if !args.details {
+        println!("\n(specify --details for the resource list and pod volume restores)");
+        return Ok(());
+    }
+    let details = api.restore_details(&args.name).await?;
+    print_resource_list(&details.resource_list);
+    if !details.pod_volume_restores.is_empty() {
+        println!("\nPod Volume Restores - restic:");
+        for pvr in details.pod_volume_restores {
+            let (pod, status) = (&pvr.spec.pod, &pvr.status);
+            println!(
+                "  {}/{}: {}\n    Phase:        {}\n    Snapshot ID:  {}\n    Bytes:        {}{}",
+                pod.namespace,
+                pod.name,
+                pvr.spec.volume,
+                status.phase,
+                pvr.spec.snapshot_id,
+                status.progress.bytes_done,
+                if status.message.is_empty() { String::new() } else { format!("\n    Message:      {}", status.message) }
+            );
+        }
     }
     Ok(())
 }

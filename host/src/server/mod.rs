@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(RESTORES, get(list_restores).post(create_restore))
         .route(RESTORE, get(get_restore))
         .route(RESTORE_LOGS, get(restore_logs))
+        .route(RESTORE_DETAILS, get(restore_details))
         .route(SCHEDULES, get(list_schedules).post(create_schedule))
         .route(SCHEDULE, get(get_schedule).patch(patch_schedule).delete(delete_schedule))
         .route(BACKUP_REPOSITORIES, get(list_backup_repositories))

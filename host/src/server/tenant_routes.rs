@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::auth::Calls;
 use super::error::ApiError;
 use crate::api::{BackupStorageLocationPatch, PasswordBody, SchedulePatch, SecretBody, TenantApi, VolumeSnapshotLocationPatch};
-use crate::backup::BackupDetails;
+use crate::backup::{BackupDetails, RestoreDetails};
 use crate::fsb::BackupRepository;
 use crate::model::{Backup, BackupStorageLocation, Phase, Restore, VolumeSnapshotLocation};
 use crate::schedules::Schedule;
@@ -226,6 +226,11 @@ pub async fn create_restore(Calls(t): Calls, Json(object): Json<Restore>) -> Cre
 /// A restore's log.
 pub async fn restore_logs(Calls(t): Calls, Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(text(t.restore_log(&name).await?))
+}
+
+/// `GET /v1/restores/{name}/details`.
+pub async fn restore_details(Calls(t): Calls, Path(name): Path<String>) -> Answer<RestoreDetails> {
+    Ok(Json(t.restore_details(&name).await?))
 }
 
 /// Lists schedules.

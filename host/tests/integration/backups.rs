@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use coffer::backup::{self, BackupRequest, RestoreRequest, read_manifests};
 use coffer::coffer::Coffer;
 use coffer::locations::{self, NewBackupStorageLocation, NewVolumeSnapshotLocation};
-use coffer::model::{AccessMode, Backup, BackupSpec, BackupStorageLocation, Phase, Restore};
+use coffer::model::{AccessMode, Backup, BackupSpec, BackupStorageLocation, Phase, ResourceFilters, Restore};
 use coffer::sandbox::Limits;
 use serde_json::json;
 
@@ -116,7 +116,7 @@ items:
     }
 
     async fn restore(&self, name: &str, backup: &str, target: &Path) -> Restore {
-        let request = RestoreRequest { name: name.into(), backup: backup.into(), target: target.to_path_buf(), restore_volumes: None };
+        let request = RestoreRequest::new(name, backup, target.to_path_buf());
         backup::create_restore(&self.coffer, "velero", request, &mut |_| {}).await.unwrap()
     }
 
@@ -245,11 +245,12 @@ async fn layout_tarball_and_unclaimed_volumes() {
     let log = backup_log(&w, "b1");
     assert!(log.contains("pv-outside is not a candidate for a snapshot: no applicable volumesnapshotter found"), "{log}");
     // Filters.
-    let spec = BackupSpec {
+    let filters = ResourceFilters {
         included_namespaces: vec!["shop".into()],
         label_selector: Some(backup::parse_selector("app=web").unwrap()),
         ..Default::default()
     };
+    let spec = BackupSpec { filters, ..Default::default() };
     let b = w.backup_with("filtered", spec, &[]).await;
     assert_eq!(b.status.progress.unwrap().total_items, 3, "namespace shop, its labelled items");
 }

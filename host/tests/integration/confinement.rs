@@ -25,7 +25,7 @@ fn backup(name: &str, source: &str) -> Backup {
 }
 
 fn restore(name: &str, target: &str) -> Restore {
-    let spec = RestoreSpec { backup_name: "good".into(), restore_p_vs: None };
+    let spec = RestoreSpec { backup_name: "good".into(), ..Default::default() };
     Restore { api_version: API_VERSION.into(), kind: "Restore".into(), metadata: meta(name, TARGET_ANNOTATION, target), spec, status: Default::default() }
 }
 

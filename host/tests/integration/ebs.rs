@@ -134,7 +134,7 @@ async fn backup_and_restore_with_ebs_snapshots() {
     let b = backup::create_backup(&coffer, "velero", request, &mut |_| {}).await.unwrap();
     assert_eq!(b.status.phase, Some(Phase::Completed), "{b:?}");
     assert_eq!((b.status.volume_snapshots_attempted, b.status.volume_snapshots_completed), (1, 1));
-    let request = RestoreRequest { name: "r1".into(), backup: "b1".into(), target: root.join("out"), restore_volumes: None };
+    let request = RestoreRequest::new("r1", "b1", root.join("out"));
     let r = backup::create_restore(&coffer, "velero", request, &mut |_| {}).await.unwrap();
     assert_eq!(r.status.phase, Some(Phase::Completed), "{r:?}");
     let restored: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("out/resources/persistentvolumes/cluster/pv-ebs.json")).unwrap()).unwrap();

@@ -246,6 +246,36 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
     let restores: serde_json::Value = serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap();
     assert_eq!(restores[0]["kind"], "PodVolumeRestore");
     assert_eq!((restores[0]["spec"]["snapshotID"].as_str(), restores[0]["status"]["phase"].as_str()), (Some(snapshot.as_str()), Some("Completed")));
+    let described = cli.ok(&["restore", "describe", "r1", "--details"]);
+    assert!(described.contains("Pod Volume Restores - restic:") && described.contains("app/web: data") && described.contains(&snapshot), "{described}");
+    assert!(described.contains("v1/Pod:\n    - app/web") && described.contains("Excluded:  nodes, events,"), "{described}");
+
+    // Restore filters choose what is written, and a volume is restored only with its pod.
+    let written = |target: &Path| -> Vec<String> {
+        let mut files: Vec<String> = files_under(target).iter().map(|f| f.strip_prefix(target).unwrap().display().to_string()).collect();
+        files.sort();
+        files
+    };
+    let no_pods = root.join("no-pods");
+    cli.ok(&["restore", "create", "r2", "--from-backup", "one", "--target", &s(&no_pods), "--exclude-resources", "pods", "--wait"]);
+    assert_eq!(
+        written(&no_pods),
+        [
+            "resources/persistentvolumeclaims/namespaces/app/data.json",
+            "resources/persistentvolumeclaims/namespaces/app/logs.json",
+            "resources/persistentvolumes/cluster/pv-data.json",
+            "resources/persistentvolumes/cluster/pv-logs.json",
+        ]
+    );
+    let other = root.join("other");
+    cli.ok(&["restore", "create", "r3", "--from-backup", "one", "--target", &s(&other), "--include-namespaces", "other", "--wait"]);
+    assert_eq!(written(&other), Vec::<String>::new(), "nothing of namespace app, nor the volumes its claims bind");
+    assert_eq!(cli.json(&["restore", "get", "r3"])["status"]["progress"]["totalItems"], 0);
+    let selected = root.join("selected");
+    cli.ok(&["restore", "create", "r4", "--from-backup", "one", "--target", &s(&selected), "--include-namespaces", "app", "--include-resources", "pods,persistentvolumeclaims,persistentvolumes", "--wait"]);
+    assert_eq!(written(&selected).len(), 6, "the pod, claims, the volumes they bind, and data's file: {:?}", written(&selected));
+    let refused = cli.fails(&["restore", "create", "r5", "--from-backup", "one", "--target", &s(&root.join("r5")), "--include-resources", "nodes", "--wait"]);
+    assert!(refused.contains("excludes list cannot contain an item in the includes list: nodes"), "{refused}");
 
     // Every volume by default, but what the pod opts out; the emptyDir is said and left out.
     let source = manifests(&dir(root, "second"), &volumes, serde_json::json!({"backup.velero.io/backup-volumes-excludes": "logs"}));

@@ -84,7 +84,7 @@ fn backup_request(name: &str, source: &str) -> BackupRequest {
 }
 
 fn restore_request(name: &str, backup: &str, target: &str) -> RestoreRequest {
-    RestoreRequest { name: name.into(), backup: backup.into(), target: target.into(), restore_volumes: None }
+    RestoreRequest::new(name, backup, target.into())
 }
 
 fn write_pv(source: &Path) {
