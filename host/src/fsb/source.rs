@@ -2,10 +2,12 @@
 //! opens every directory and file relative to its parent's handle without following symbolic
 //! links, so nothing outside the volume's directory is ever read, whatever the tenant does to
 //! its tree meanwhile. Symbolic links are recorded as links. Sockets, pipes and devices are
-//! skipped, and files that vanish during the walk are left out; both with a warning.
+//! skipped, and files that vanish during the walk are left out; both with a warning. A file
+//! that changes while it is read is kept as read, with a warning.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -173,7 +175,8 @@ impl Iterator for Walk {
                     }
                 }
             } else if file_type.is_file() {
-                let open = OpenEntry { dir, name: name.clone(), path: path.clone(), warnings: self.warnings.clone() };
+                let seen = Seen { size: meta.len(), mtime: (meta.mtime(), meta.mtime_nsec()) };
+                let open = OpenEntry { dir, name: name.clone(), path: path.clone(), seen, warnings: self.warnings.clone() };
                 (NodeType::File, Some(open))
             } else {
                 warn(&self.warnings, format!("{}: a socket, pipe or device; skipped", path.display()));
@@ -192,21 +195,61 @@ pub struct OpenEntry {
     dir: Arc<Dir>,
     name: OsString,
     path: PathBuf,
+    seen: Seen,
     warnings: Warnings,
 }
 
-impl ReadSourceOpen for OpenEntry {
-    type Reader = std::fs::File;
+/// A file's size and modification time when the walk saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    size: u64,
+    mtime: (i64, i64),
+}
 
-    fn open(self) -> RusticResult<std::fs::File> {
+impl ReadSourceOpen for OpenEntry {
+    type Reader = WatchedFile;
+
+    fn open(self) -> RusticResult<WatchedFile> {
         let mut options = OpenOptions::new();
         options.read(true).follow(FollowSymlinks::No);
         match self.dir.open_with(&self.name, &options) {
-            Ok(file) => Ok(File::into_std(file)),
+            Ok(file) => Ok(WatchedFile { file: File::into_std(file), path: self.path, seen: self.seen, warnings: self.warnings, ended: false }),
             Err(e) => {
                 warn(&self.warnings, format!("{}: not read ({e}); left out", self.path.display()));
                 Err(io_error(&self.path, e))
             }
         }
+    }
+}
+
+/// A file being read for a backup: at its end, a size or modification time other than the
+/// walk saw means it changed while it was read, which the backup's warnings say; a read that
+/// fails leaves the file out, with a warning.
+pub struct WatchedFile {
+    file: std::fs::File,
+    path: PathBuf,
+    seen: Seen,
+    warnings: Warnings,
+    ended: bool,
+}
+
+impl io::Read for WatchedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read(buf);
+        match &read {
+            Ok(0) if !buf.is_empty() && !self.ended => {
+                self.ended = true;
+                let now = self.file.metadata().map(|m| Seen { size: m.len(), mtime: (m.mtime(), m.mtime_nsec()) });
+                if now.as_ref().is_ok_and(|now| *now != self.seen) {
+                    let message = "changed while it was read; the snapshot holds what was read, which may mix old and new content";
+                    warn(&self.warnings, format!("{}: {message}", self.path.display()));
+                }
+            }
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                warn(&self.warnings, format!("{}: reading failed ({e}); left out", self.path.display()));
+            }
+            _ => {}
+        }
+        read
     }
 }

@@ -1,7 +1,8 @@
 //! File-system backup into restic repositories: what Coffer writes, the real `restic` checks
 //! and restores byte for byte (on a filesystem location, and on S3 (moto) through restic's own
 //! S3 backend); what Coffer writes it restores itself; unchanged data is not uploaded twice; a
-//! wrong password is refused naming repository and secret.
+//! wrong password is refused naming repository and secret; a tenth changed uploads about a
+//! tenth; a file that changes while read is kept with a warning.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -132,6 +133,63 @@ async fn restic_checks_and_restores_what_coffer_wrote_on_a_filesystem_location()
     let repository = s(&store.join("b/restic/app"));
     round_trip(&coffer, &bsl, tmp.path(), &repository, &[]).await;
     assert!(store.join("b/restic/app/config").is_file(), "Velero's layout: <prefix>/restic/<namespace>");
+}
+
+/// `len` bytes that do not compress, different for each `seed`.
+fn incompressible(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_uploads_what_changed_and_warns_of_files_that_change_while_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
+    let bsl = location(&coffer, filesystem_bsl("default", &dir(tmp.path(), "store"))).await;
+    let volume = dir(tmp.path(), "volume");
+    for i in 0..40 {
+        std::fs::write(volume.join(format!("file-{i:02}")), incompressible(i, 250_000)).unwrap();
+    }
+    let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
+    let open = || Dir::open_ambient_dir(&volume, ambient_authority()).unwrap();
+    let first = repo.backup(open(), "/data", &[]).await.unwrap();
+    assert!(first.uploaded > 9_000_000, "{first:?}");
+
+    // A tenth of the files change (and their sizes): about a tenth is uploaded.
+    for i in 0..4 {
+        std::fs::write(volume.join(format!("file-{i:02}")), incompressible(100 + i, 250_001)).unwrap();
+    }
+    let second = repo.backup(open(), "/data", &[]).await.unwrap();
+    let share = second.uploaded as f64 / first.uploaded as f64;
+    assert!((0.08..0.13).contains(&share), "uploaded {share:.3} of the first backup: {second:?}");
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+
+    // A log appended to throughout the backup is kept as read, with a warning.
+    std::fs::write(volume.join("growing.log"), incompressible(7, 20_000_000)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), volume.join("growing.log"));
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::io::Write::write_all(&mut log, b"another line\n").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let third = repo.backup(open(), "/data", &[]).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let third = third.unwrap();
+    assert!(third.warnings.iter().any(|w| w.contains("/data/growing.log: changed while it was read")), "{:?}", third.warnings);
+    assert_eq!(third.warnings.len(), 1, "{:?}", third.warnings);
 }
 
 #[tokio::test(flavor = "multi_thread")]
