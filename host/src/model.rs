@@ -439,12 +439,31 @@ pub struct Progress {
     /// Items processed so far.
     #[serde(default)]
     pub items_backed_up: u64,
+    /// Pod volume data read (or written) so far, while file-system backups (or restores) run;
+    /// Coffer's, absent from Velero's record and from the record once the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_volume_data: Option<DataProgress>,
+}
+
+/// Bytes of pod volume data (Velero's `DataProgress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProgress {
+    /// Bytes in all, as far as counted.
+    pub total_bytes: u64,
+    /// Bytes done so far.
+    pub bytes_done: u64,
 }
 
 impl Progress {
     /// How far along, 0–100 (100 when there is nothing to do).
     pub fn percent(&self) -> u64 {
         (self.items_backed_up * 100).checked_div(self.total_items).unwrap_or(100)
+    }
+
+    /// Whether every item and every counted byte of pod volume data is done.
+    pub fn all_done(&self) -> bool {
+        self.items_backed_up >= self.total_items && self.pod_volume_data.is_none_or(|d| d.bytes_done >= d.total_bytes)
     }
 }
 
@@ -550,17 +569,20 @@ pub struct RestoreProgress {
     /// Items restored so far.
     #[serde(default)]
     pub items_restored: u64,
+    /// Pod volume data written so far, while file-system restores run (Coffer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_volume_data: Option<DataProgress>,
 }
 
 impl From<&Progress> for RestoreProgress {
     fn from(p: &Progress) -> Self {
-        RestoreProgress { total_items: p.total_items, items_restored: p.items_backed_up }
+        RestoreProgress { total_items: p.total_items, items_restored: p.items_backed_up, pod_volume_data: p.pod_volume_data }
     }
 }
 
 impl From<&RestoreProgress> for Progress {
     fn from(p: &RestoreProgress) -> Self {
-        Progress { total_items: p.total_items, items_backed_up: p.items_restored }
+        Progress { total_items: p.total_items, items_backed_up: p.items_restored, pod_volume_data: p.pod_volume_data }
     }
 }
 

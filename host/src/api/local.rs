@@ -153,18 +153,19 @@ impl Job {
 /// transaction that every tenant's requests queue behind).
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Stores a run's progress in its record when the percentage has changed, at most every
-/// [`PROGRESS_INTERVAL`] (and always at 100%); the run's end is recorded by the run itself.
+/// Stores a run's progress in its record when it has changed (items or pod volume bytes), at
+/// most every [`PROGRESS_INTERVAL`] (and always when all is done); the run's end is recorded
+/// by the run itself.
 fn recorder<T: Resource + Send + 'static>(coffer: Arc<Coffer>, ns: String, name: String, set: fn(&mut T, &Progress)) -> impl FnMut(&Progress) + Send {
-    let mut last = u64::MAX;
+    let mut last = None;
     let mut written: Option<std::time::Instant> = None;
     move |p: &Progress| {
-        let percent = p.percent();
+        let now = (p.percent(), p.pod_volume_data);
         let recent = written.is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL);
-        if percent == last || (recent && percent < 100) {
+        if last == Some(now) || (recent && !p.all_done()) {
             return;
         }
-        last = percent;
+        last = Some(now);
         written = Some(std::time::Instant::now());
         let stored = coffer.state.write(|txn| {
             if let Some(mut object) = txn.get::<T>(&ns, &name)? {

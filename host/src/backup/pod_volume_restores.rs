@@ -9,11 +9,11 @@ use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
 use super::item::safe_segment;
-use super::pod_volumes::{DataProgress, PodReference, PodVolumeBackup, generated_name};
+use super::pod_volumes::{DataReport, PodReference, PodVolumeBackup, generated_name};
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
-use crate::fsb::LocationRepositories;
-use crate::model::{API_VERSION, BackupStorageLocation, ObjectMeta, now};
+use crate::fsb::{DataCounter, LocationRepositories};
+use crate::model::{API_VERSION, BackupStorageLocation, DataProgress, ObjectMeta, now};
 
 /// What a pod volume restore writes (Velero's `PodVolumeRestoreSpec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -73,7 +73,9 @@ pub struct PodVolumeRestore {
 }
 
 /// Restores the completed `backups` of the pods in `pods` (`namespace/name`) beneath
-/// `target`, from their repositories in `bsl`.
+/// `target`, from their repositories in `bsl`, their bytes told to `report` as they are
+/// written.
+#[allow(clippy::too_many_arguments)]
 pub async fn restore(
     coffer: &Coffer,
     restore_name: &str,
@@ -82,9 +84,11 @@ pub async fn restore(
     pods: &BTreeSet<String>,
     target: &Dir,
     log: &mut RunLog,
+    report: &mut (dyn FnMut(DataProgress) + Send),
 ) -> Vec<PodVolumeRestore> {
     let mut repositories = LocationRepositories::new(coffer, bsl);
     let mut records = Vec::new();
+    let mut data = DataReport::new(report);
     for pvb in backups {
         let pod = &pvb.spec.pod;
         if pvb.status.phase != "Completed" || !pods.contains(&format!("{}/{}", pod.namespace, pod.name)) {
@@ -108,7 +112,8 @@ pub async fn restore(
             status: PodVolumeRestoreStatus { start_timestamp: Some(now()), ..Default::default() },
         };
         let claim = pvb.metadata.labels.get("velero.io/pvc-name").cloned().unwrap_or_else(|| pvb.spec.volume.clone());
-        let outcome = restore_one(pvb, &claim, target, &mut repositories).await;
+        let counter = DataCounter::new();
+        let outcome = data.volume(&counter, restore_one(pvb, &claim, target, &mut repositories, &counter)).await;
         record.status.completion_timestamp = Some(now());
         match outcome {
             Ok(bytes) => {
@@ -129,7 +134,13 @@ pub async fn restore(
 }
 
 /// Restores one volume into `volumes/<namespace>/<claim>/` beneath `target`; returns its bytes.
-async fn restore_one(pvb: &PodVolumeBackup, claim: &str, target: &Dir, repositories: &mut LocationRepositories<'_>) -> Result<u64, String> {
+async fn restore_one(
+    pvb: &PodVolumeBackup,
+    claim: &str,
+    target: &Dir,
+    repositories: &mut LocationRepositories<'_>,
+    counter: &std::sync::Arc<DataCounter>,
+) -> Result<u64, String> {
     // The names come from the bucket: each must be one plain path segment.
     let namespace = &pvb.spec.pod.namespace;
     if let Some(bad) = [namespace.as_str(), claim].into_iter().find(|s| !safe_segment(s)) {
@@ -140,6 +151,6 @@ async fn restore_one(pvb: &PodVolumeBackup, claim: &str, target: &Dir, repositor
     target.create_dir(&into).map_err(|e| format!("creating {into}: {e}"))?;
     let dir = target.open_dir(&into).map_err(|e| format!("opening {into}: {e}"))?;
     let repository = repositories.get(namespace).await.map_err(|e| e.to_string())?;
-    let restored = repository.restore(&pvb.status.snapshot_id, dir).await.map_err(|e| e.to_string())?;
+    let restored = repository.restore(&pvb.status.snapshot_id, dir, counter).await.map_err(|e| e.to_string())?;
     Ok(restored.bytes)
 }

@@ -14,8 +14,8 @@ use super::item::Item;
 use super::run_log::{RunLog, Scope};
 use crate::coffer::Coffer;
 use crate::confine::PathRoot;
-use crate::fsb::{LocationRepositories, restic_identifier};
-use crate::model::{API_VERSION, Backup, BackupStorageLocation, ObjectMeta, now};
+use crate::fsb::{DataCounter, LocationRepositories, restic_identifier};
+use crate::model::{API_VERSION, Backup, BackupStorageLocation, DataProgress, ObjectMeta, now};
 
 /// The pod annotation that opts volumes in: `a,b`.
 pub const VOLUMES_TO_BACKUP: &str = "backup.velero.io/backup-volumes";
@@ -138,16 +138,6 @@ pub struct PodVolumeBackupSpec {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Bytes of a pod volume backup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DataProgress {
-    /// The volume's bytes.
-    pub total_bytes: u64,
-    /// Bytes read so far.
-    pub bytes_done: u64,
-}
-
 /// How a pod volume backup went (Velero's `PodVolumeBackupStatus`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -196,13 +186,65 @@ pub(super) fn generated_name(prefix: &str) -> String {
     format!("{prefix}-{:05x}", rand::random::<u32>() & 0xf_ffff)
 }
 
+/// How often a run reports the bytes of its pod volumes while they move.
+const DATA_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The bytes of a run's pod volumes, reported as they move: the volumes done so far, plus the
+/// one under way.
+pub(super) struct DataReport<'a> {
+    done: DataProgress,
+    report: &'a mut (dyn FnMut(DataProgress) + Send),
+}
+
+impl<'a> DataReport<'a> {
+    /// Reports to `report`.
+    pub(super) fn new(report: &'a mut (dyn FnMut(DataProgress) + Send)) -> Self {
+        DataReport { done: DataProgress::default(), report }
+    }
+
+    fn with(&self, counter: &DataCounter) -> DataProgress {
+        let bytes_done = self.done.bytes_done + counter.done();
+        // A volume that grew while it was read has done more than was counted.
+        let total_bytes = (self.done.total_bytes + counter.total()).max(bytes_done);
+        DataProgress { total_bytes, bytes_done }
+    }
+
+    /// Runs `work` on one volume, whose bytes go to `counter`: reported every
+    /// [`DATA_REPORT_INTERVAL`] and at its end.
+    pub(super) async fn volume<T>(&mut self, counter: &DataCounter, work: impl std::future::Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        let mut tick = tokio::time::interval(DATA_REPORT_INTERVAL);
+        let out = loop {
+            tokio::select! {
+                out = &mut work => break out,
+                _ = tick.tick() => {
+                    let now = self.with(counter);
+                    (self.report)(now);
+                }
+            }
+        };
+        self.done = self.with(counter);
+        (self.report)(self.done);
+        out
+    }
+}
+
 /// Backs up `volumes` into their namespaces' repositories in `bsl`, each directory opened
-/// through `paths`. A volume that fails is a `Failed` record and an error in `log`; the others
-/// go on.
-pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocation, volumes: Vec<PodVolume>, paths: &PathRoot, log: &mut RunLog) -> Vec<PodVolumeBackup> {
+/// through `paths`, their bytes told to `report` as they are read. A volume that fails is a
+/// `Failed` record and an error in `log`; the others go on.
+pub async fn back_up(
+    coffer: &Coffer,
+    backup: &Backup,
+    bsl: &BackupStorageLocation,
+    volumes: Vec<PodVolume>,
+    paths: &PathRoot,
+    log: &mut RunLog,
+    report: &mut (dyn FnMut(DataProgress) + Send),
+) -> Vec<PodVolumeBackup> {
     let name = &backup.metadata.meta.name;
     let mut repositories = LocationRepositories::new(coffer, bsl);
     let mut records = Vec::with_capacity(volumes.len());
+    let mut data = DataReport::new(report);
     for v in volumes {
         let tags = BTreeMap::from([
             ("backup".to_owned(), name.clone()),
@@ -229,7 +271,8 @@ pub async fn back_up(coffer: &Coffer, backup: &Backup, bsl: &BackupStorageLocati
             },
             status: PodVolumeBackupStatus { phase: "InProgress".into(), path: v.path.clone(), start_timestamp: Some(now()), ..Default::default() },
         };
-        let outcome = back_up_one(&v, &tags, paths, &mut repositories).await;
+        let counter = DataCounter::new();
+        let outcome = data.volume(&counter, back_up_one(&v, &tags, paths, &mut repositories, &counter)).await;
         record.status.completion_timestamp = Some(now());
         let scope = Scope::Namespace(&v.namespace);
         match outcome {
@@ -261,11 +304,13 @@ async fn back_up_one(
     tags: &BTreeMap<String, String>,
     paths: &PathRoot,
     repositories: &mut LocationRepositories<'_>,
+    counter: &std::sync::Arc<DataCounter>,
 ) -> Result<crate::fsb::VolumeSnapshot, String> {
     let field = format!("persistent volume {}", v.persistent_volume);
     let dir = paths.open_dir(&field, Path::new(&v.path)).map_err(|e| e.to_string())?;
     let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let snapshot = repositories.get(&v.namespace).await.map_err(|e| e.to_string())?.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags).await;
+    let repository = repositories.get(&v.namespace).await.map_err(|e| e.to_string())?;
+    let snapshot = repository.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags, counter).await;
     repositories.record(&v.namespace, snapshot.as_ref().map(drop));
     snapshot.map_err(|e| e.to_string())
 }

@@ -335,7 +335,7 @@ async fn run(
     apart_from_locations(coffer, namespace, &target, &request.target)?;
 
     let restore_volumes = request.spec.restore_p_vs != Some(false);
-    let mut counts = Progress { total_items, items_backed_up: 0 };
+    let mut counts = Progress { total_items, ..Default::default() };
     progress(&counts);
     let mut handles = BTreeMap::new();
     let mut restored: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -388,7 +388,11 @@ async fn run(
         fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(&backup.metadata.meta.name), "the pod volume backup list")
             .await
             .map_err(|e| e.to_string())?;
-    let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, &bsl, &backups, &pods, &target, log).await;
+    let mut report = |data| {
+        counts.pod_volume_data = Some(data);
+        progress(&counts);
+    };
+    let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, &bsl, &backups, &pods, &target, log, &mut report).await;
     let key = layout.restore_pod_volume_restores(&restore.metadata.meta.name);
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&volume_restores)).await {
         log.warn(Scope::Run, format!("error uploading {key}: {e}"));
@@ -398,6 +402,7 @@ async fn run(
     if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {
         log.warn(Scope::Run, format!("error uploading {key}: {e}"));
     }
+    counts.pod_volume_data = None;
     restore.status.progress = Some((&counts).into());
     restore.status.phase = Some(if log.error_count() > 0 { Phase::PartiallyFailed } else { Phase::Completed });
     Ok(())

@@ -289,7 +289,7 @@ async fn run(
         items.iter().filter(|i| matches!(i.kind.as_str(), "PersistentVolumeClaim" | "PersistentVolume")).cloned().collect();
     let items = Filter::new(&backup.spec.filters).apply(items);
     let total = items.len() as u64;
-    let mut counts = Progress { total_items: total, items_backed_up: 0 };
+    let mut counts = Progress { total_items: total, ..Default::default() };
     progress(&counts);
     log.info(&format!("Backing up {total} items"));
 
@@ -329,8 +329,12 @@ async fn run(
     }
     backup.status.volume_snapshots_attempted = records.len() as u64 + failed_snapshots;
     backup.status.volume_snapshots_completed = records.iter().filter(|r| r.status.phase == "Completed").count() as u64;
-    backup.status.progress = Some(counts);
-    let pod_volume_backups = pod_volumes::back_up(coffer, backup, bsl, pod_volumes, paths, log).await;
+    backup.status.progress = Some(counts.clone());
+    let mut report = |data| {
+        counts.pod_volume_data = Some(data);
+        progress(&counts);
+    };
+    let pod_volume_backups = pod_volumes::back_up(coffer, backup, bsl, pod_volumes, paths, log, &mut report).await;
 
     let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
     write_tarball(included.iter().copied(), &mut tarball).map_err(|e| format!("error writing the backup tarball: {e}"))?;

@@ -14,13 +14,45 @@ use super::args::{BackupCommand, BackupCreate, Describe, FilterArgs, OutputForma
 use super::output::{Table, print_documents, timestamp};
 use super::{named_or_all, parse};
 
+/// Bytes as a person reads them: `512 B`, `3.4 MiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 /// A progress bar on stderr, redrawn when the percentage changes; only its last state when
-/// stderr is not a terminal.
+/// stderr is not a terminal. Pod volume data has a line of its own: bytes done, in all, and
+/// the rate since the data began to move.
 fn progress_bar(enabled: bool, what: &'static str) -> impl FnMut(&Progress) + Send {
     let mut last = u64::MAX;
+    let mut last_data = None;
+    let mut data_since = None;
     let live = std::io::stderr().is_terminal();
     move |p: &Progress| {
         if !enabled {
+            return;
+        }
+        if let Some(data) = p.pod_volume_data {
+            let since = *data_since.get_or_insert_with(std::time::Instant::now);
+            let whole = data.bytes_done >= data.total_bytes;
+            if last_data == Some(data) || data.total_bytes == 0 || (!live && !whole) {
+                return;
+            }
+            last_data = Some(data);
+            let rate = data.bytes_done as f64 / since.elapsed().as_secs_f64().max(0.001) / 1e6;
+            let mut err = std::io::stderr().lock();
+            let (done, total) = (human_bytes(data.bytes_done), human_bytes(data.total_bytes));
+            let line = format!("{what} volume data: {done} of {total}, {rate:.1} MB/s");
+            let _ = match (live, whole) {
+                (true, true) => writeln!(err, "\r{line}\x1b[K"),
+                (true, false) => write!(err, "\r{line}\x1b[K"),
+                (false, _) => writeln!(err, "{line}"),
+            };
             return;
         }
         let percent = p.percent();

@@ -7,6 +7,7 @@
 mod backup_repositories;
 mod error;
 mod password;
+mod progress;
 mod repository;
 mod source;
 mod store;
@@ -17,4 +18,5 @@ pub use backup_repositories::{
 };
 pub use error::FsbError;
 pub use password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, repository_password};
+pub use progress::DataCounter;
 pub use repository::{Pruned, VolumeRepository, VolumeRestore, VolumeSnapshot, repository_root, restic_identifier};

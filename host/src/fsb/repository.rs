@@ -19,6 +19,7 @@ use crate::model::BackupStorageLocation;
 use crate::secret::SecretBytes;
 
 use super::FsbError;
+use super::progress::{CountingBars, DataCounter};
 use super::password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, as_text, repository_password};
 use super::source::{VolumeSource, Warnings};
 use super::store::{INSTANCES, RepositoryStore};
@@ -112,10 +113,11 @@ impl VolumeRepository {
     }
 
     /// Backs up the volume directory `dir`, recorded in the snapshot at `path` (`/<volume>`)
-    /// with `tags`. A later backup of the same path reads only what changed since.
-    pub async fn backup(&self, dir: Dir, path: &str, tags: &[String]) -> Result<VolumeSnapshot, FsbError> {
+    /// with `tags`, counting the bytes read into `counter`. A later backup of the same path
+    /// reads only what changed since.
+    pub async fn backup(&self, dir: Dir, path: &str, tags: &[String], counter: &Arc<DataCounter>) -> Result<VolumeSnapshot, FsbError> {
         let (path, tags) = (PathBuf::from(path), tags.join(","));
-        self.blocking(move |repo, this| {
+        self.blocking(Some(counter), move |repo, this| {
             let repo = repo.to_indexed_ids().map_err(|e| this.error(&e))?;
             let mut snapshot = SnapshotOptions::default().host(Some("coffer".to_owned()));
             if !tags.is_empty() {
@@ -124,7 +126,7 @@ impl VolumeRepository {
             let snapshot = snapshot.to_snapshot().map_err(|e| this.error(&e))?;
             let warnings = Warnings::default();
             let source = VolumeSource::new(dir, path.clone(), warnings.clone());
-            let opts = BackupOptions::default().no_scan(true);
+            let opts = BackupOptions::default();
             let done: SnapshotFile = repo.archive(&opts, &source, snapshot, &[path]).map_err(|e| this.error(&e))?;
             let summary = done.summary.unwrap_or_default();
             let warnings = std::mem::take(&mut *warnings.lock().expect("warnings lock"));
@@ -140,10 +142,10 @@ impl VolumeRepository {
     }
 
     /// Restores snapshot `id` into `target`, an empty directory: the volume's files with their
-    /// modes and times, symbolic links as links.
-    pub async fn restore(&self, id: &str, target: Dir) -> Result<VolumeRestore, FsbError> {
+    /// modes and times, symbolic links as links; the bytes written are counted into `counter`.
+    pub async fn restore(&self, id: &str, target: Dir, counter: &Arc<DataCounter>) -> Result<VolumeRestore, FsbError> {
         let id = id.to_owned();
-        self.blocking(move |repo, this| {
+        self.blocking(Some(counter), move |repo, this| {
             let repo = repo.to_indexed().map_err(|e| this.error(&e))?;
             let snapshot = repo
                 .get_snapshot_from_str(&id, |_| true)
@@ -167,7 +169,7 @@ impl VolumeRepository {
     /// Forgets snapshots `ids` (their data stays until [`Self::prune`]); IDs no longer in the
     /// repository are skipped.
     pub async fn forget(&self, ids: Vec<String>) -> Result<(), FsbError> {
-        self.blocking(move |repo, this| {
+        self.blocking(None, move |repo, this| {
             let present = repo.get_all_snapshots().map_err(|e| this.error(&e))?;
             let gone: Vec<SnapshotId> = present.into_iter().map(|s| s.id).filter(|id| ids.contains(&id.to_hex().as_str().to_owned())).collect();
             repo.delete_snapshots(&gone).map_err(|e| this.error(&e))
@@ -179,7 +181,7 @@ impl VolumeRepository {
     /// loses data it reuses: data no snapshot uses is marked for removal, and data marked by
     /// an earlier run is removed.
     pub async fn prune(&self) -> Result<Pruned, FsbError> {
-        self.blocking(move |repo, this| {
+        self.blocking(None, move |repo, this| {
             let opts = PruneOptions::default();
             let plan = repo.prune_plan(&opts).map_err(|e| this.error(&e))?;
             let size = plan.stats.size_sum();
@@ -190,12 +192,15 @@ impl VolumeRepository {
         .await
     }
 
-    /// Runs `work` on the opened (or created) repository, on a blocking thread.
+    /// Runs `work` on the opened (or created) repository, on a blocking thread; rustic's byte
+    /// progress goes to `counter`.
     async fn blocking<T: Send + 'static>(
         &self,
+        counter: Option<&Arc<DataCounter>>,
         work: impl FnOnce(Repository<OpenStatus>, &Opened) -> Result<T, FsbError> + Send + 'static,
     ) -> Result<T, FsbError> {
-        let opened = Opened { store: self.store.clone(), password: self.password.clone(), name: self.name.clone() };
+        let counter = counter.cloned().unwrap_or_else(DataCounter::new);
+        let opened = Opened { store: self.store.clone(), password: self.password.clone(), name: self.name.clone(), counter };
         self.store.take_failure();
         let outcome = tokio::task::spawn_blocking(move || {
             let repo = opened.open_or_create()?;
@@ -218,6 +223,7 @@ struct Opened {
     store: Arc<RepositoryStore>,
     password: SecretBytes,
     name: String,
+    counter: Arc<DataCounter>,
 }
 
 impl Opened {
@@ -227,7 +233,8 @@ impl Opened {
 
     fn open_or_create(&self) -> Result<Repository<OpenStatus>, FsbError> {
         let backends = RepositoryBackends::new(self.store.clone(), None);
-        let repo = Repository::new(&RepositoryOptions::default().no_cache(true), &backends).map_err(|e| self.error(&e))?;
+        let options = RepositoryOptions::default().no_cache(true);
+        let repo = Repository::new_with_progress(&options, &backends, CountingBars(self.counter.clone())).map_err(|e| self.error(&e))?;
         let credentials = Credentials::password(as_text(&self.password));
         let _creating = CREATING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let opened = match repo.config_id().map_err(|e| self.error(&e))? {

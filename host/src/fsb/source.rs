@@ -94,14 +94,22 @@ impl ReadSource for VolumeSource {
     type Open = OpenEntry;
     type Iter = Walk;
 
+    /// The bytes of the volume's files, counted by a walk of its own (run alongside the
+    /// backup, for its progress); what it finds amiss the backup's walk says again.
     fn size(&self) -> RusticResult<Option<u64>> {
-        // The walk itself is the only safe way to count; the progress shows bytes done instead.
-        Ok(None)
+        let files = self.walk(Warnings::default()).filter_map(Result::ok).filter(|e| e.node.is_file());
+        Ok(Some(files.map(|e| e.node.meta.size).sum()))
     }
 
     fn entries(&self) -> Walk {
-        let names = read_names(&self.dir, &self.root, &self.warnings);
-        Walk { stack: vec![Level { dir: self.dir.clone(), path: self.root.clone(), names }], warnings: self.warnings.clone() }
+        self.walk(self.warnings.clone())
+    }
+}
+
+impl VolumeSource {
+    fn walk(&self, warnings: Warnings) -> Walk {
+        let names = read_names(&self.dir, &self.root, &warnings);
+        Walk { stack: vec![Level { dir: self.dir.clone(), path: self.root.clone(), names }], warnings }
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use coffer::coffer::Coffer;
-use coffer::fsb::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, VolumeRepository, repository_password};
+use coffer::fsb::{DataCounter, REPO_CREDENTIALS, REPO_PASSWORD_KEY, VolumeRepository, repository_password};
 use coffer::locations::{NewBackupStorageLocation, create_backup_storage_location};
 use coffer::model::BackupStorageLocation;
 use coffer::sandbox::Limits;
@@ -95,14 +95,16 @@ async fn round_trip(coffer: &Coffer, bsl: &BackupStorageLocation, tmp: &Path, re
     let expected = without_specials(tree(&volume));
     let repo = VolumeRepository::new(coffer, bsl, "app").await.unwrap();
     let open = || Dir::open_ambient_dir(&volume, ambient_authority()).unwrap();
-    let first = repo.backup(open(), "/data", &["backup=first".into()]).await.unwrap();
+    let counter = DataCounter::new();
+    let first = repo.backup(open(), "/data", &["backup=first".into()], &counter).await.unwrap();
     // Five files and the link; the pipe is skipped.
     assert_eq!((first.files, first.bytes, first.id.len()), (6, 5_300_000 + 18 + 9, 64), "{first:?}");
+    assert_eq!((counter.done(), counter.total()), (first.bytes, first.bytes), "the progress counts every byte read, of the total counted first");
     assert!(first.warnings.iter().any(|w| w.contains("data/pipe") && w.contains("skipped")), "{:?}", first.warnings);
     assert!(first.uploaded > 300_000 && first.uploaded < 5_300_000, "compressed: {first:?}");
 
     // Unchanged data: the second backup uploads under 1% of the first.
-    let second = repo.backup(open(), "/data", &["backup=second".into()]).await.unwrap();
+    let second = repo.backup(open(), "/data", &["backup=second".into()], &DataCounter::new()).await.unwrap();
     assert!(second.uploaded * 100 < first.uploaded, "second upload {} vs first {}", second.uploaded, first.uploaded);
 
     // restic checks what Coffer wrote, and restores it byte for byte.
@@ -119,8 +121,10 @@ async fn round_trip(coffer: &Coffer, bsl: &BackupStorageLocation, tmp: &Path, re
     // Coffer restores it too, into a directory of its own.
     let by_coffer = dir(tmp, "by-coffer");
     let target = Dir::open_ambient_dir(&by_coffer, ambient_authority()).unwrap();
-    let restored = repo.restore(&second.id, target).await.unwrap();
+    let counter = DataCounter::new();
+    let restored = repo.restore(&second.id, target, &counter).await.unwrap();
     assert_eq!(restored.files, 5, "the regular files: {restored:?}");
+    assert_eq!((counter.done(), counter.total()), (restored.bytes, restored.bytes), "{restored:?}");
     assert!(tree(&by_coffer) == expected, "Coffer's restore differs: {:?}", tree(&by_coffer).keys().collect::<Vec<_>>());
 }
 
@@ -159,14 +163,14 @@ async fn a_backup_uploads_what_changed_and_warns_of_files_that_change_while_read
     }
     let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
     let open = || Dir::open_ambient_dir(&volume, ambient_authority()).unwrap();
-    let first = repo.backup(open(), "/data", &[]).await.unwrap();
+    let first = repo.backup(open(), "/data", &[], &DataCounter::new()).await.unwrap();
     assert!(first.uploaded > 9_000_000, "{first:?}");
 
     // A tenth of the files change (and their sizes): about a tenth is uploaded.
     for i in 0..4 {
         std::fs::write(volume.join(format!("file-{i:02}")), incompressible(100 + i, 250_001)).unwrap();
     }
-    let second = repo.backup(open(), "/data", &[]).await.unwrap();
+    let second = repo.backup(open(), "/data", &[], &DataCounter::new()).await.unwrap();
     let share = second.uploaded as f64 / first.uploaded as f64;
     assert!((0.08..0.13).contains(&share), "uploaded {share:.3} of the first backup: {second:?}");
     assert!(second.warnings.is_empty(), "{:?}", second.warnings);
@@ -184,7 +188,7 @@ async fn a_backup_uploads_what_changed_and_warns_of_files_that_change_while_read
             }
         })
     };
-    let third = repo.backup(open(), "/data", &[]).await;
+    let third = repo.backup(open(), "/data", &[], &DataCounter::new()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     let third = third.unwrap();
@@ -225,7 +229,7 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
     let volume = dir(tmp.path(), "volume");
     std::fs::write(volume.join("f"), b"data").unwrap();
     let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
-    let snap = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[]).await.unwrap();
+    let snap = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[], &DataCounter::new()).await.unwrap();
     // restic opens it with the user's password.
     let listed = restic(&s(&store.join("b/restic/app")), b"my own password", &[], &["snapshots", "--json"]);
     assert!(listed.contains(&snap.id), "{listed}");
@@ -233,7 +237,7 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
     // The secret changed under the repository: refused, naming both, the password not shown.
     set_secret(&coffer, "velero", REPO_CREDENTIALS, vec![(REPO_PASSWORD_KEY.into(), b"another password".to_vec())]).unwrap();
     let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
-    let err = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[]).await.err().unwrap().to_string();
+    let err = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[], &DataCounter::new()).await.err().unwrap().to_string();
     assert!(err.contains("b/restic/app") && err.contains("velero-repo-credentials") && err.contains("repository-password"), "{err}");
     assert!(err.contains("does not open the repository") && !err.contains("another password"), "{err}");
 }
@@ -269,8 +273,13 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
     // A snapshotter that claims both volumes: the one backed up from its files is not snapshotted.
     cli.ok(&["vsl", "create", "local", "--provider", "local", "--config", &format!("volumeRoot={},snapshotDir={}", s(&volumes), s(&snapshots))]);
     let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
-    cli.ok(&["backup", "create", "one", "--source", &s(&source), "--wait"]);
+    let created = cli.run(&["backup", "create", "one", "--source", &s(&source), "--wait"]);
+    assert!(created.ok, "{created:?}");
+    // --wait shows the volume data's progress: bytes read, in all, and the rate.
+    let shown = created.stderr.lines().find(|l| l.starts_with("backup volume data: 97.7 KiB of 97.7 KiB, ")).unwrap_or_else(|| panic!("{created:?}"));
+    assert!(shown.ends_with(" MB/s"), "{shown}");
     let backup = cli.json(&["backup", "get", "one"]);
+    assert!(backup["status"]["progress"].get("podVolumeData").is_none(), "only while it runs: {backup}");
     assert_eq!(backup["status"]["phase"], "Completed", "{backup}");
     assert_eq!(backup["status"]["volumeSnapshotsCompleted"], 1, "only logs is snapshotted: {backup}");
 
@@ -296,7 +305,8 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
 
     // A restore writes the volume's files under volumes/<namespace>/<claim>/ and records it.
     let target = root.join("restored");
-    cli.ok(&["restore", "create", "r1", "--from-backup", "one", "--target", &s(&target), "--wait"]);
+    let restored = cli.run(&["restore", "create", "r1", "--from-backup", "one", "--target", &s(&target), "--wait"]);
+    assert!(restored.stderr.contains("restore volume data: 97.7 KiB of 97.7 KiB, "), "{restored:?}");
     assert_eq!(cli.json(&["restore", "get", "r1"])["status"]["phase"], "Completed");
     assert_eq!(std::fs::read(target.join("volumes/app/data/db")).unwrap(), vec![7u8; 100_000]);
     assert!(!target.join("volumes/app/logs").exists(), "logs was snapshotted, not backed up from its files");
