@@ -309,8 +309,12 @@ async fn back_up_one(
     let field = format!("persistent volume {}", v.persistent_volume);
     let dir = paths.open_dir(&field, Path::new(&v.path)).map_err(|e| e.to_string())?;
     let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let repository = repositories.get(&v.namespace).await.map_err(|e| e.to_string())?;
+    let (repository, warning) = repositories.for_backup(&v.namespace).await.map_err(|e| e.to_string())?;
     let snapshot = repository.backup(dir, &format!("/{}/{}", v.namespace, v.claim), &tags, counter).await;
+    let snapshot = snapshot.map(|mut s| {
+        s.warnings.extend(warning);
+        s
+    });
     repositories.record(&v.namespace, snapshot.as_ref().map(drop));
     snapshot.map_err(|e| e.to_string())
 }

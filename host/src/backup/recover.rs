@@ -54,7 +54,12 @@ pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) 
             backup.status = *status;
             return;
         }
-        Ok(Found::Removed) => {}
+        Ok(Found::Removed) => {
+            // Its pod volume data may be in packs no index lists yet.
+            if let Err(e) = crate::fsb::backup_interrupted(coffer, namespace, &backup.spec.storage_location) {
+                tracing::warn!(namespace = %namespace, backup = %name, "the location's backup repositories were not marked for index repair: {e}");
+            }
+        }
         Ok(Found::Foreign) => tracing::warn!(namespace = %namespace, backup = %name, "the location holds another velero-backup.json under this name; left as it is"),
         Err(e) => tracing::warn!(namespace = %namespace, backup = %name, "could not check the location of an interrupted backup; partial objects may remain: {e}"),
     }

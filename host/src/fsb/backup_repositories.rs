@@ -72,6 +72,10 @@ pub struct BackupRepositoryStatus {
     /// The latest maintenance runs, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_maintenance: Vec<MaintenanceStatus>,
+    /// Coffer's: a backup into it was interrupted, so packs it uploaded may be in no index;
+    /// the next backup indexes them first, and reuses their data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub index_repair_due: bool,
 }
 
 /// A namespace's repository in a location (velero.io/v1 `BackupRepository`).
@@ -174,6 +178,32 @@ impl<'a> LocationRepositories<'a> {
         Ok(&self.opened[volume_namespace])
     }
 
+    /// The repository of `volume_namespace`, ready for a backup: when a backup into it was
+    /// interrupted, the packs that backup uploaded are indexed first, so that this one reuses
+    /// their data. Returns the repository, and a warning when that indexing failed (the
+    /// backup goes on; the next one tries again).
+    pub async fn for_backup(&mut self, volume_namespace: &str) -> Result<(&VolumeRepository, Option<String>), FsbError> {
+        let name = backup_repository_name(volume_namespace, &self.bsl.metadata.name);
+        let namespace = self.bsl.metadata.namespace.clone();
+        self.get(volume_namespace).await?;
+        let repository = &self.opened[volume_namespace];
+        let due = self.coffer.state.read()?.get::<BackupRepository>(&namespace, &name)?.is_some_and(|r| r.status.index_repair_due);
+        if !due {
+            return Ok((repository, None));
+        }
+        if let Err(e) = repository.repair_index().await {
+            return Ok((repository, Some(format!("the packs an interrupted backup left were not indexed, so their data is uploaded again: {e}"))));
+        }
+        self.coffer.state.write(|txn| {
+            if let Some(mut record) = txn.get::<BackupRepository>(&namespace, &name)? {
+                record.status.index_repair_due = false;
+                txn.put(&record)?;
+            }
+            Ok::<_, FsbError>(())
+        })?;
+        Ok((repository, None))
+    }
+
     /// Records on `volume_namespace`'s repository record how its latest use went.
     pub fn record(&self, volume_namespace: &str, outcome: Result<(), &FsbError>) {
         let name = backup_repository_name(volume_namespace, &self.bsl.metadata.name);
@@ -192,6 +222,21 @@ fn record_use(coffer: &Coffer, namespace: &str, name: &str, outcome: Result<(), 
                 Err(e) => ("NotReady".into(), e.to_string()),
             };
             txn.put(&repository)?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks the repositories in location `location` of `namespace` as holding what an
+/// interrupted backup uploaded: packs that may be in no index, which the next backup into
+/// each indexes first.
+pub fn backup_interrupted(coffer: &Coffer, namespace: &str, location: &str) -> Result<(), FsbError> {
+    coffer.state.write(|txn| {
+        for mut record in txn.list::<BackupRepository>(namespace)? {
+            if record.spec.backup_storage_location == location && !record.status.index_repair_due {
+                record.status.index_repair_due = true;
+                txn.put(&record)?;
+            }
         }
         Ok(())
     })

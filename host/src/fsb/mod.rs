@@ -14,7 +14,8 @@ mod store;
 
 pub use backup_repositories::{
     BackupRepository, BackupRepositorySpec, BackupRepositoryStatus, DEFAULT_MAINTENANCE_FREQUENCY, LocationRepositories, MaintenanceStatus,
-    backup_repository_name, backup_repository_password, get_backup_repositories, maintain_backup_repository, open_backup_repository,
+    backup_interrupted, backup_repository_name, backup_repository_password, get_backup_repositories, maintain_backup_repository,
+    open_backup_repository,
 };
 pub use error::FsbError;
 pub use password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, repository_password};

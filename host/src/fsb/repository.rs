@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use cap_std::fs::Dir;
 use rustic_core::repofile::{SnapshotFile, SnapshotId};
 use rustic_core::{
-    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, PruneOptions, Repository, RepositoryBackends,
-    RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, PruneOptions, RepairIndexOptions, Repository,
+    RepositoryBackends, RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
 };
 use tokio::runtime::Handle;
 
@@ -164,6 +164,12 @@ impl VolumeRepository {
             Ok(VolumeRestore { files, dirs, bytes })
         })
         .await
+    }
+
+    /// Indexes the packs that no index lists (what an interrupted backup uploaded), reading
+    /// their headers, and drops index entries of packs that are gone: rustic's `repair index`.
+    pub async fn repair_index(&self) -> Result<(), FsbError> {
+        self.blocking(None, move |repo, this| repo.repair_index(&RepairIndexOptions::default(), false).map_err(|e| this.error(&e))).await
     }
 
     /// Forgets snapshots `ids` (their data stays until [`Self::prune`]); IDs no longer in the

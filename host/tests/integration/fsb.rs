@@ -501,3 +501,74 @@ fn a_tenant_cannot_back_up_a_volume_outside_its_tree() {
     assert_eq!(std::fs::read(victim.join("volume/secret")).unwrap(), b"globex's data");
     assert!(cli.ok(&["backup", "get"]).contains("steal-0"));
 }
+
+/// The packs in a filesystem location's repository directory `data`: name → size.
+fn packs_in(data: &Path) -> BTreeMap<String, u64> {
+    files_under(data)
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.file_name()?.to_str()?.to_owned();
+            (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (name, std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0)))
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_killed_midway_leaves_a_repository_restic_checks_and_the_next_backup_reuses_its_packs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let cli = crate::common::Cli::new(&root.join("data"));
+    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    let data = dir(&volumes, "data");
+    for i in 0..40 {
+        std::fs::write(data.join(format!("file-{i:02}")), incompressible(i, 4_000_000)).unwrap();
+    }
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
+
+    // kill -9 once the first packs are in the bucket, long before the backup could end.
+    let mut running = cli.command(&["backup", "create", "killed", "--source", &s(&source), "--wait"]).spawn().unwrap();
+    let packs = store.join("b/restic/app/data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while packs_in(&packs).is_empty() {
+        assert!(running.try_wait().unwrap().is_none(), "the backup ended before a pack was seen");
+        assert!(std::time::Instant::now() < deadline, "no pack was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    running.kill().unwrap(); // SIGKILL
+    running.wait().unwrap();
+    let orphans = packs_in(&packs);
+    let orphaned: u64 = orphans.values().sum();
+
+    // No half-visible backup: the backup is Failed, restic sees no snapshot, and the
+    // repository passes restic's check (the packs no index lists are only a hint).
+    assert_eq!(cli.json(&["backup", "get", "killed"])["status"]["phase"], "Failed");
+    let repository = s(&store.join("b/restic/app"));
+    let password = cli.ok(&["repo", "password", "app-default-restic"]).trim_end().to_owned();
+    assert_eq!(restic(&repository, password.as_bytes(), &[], &["snapshots", "--json"]).trim(), "[]");
+    restic(&repository, password.as_bytes(), &[], &["check"]);
+    assert_eq!(cli.json(&["repo", "get", "app-default-restic"])["status"]["indexRepairDue"], true);
+
+    // The next backup indexes what the killed one uploaded and uploads only the rest.
+    cli.ok(&["backup", "create", "next", "--source", &s(&source), "--wait"]);
+    assert_eq!(cli.json(&["backup", "get", "next"])["status"]["phase"], "Completed");
+    let log = cli.ok(&["backup", "logs", "next"]);
+    let uploaded: u64 = log
+        .split(" uploaded): snapshot")
+        .next()
+        .and_then(|l| l.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
+    let total = 40 * 4_000_000u64;
+    assert!(orphaned > 0 && uploaded + orphaned < total + 2_000_000, "uploaded {uploaded} again besides {orphaned} already there, of {total}: {log}");
+    assert!(uploaded + orphaned > total, "nothing is missing: {uploaded} + {orphaned} of {total}");
+    assert!(packs_in(&packs).keys().collect::<Vec<_>>().iter().filter(|p| orphans.contains_key(p.as_str())).count() == orphans.len(), "the packs stay");
+    assert!(cli.json(&["repo", "get", "app-default-restic"])["status"].get("indexRepairDue").is_none());
+
+    // restic finds every pack indexed and every byte intact, and restores the volume.
+    let checked = restic(&repository, password.as_bytes(), &[], &["check", "--read-data"]);
+    assert!(checked.contains("no errors were found") && !checked.contains("not referenced in any index"), "{checked}");
+    let by_restic = dir(root, "by-restic");
+    restic(&repository, password.as_bytes(), &[], &["restore", "latest", "--target", &s(&by_restic)]);
+    assert!(tree(&by_restic.join("app/data")) == tree(&data), "restic's restore differs");
+}
