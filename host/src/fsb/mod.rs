@@ -11,6 +11,7 @@ mod progress;
 mod repository;
 mod source;
 mod store;
+mod unlocked_key;
 
 pub use backup_repositories::{
     BackupRepository, BackupRepositorySpec, BackupRepositoryStatus, DEFAULT_MAINTENANCE_FREQUENCY, LocationRepositories, MaintenanceStatus,

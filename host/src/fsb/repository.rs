@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cap_std::fs::Dir;
-use rustic_core::repofile::{SnapshotFile, SnapshotId};
+use rustic_core::repofile::{MasterKey, SnapshotFile, SnapshotId};
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination, LsOptions, OpenStatus, PruneOptions, RepairIndexOptions, Repository,
     RepositoryBackends, RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
@@ -20,6 +20,7 @@ use crate::secret::SecretBytes;
 
 use super::FsbError;
 use super::progress::{CountingBars, DataCounter};
+use super::unlocked_key::{keep_key, kept_key};
 use super::password::{REPO_CREDENTIALS, REPO_PASSWORD_KEY, as_text, repository_password};
 use super::source::{VolumeSource, Warnings};
 use super::store::{INSTANCES, RepositoryStore};
@@ -57,6 +58,8 @@ static CREATING: Mutex<()> = Mutex::new(());
 pub struct VolumeRepository {
     store: Arc<RepositoryStore>,
     password: SecretBytes,
+    /// Its master key, once unlocked: opening with it skips the key derivation.
+    key: Option<MasterKey>,
     /// How errors name it.
     name: String,
 }
@@ -97,8 +100,9 @@ pub struct VolumeRestore {
 }
 
 impl VolumeRepository {
-    /// The repository of `volume_namespace` in `bsl`, served by its own provider instances.
-    /// Nothing is read yet.
+    /// The repository of `volume_namespace` in `bsl`, served by its own provider instances and
+    /// unlocked: with the key kept from an earlier opening with the same password, or else
+    /// with the password (the repository is created if there is none), whose key is kept.
     pub async fn new(coffer: &Coffer, bsl: &BackupStorageLocation, volume_namespace: &str) -> Result<Self, FsbError> {
         let storage = &bsl.spec.object_storage;
         let root = repository_root(&storage.prefix, volume_namespace);
@@ -109,7 +113,15 @@ impl VolumeRepository {
         let name = format!("{}:{}/{root}", handles[0].location(), storage.bucket);
         let password = repository_password(coffer, &bsl.metadata.namespace, &name)?;
         let store = RepositoryStore::new(handles, &storage.bucket, &root, Handle::current());
-        Ok(VolumeRepository { store: Arc::new(store), password, name })
+        let namespace = &bsl.metadata.namespace;
+        let key = kept_key(coffer, namespace, &name, &password)?;
+        let mut repository = VolumeRepository { store: Arc::new(store), password, key, name };
+        if repository.key.is_none() {
+            let key = repository.blocking(None, |repo, _| Ok(repo.key())).await?;
+            keep_key(coffer, namespace, &repository.name, &repository.password, key.clone())?;
+            repository.key = Some(key);
+        }
+        Ok(repository)
     }
 
     /// Backs up the volume directory `dir`, recorded in the snapshot at `path` (`/<volume>`)
@@ -206,7 +218,8 @@ impl VolumeRepository {
         work: impl FnOnce(Repository<OpenStatus>, &Opened) -> Result<T, FsbError> + Send + 'static,
     ) -> Result<T, FsbError> {
         let counter = counter.cloned().unwrap_or_else(DataCounter::new);
-        let opened = Opened { store: self.store.clone(), password: self.password.clone(), name: self.name.clone(), counter };
+        let opened =
+            Opened { store: self.store.clone(), password: self.password.clone(), key: self.key.clone(), name: self.name.clone(), counter };
         self.store.take_failure();
         let outcome = tokio::task::spawn_blocking(move || {
             let repo = opened.open_or_create()?;
@@ -228,6 +241,7 @@ impl VolumeRepository {
 struct Opened {
     store: Arc<RepositoryStore>,
     password: SecretBytes,
+    key: Option<MasterKey>,
     name: String,
     counter: Arc<DataCounter>,
 }
@@ -237,10 +251,21 @@ impl Opened {
         FsbError::Repository { repository: self.name.clone(), message: err.to_string() }
     }
 
-    fn open_or_create(&self) -> Result<Repository<OpenStatus>, FsbError> {
+    fn repository(&self) -> Result<Repository<()>, FsbError> {
         let backends = RepositoryBackends::new(self.store.clone(), None);
         let options = RepositoryOptions::default().no_cache(true);
-        let repo = Repository::new_with_progress(&options, &backends, CountingBars(self.counter.clone())).map_err(|e| self.error(&e))?;
+        Repository::new_with_progress(&options, &backends, CountingBars(self.counter.clone())).map_err(|e| self.error(&e))
+    }
+
+    fn open_or_create(&self) -> Result<Repository<OpenStatus>, FsbError> {
+        // A kept key that opens it no more (a repository created anew in its place) is
+        // passed over for the password.
+        if let Some(key) = &self.key
+            && let Ok(opened) = self.repository()?.open(&Credentials::Masterkey(key.clone()))
+        {
+            return Ok(opened);
+        }
+        let repo = self.repository()?;
         let credentials = Credentials::password(as_text(&self.password));
         let _creating = CREATING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let opened = match repo.config_id().map_err(|e| self.error(&e))? {

@@ -234,10 +234,14 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
     let listed = restic(&s(&store.join("b/restic/app")), b"my own password", &[], &["snapshots", "--json"]);
     assert!(listed.contains(&snap.id), "{listed}");
 
-    // The secret changed under the repository: refused, naming both, the password not shown.
+    // Opened again, with the key kept from the first opening (no key derivation).
+    let again = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
+    again.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[], &DataCounter::new()).await.unwrap();
+
+    // The secret changed under the repository: the kept key is not used, and the repository
+    // is refused, naming both, the password not shown.
     set_secret(&coffer, "velero", REPO_CREDENTIALS, vec![(REPO_PASSWORD_KEY.into(), b"another password".to_vec())]).unwrap();
-    let repo = VolumeRepository::new(&coffer, &bsl, "app").await.unwrap();
-    let err = repo.backup(Dir::open_ambient_dir(&volume, ambient_authority()).unwrap(), "/data", &[], &DataCounter::new()).await.err().unwrap().to_string();
+    let err = VolumeRepository::new(&coffer, &bsl, "app").await.err().unwrap().to_string();
     assert!(err.contains("b/restic/app") && err.contains("velero-repo-credentials") && err.contains("repository-password"), "{err}");
     assert!(err.contains("does not open the repository") && !err.contains("another password"), "{err}");
 }
@@ -436,6 +440,12 @@ fn repositories_are_listed_opened_by_restic_with_their_password_forgotten_and_pr
     // The password, asked for, opens it with restic; the secret's value is shown nowhere else.
     let password = cli.ok(&["repo", "password", "app-default-restic"]).trim_end().to_owned();
     assert!(!cli.ok(&["secret", "get", "velero-repo-credentials"]).contains(&password));
+    // The master key Coffer keeps unlocked is sealed in the state, as the password is.
+    let master: serde_json::Value = serde_json::from_str(&restic(&repository, password.as_bytes(), &[], &["cat", "masterkey"])).unwrap();
+    let state = std::fs::read(root.join("data/coffer.redb")).unwrap();
+    for plain in [master["encrypt"].as_str().unwrap(), master["mac"]["k"].as_str().unwrap(), password.as_str()] {
+        assert!(!state.windows(plain.len()).any(|w| w == plain.as_bytes()), "{plain} is in the state in the clear");
+    }
     let snapshots = |password: &str| restic(&repository, password.as_bytes(), &[], &["snapshots", "--json"]);
     let both = snapshots(&password);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&both).unwrap().as_array().unwrap().len(), 2, "{both}");
