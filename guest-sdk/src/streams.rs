@@ -15,34 +15,51 @@ fn stream_error(what: &str, err: StreamError) -> Error {
     }
 }
 
-/// Moves everything from `from` to `to` until `from` closes, then flushes `to`. When both are
-/// host streams the bytes never enter guest memory. Returns the number of bytes moved.
-pub fn splice_all(from: &InputStream, to: &OutputStream) -> Result<u64, Error> {
+/// Moves at most `limit` bytes from `from` to `to` (fewer only when `from` closes first), then
+/// flushes `to`. Returns the number of bytes moved.
+///
+/// Unlike `blocking-splice` it does not flush `to` after every move, so that a host stream may
+/// gather what arrives in small pieces (an HTTP body comes in frames of a few KiB) and hand it
+/// on in large ones; and it waits on the same two pollables throughout, so that a piece costs
+/// the guest two calls: the move, and the wait for the next piece.
+fn splice_limited(from: &InputStream, to: &OutputStream, limit: u64) -> Result<u64, Error> {
+    let (readable, writable) = (from.subscribe(), to.subscribe());
     let mut total = 0u64;
-    loop {
-        match to.blocking_splice(from, CHUNK) {
-            Ok(n) => total += n,
+    // Whether `from` was just found ready: a move of nothing then means `to` has no room.
+    let mut waited_for_data = false;
+    while total < limit {
+        match to.splice(from, CHUNK.min(limit - total)) {
+            Ok(0) if waited_for_data => {
+                writable.block();
+                waited_for_data = false;
+            }
+            Ok(0) => {
+                readable.block();
+                waited_for_data = true;
+            }
+            Ok(moved) => {
+                total += moved;
+                waited_for_data = false;
+            }
             Err(StreamError::Closed) => break,
             Err(e) => return Err(stream_error("copying the body", e)),
         }
     }
+    drop((readable, writable));
     flush(to)?;
     Ok(total)
+}
+
+/// Moves everything from `from` to `to` until `from` closes, then flushes `to`. When both are
+/// host streams the bytes never enter guest memory. Returns the number of bytes moved.
+pub fn splice_all(from: &InputStream, to: &OutputStream) -> Result<u64, Error> {
+    splice_limited(from, to, u64::MAX)
 }
 
 /// Moves at most `limit` bytes from `from` to `to` (fewer only when `from` closes first), then
 /// flushes `to`. Returns the number of bytes moved.
 pub fn splice_up_to(from: &InputStream, to: &OutputStream, limit: u64) -> Result<u64, Error> {
-    let mut total = 0u64;
-    while total < limit {
-        match to.blocking_splice(from, CHUNK.min(limit - total)) {
-            Ok(n) => total += n,
-            Err(StreamError::Closed) => break,
-            Err(e) => return Err(stream_error("copying the body", e)),
-        }
-    }
-    flush(to)?;
-    Ok(total)
+    splice_limited(from, to, limit)
 }
 
 /// Skips `count` bytes of `from` (fewer when it closes first). Returns how many it skipped.

@@ -109,37 +109,125 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// A response body that fails when no frame arrives for the between-bytes timeout.
+/// Data frames are joined up to this size before the guest takes them: a response arrives in
+/// frames of a few KiB, and every frame the guest takes costs it a wake-up and calls.
+const JOINED: usize = 256 << 10;
+
+/// How long joined data waits for more before the guest gets it: short enough that a slow
+/// response still flows, long enough that a fast one arrives in large pieces.
+const LINGER: Duration = Duration::from_millis(1);
+
+type BodyFrame = Result<http_body::Frame<Bytes>, HttpError>;
+
+/// A response body that fails when no frame arrives for the between-bytes timeout, and that
+/// hands its data on in pieces of up to [`JOINED`] bytes: frames are joined until that size,
+/// the body's end, or a pause of [`LINGER`].
 struct TimedBody {
     incoming: hyper::body::Incoming,
     timeout: tokio::time::Interval,
+    /// Data received and not yet handed on.
+    joined: bytes::BytesMut,
+    /// When the joined data is handed on even if no more arrives.
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// What followed the joined data (trailers, an error, or the end: `None`), handed on after it.
+    after: Option<Option<BodyFrame>>,
+}
+
+impl TimedBody {
+    fn new(incoming: hyper::body::Incoming, timeout: tokio::time::Interval) -> Self {
+        TimedBody { incoming, timeout, joined: bytes::BytesMut::new(), linger: None, after: None }
+    }
+
+    fn error(e: hyper::Error) -> HttpError {
+        if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }
+    }
+
+    /// The joined data, as one frame.
+    fn hand_on(&mut self) -> Poll<Option<BodyFrame>> {
+        self.linger = None;
+        Poll::Ready(Some(Ok(http_body::Frame::data(self.joined.split().freeze()))))
+    }
 }
 
 impl http_body::Body for TimedBody {
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }))),
-            Poll::Ready(Some(Ok(frame))) => {
-                self.timeout.reset();
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Pending => {
-                ready!(self.timeout.poll_tick(cx));
-                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BodyFrame>> {
+        let this = &mut *self;
+        if this.joined.is_empty()
+            && let Some(after) = this.after.take()
+        {
+            return Poll::Ready(after);
+        }
+        while this.after.is_none() && this.joined.len() < JOINED {
+            match Pin::new(&mut this.incoming).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.timeout.reset();
+                    match frame.into_data() {
+                        // A frame as large as a joined one goes on as it is.
+                        Ok(data) if this.joined.is_empty() && data.len() >= JOINED => return Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+                        Ok(data) => this.joined.extend_from_slice(&data),
+                        Err(trailers) => this.after = Some(Some(Ok(trailers))),
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => this.after = Some(Some(Err(Self::error(e)))),
+                Poll::Ready(None) => this.after = Some(None),
+                Poll::Pending if this.joined.is_empty() => {
+                    ready!(this.timeout.poll_tick(cx));
+                    return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                }
+                Poll::Pending => {
+                    let linger = this.linger.get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER)));
+                    ready!(linger.as_mut().poll(cx));
+                    return this.hand_on();
+                }
             }
         }
+        if this.joined.is_empty() {
+            return Poll::Ready(this.after.take().flatten());
+        }
+        this.hand_on()
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.joined.is_empty() && matches!(self.after, Some(None)) || (self.after.is_none() && self.joined.is_empty() && self.incoming.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.incoming.size_hint()
+    }
+}
+
+/// A response body read by a task of its own through a [`TimedBody`]: the store's task, which
+/// runs the guest, then wakes once per joined piece rather than once per frame. The task ends
+/// when the body does, or when the guest drops it.
+struct PumpedBody {
+    pieces: tokio::sync::mpsc::Receiver<BodyFrame>,
+}
+
+impl PumpedBody {
+    fn new(body: TimedBody) -> Self {
+        let (sender, pieces) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut body = pin!(body);
+            while let Some(piece) = body.frame().await {
+                let failed = piece.is_err();
+                if sender.send(piece).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        PumpedBody { pieces }
+    }
+}
+
+impl http_body::Body for PumpedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BodyFrame>> {
+        self.pieces.poll_recv(cx)
     }
 }
 
@@ -190,7 +278,7 @@ pub(crate) async fn send_request(
             .map_err(|_| HttpError::ConnectionReadTimeout)??;
         let mut timeout = tokio::time::interval(between_bytes_timeout);
         timeout.reset();
-        Ok::<_, HttpError>(response.map(|incoming| TimedBody { incoming, timeout }.boxed_unsync()))
+        Ok::<_, HttpError>(response.map(|incoming| PumpedBody::new(TimedBody::new(incoming, timeout)).boxed_unsync()))
     };
     // Drive the connection while waiting for the response head.
     let mut send = pin!(send);
