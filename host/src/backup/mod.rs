@@ -28,7 +28,7 @@ pub use item::{Item, plural};
 pub use layout::Layout;
 pub use manifests::{ManifestError, read_manifests};
 pub use pod_volume_restores::{PodVolumeRestore, PodVolumeRestoreSpec, PodVolumeRestoreStatus};
-pub use pod_volumes::{PodVolumeBackup, PodVolumeBackupSpec, PodVolumeBackupStatus, VOLUMES_TO_BACKUP, VOLUMES_TO_EXCLUDE};
+pub use pod_volumes::{PodReference, PodVolumeBackup, PodVolumeBackupSpec, PodVolumeBackupStatus, VOLUMES_TO_BACKUP, VOLUMES_TO_EXCLUDE};
 pub use recover::recover_backup;
 pub use read::{BackupDetails, RestoreDetails, backup_details, backup_log, download_backup, downloadable, restore_details, restore_log};
 pub use restore::{RestoreRequest, StartedRestore, TARGET_ANNOTATION, accept_restore, create_restore};

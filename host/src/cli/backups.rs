@@ -236,18 +236,9 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
     if !details.pod_volume_backups.is_empty() {
         println!("\nPod Volume Backups - restic:");
         for pvb in details.pod_volume_backups {
-            let (pod, status) = (&pvb.spec.pod, &pvb.status);
-            println!(
-                "  {}/{}: {}\n    Phase:        {}\n    Snapshot ID:  {}\n    Bytes:        {}\n    Repository:   {}{}",
-                pod.namespace,
-                pod.name,
-                pvb.spec.volume,
-                status.phase,
-                if status.snapshot_id.is_empty() { "<none>" } else { &status.snapshot_id },
-                status.progress.total_bytes,
-                pvb.spec.repo_identifier,
-                if status.message.is_empty() { String::new() } else { format!("\n    Message:      {}", status.message) }
-            );
+            let (spec, status) = (&pvb.spec, &pvb.status);
+            let volume = PodVolumeLine { pod: &spec.pod, volume: &spec.volume, phase: &status.phase, snapshot_id: &status.snapshot_id, message: &status.message };
+            volume.print(status.progress.total_bytes, &format!("\n    Repository:   {}", spec.repo_identifier));
         }
     }
     Ok(())
@@ -260,6 +251,26 @@ fn filters(f: &ResourceFilters, all: &str) -> String {
     out += &format!("Resources:\n  Included:  {}\n  Excluded:  {}\n\n", list_or_none(&f.included_resources, "*"), list_or_none(&f.excluded_resources, "<none>"));
     out += &format!("Label selector:  {}\n\n", f.label_selector.as_ref().map_or("<none>".into(), |l| serde_json::to_string(l).unwrap_or_default()));
     out
+}
+
+/// A pod volume backup or restore, as `describe --details` lists it.
+struct PodVolumeLine<'a> {
+    pod: &'a coffer::backup::PodReference,
+    volume: &'a str,
+    phase: &'a str,
+    snapshot_id: &'a str,
+    message: &'a str,
+}
+
+impl PodVolumeLine<'_> {
+    fn print(&self, bytes: u64, more: &str) {
+        let snapshot = if self.snapshot_id.is_empty() { "<none>" } else { self.snapshot_id };
+        let message = if self.message.is_empty() { String::new() } else { format!("\n    Message:      {}", self.message) };
+        println!(
+            "  {}/{}: {}\n    Phase:        {}\n    Snapshot ID:  {snapshot}\n    Bytes:        {bytes}{more}{message}",
+            self.pod.namespace, self.pod.name, self.volume, self.phase
+        );
+    }
 }
 
 fn print_resource_list(list: &std::collections::BTreeMap<String, Vec<String>>) {
@@ -372,17 +383,9 @@ async fn describe_restore(api: &dyn TenantApi, ns: &str, args: &Describe) -> Res
     if !details.pod_volume_restores.is_empty() {
         println!("\nPod Volume Restores - restic:");
         for pvr in details.pod_volume_restores {
-            let (pod, status) = (&pvr.spec.pod, &pvr.status);
-            println!(
-                "  {}/{}: {}\n    Phase:        {}\n    Snapshot ID:  {}\n    Bytes:        {}{}",
-                pod.namespace,
-                pod.name,
-                pvr.spec.volume,
-                status.phase,
-                pvr.spec.snapshot_id,
-                status.progress.bytes_done,
-                if status.message.is_empty() { String::new() } else { format!("\n    Message:      {}", status.message) }
-            );
+            let (spec, status) = (&pvr.spec, &pvr.status);
+            let volume = PodVolumeLine { pod: &spec.pod, volume: &spec.volume, phase: &status.phase, snapshot_id: &spec.snapshot_id, message: &status.message };
+            volume.print(status.progress.bytes_done, "");
         }
     }
     Ok(())

@@ -363,6 +363,15 @@ fn a_backup_reads_the_volumes_pods_opt_in_and_records_them_as_velero_does() {
     assert_eq!(cli.json(&["backup", "get", "three"])["status"]["phase"], "PartiallyFailed");
 }
 
+/// A CLI on a data directory under `root`, with a default filesystem location (bucket `b`)
+/// in `root/store`, and a directory for volumes, `root/volumes`.
+fn cli_with_location(root: &Path) -> (crate::common::Cli, PathBuf, PathBuf) {
+    let cli = crate::common::Cli::new(&root.join("data"));
+    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    (cli, store, volumes)
+}
+
 /// The files under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -377,11 +386,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn a_missing_pack_fails_its_volume_naming_the_file_and_the_other_volumes_restore() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let cli = crate::common::Cli::new(&root.join("data"));
-    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    let (cli, store, volumes) = cli_with_location(root);
     std::fs::write(dir(&volumes, "data").join("db"), vec![7u8; 100_000]).unwrap();
     std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
-    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     // The first backup writes data's packs; the second adds only logs' and reuses data's.
     let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
     cli.ok(&["backup", "create", "first", "--source", &s(&source), "--wait"]);
@@ -413,12 +420,10 @@ fn size_under(dir: &Path) -> u64 {
 fn repositories_are_listed_opened_by_restic_with_their_password_forgotten_and_pruned() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let cli = crate::common::Cli::new(&root.join("data"));
-    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    let (cli, store, volumes) = cli_with_location(root);
     let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
     std::fs::write(dir(&volumes, "data").join("db"), &noise).unwrap();
     std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
-    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
     cli.ok(&["backup", "create", "old", "--source", &s(&source), "--wait"]);
     // The data changes entirely (and its size: a rewrite within the same timestamp tick is
@@ -527,13 +532,11 @@ fn packs_in(data: &Path) -> BTreeMap<String, u64> {
 fn a_backup_killed_midway_leaves_a_repository_restic_checks_and_the_next_backup_reuses_its_packs() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let cli = crate::common::Cli::new(&root.join("data"));
-    let (store, volumes) = (dir(root, "store"), dir(root, "volumes"));
+    let (cli, store, volumes) = cli_with_location(root);
     let data = dir(&volumes, "data");
     for i in 0..40 {
         std::fs::write(data.join(format!("file-{i:02}")), incompressible(i, 4_000_000)).unwrap();
     }
-    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
     let source = manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"}));
 
     // kill -9 once the first packs are in the bucket, long before the backup could end.
