@@ -191,7 +191,7 @@ impl http_body::Body for TimedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.joined.is_empty() && matches!(self.after, Some(None)) || (self.after.is_none() && self.joined.is_empty() && self.incoming.is_end_stream())
+        self.joined.is_empty() && (matches!(self.after, Some(None)) || (self.after.is_none() && self.incoming.is_end_stream()))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -201,7 +201,8 @@ impl http_body::Body for TimedBody {
 
 /// A response body read by a task of its own through a [`TimedBody`]: the store's task, which
 /// runs the guest, then wakes once per joined piece rather than once per frame. The task ends
-/// when the body does, or when the guest drops it.
+/// when the body does, or as soon as the guest drops it (closing the connection even while a
+/// hung server sends nothing).
 struct PumpedBody {
     pieces: tokio::sync::mpsc::Receiver<BodyFrame>,
 }
@@ -211,7 +212,12 @@ impl PumpedBody {
         let (sender, pieces) = tokio::sync::mpsc::channel(2);
         tokio::spawn(async move {
             let mut body = pin!(body);
-            while let Some(piece) = body.frame().await {
+            loop {
+                let piece = tokio::select! {
+                    piece = body.frame() => piece,
+                    () = sender.closed() => return,
+                };
+                let Some(piece) = piece else { return };
                 let failed = piece.is_err();
                 if sender.send(piece).await.is_err() || failed {
                     return;
