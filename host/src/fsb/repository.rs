@@ -101,8 +101,10 @@ pub struct VolumeRestore {
 
 impl VolumeRepository {
     /// The repository of `volume_namespace` in `bsl`, served by its own provider instances and
-    /// unlocked: with the key kept from an earlier opening with the same password, or else
-    /// with the password (the repository is created if there is none), whose key is kept.
+    /// opened once: with the key kept from an earlier opening with the same password, or else
+    /// with the password (the repository is created if there is none). The key it opened with
+    /// is kept when it is not the kept one, so a repository created anew in the place of
+    /// another is not opened with the slow key derivation ever after.
     pub async fn new(coffer: &Coffer, bsl: &BackupStorageLocation, volume_namespace: &str) -> Result<Self, FsbError> {
         let storage = &bsl.spec.object_storage;
         let root = repository_root(&storage.prefix, volume_namespace);
@@ -114,13 +116,14 @@ impl VolumeRepository {
         let password = repository_password(coffer, &bsl.metadata.namespace, &name)?;
         let store = RepositoryStore::new(handles, &storage.bucket, &root, Handle::current());
         let namespace = &bsl.metadata.namespace;
-        let key = kept_key(coffer, namespace, &name, &password)?;
-        let mut repository = VolumeRepository { store: Arc::new(store), password, key, name };
-        if repository.key.is_none() {
-            let key = repository.blocking(None, |repo, _| Ok(repo.key())).await?;
+        let kept = kept_key(coffer, namespace, &name, &password)?;
+        let mut repository = VolumeRepository { store: Arc::new(store), password, key: kept.clone(), name };
+        let key = repository.blocking(None, |repo, _| Ok(repo.key())).await?;
+        let same = |kept: &MasterKey| serde_json::to_value(kept).ok() == serde_json::to_value(&key).ok();
+        if !kept.as_ref().is_some_and(same) {
             keep_key(coffer, namespace, &repository.name, &repository.password, key.clone())?;
-            repository.key = Some(key);
         }
+        repository.key = Some(key);
         Ok(repository)
     }
 
