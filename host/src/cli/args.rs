@@ -491,6 +491,84 @@ pub enum PluginCommand {
     Add(PluginAdd),
     /// Show the installed providers.
     Get(PluginGet),
+    /// Run the contract's conformance checks on a provider component, against a real
+    /// service: one line per check, exit status 0 only if none failed.
+    Test(Box<PluginTest>),
+    /// Write a new provider crate to start from (it builds, and answers `unsupported` to
+    /// every call until written).
+    New(PluginNew),
+}
+
+/// `plugin test`.
+#[derive(Debug, Args)]
+pub struct PluginTest {
+    /// The component, a `.wasm` file.
+    pub file: PathBuf,
+    /// Provider config, `key1=value1,key2=value2` (as a location's `--config`).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Bucket to test an object store in.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Prefix in the bucket; the run writes beneath a fresh prefix under it, and refuses a
+    /// prefix that already holds objects unless `--force`.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// File whose content the provider's `init` receives as the credential.
+    #[arg(long, value_name = "FILE")]
+    pub credential_file: Option<PathBuf>,
+    /// PEM file of CA certificates for the service's TLS (as a location's `--cacert`).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Also round-trip a 1 GiB object.
+    #[arg(long)]
+    pub large: bool,
+    /// Run on a prefix that already holds objects (the run deletes only what it wrote).
+    #[arg(long)]
+    pub force: bool,
+    /// Volume to snapshot (volume snapshotters): a snapshot, a volume from it, and the
+    /// snapshot's deletion are checked.
+    #[arg(long, value_name = "ID")]
+    pub volume_id: Option<String>,
+    /// Availability zone of `--volume-id`.
+    #[arg(long, value_name = "ZONE", default_value = "")]
+    pub volume_az: String,
+    /// A PersistentVolume (JSON file) of the kind the provider handles (volume snapshotters).
+    #[arg(long, value_name = "FILE")]
+    pub pv: Option<PathBuf>,
+    /// Longest one provider call may take (default: a location's, 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub call_deadline: Option<String>,
+    /// Output format: `table` prints a line per check as it ends; `json` and `yaml` print
+    /// the report at the end.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `plugin new`.
+#[derive(Debug, Args)]
+pub struct PluginNew {
+    /// Name of the provider and its crate (lowercase letters, digits, `-`, `_`).
+    pub name: String,
+    /// Which contract it implements.
+    #[arg(long, value_enum)]
+    pub kind: PluginKindArg,
+    /// Directory to create (default `./NAME`); it must not exist.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The `guest-sdk` directory of a Coffer checkout (default: the one this coffer was
+    /// built from, if it is still there).
+    #[arg(long, value_name = "DIR")]
+    pub sdk: Option<PathBuf>,
+}
+
+/// `--kind` of `plugin new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginKindArg {
+    /// `wit/object-store.wit`: where backups are kept.
+    ObjectStore,
+    /// `wit/volume-snapshotter.wit`: snapshots of volumes.
+    VolumeSnapshotter,
 }
 
 /// `plugin add`.

@@ -25,7 +25,7 @@ use coffer::sandbox::Limits;
 use coffer::secret::SecretBytes;
 use coffer::tenant::Tenant;
 
-use args::{Cli, Command};
+use args::{Cli, Command, PluginCommand};
 
 /// The data directory when neither `--data-dir` nor `COFFER_DATA_DIR` is given.
 fn default_data_dir() -> Result<PathBuf> {
@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         async move { Coffer::open(&data_dir, limits).await.with_context(|| format!("opening the data directory {}", data_dir.display())) }
     };
     let command = match cli.command {
+        // On a component and a service of the author's, not on a data directory.
+        Command::Plugin(PluginCommand::Test(args)) => return plugins::test(*args).await,
+        Command::Plugin(PluginCommand::New(args)) => return plugins::new(args),
         Command::Server(args) => return server::serve(open, &data_dir, args, default_snapshot_locations).await,
         Command::Tenant(c) => return tenants::tenant(&data_dir, || open(Limits::default()), c).await,
         other => other,

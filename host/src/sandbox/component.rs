@@ -144,13 +144,26 @@ impl Sandbox {
         } else {
             return Err(LoadError::NotAProvider);
         };
+        let manifest = self.describe(&pre).await?;
+        check_manifest(&manifest)?;
+        Ok(ProviderComponent { pre, manifest, sha256 })
+    }
+
+    /// Asks `component` for its manifest again, on a fresh instance granted nothing: a
+    /// provider's description must not change between calls (`coffer plugin test` checks).
+    pub async fn describe_again(&self, component: &ProviderComponent) -> Result<Manifest, LoadError> {
+        self.describe(&component.pre).await
+    }
+
+    /// The manifest `pre` gives on an instance granted nothing, within [`STARTUP_DEADLINE`].
+    async fn describe(&self, pre: &Pre) -> Result<Manifest, LoadError> {
         let describe_err = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         let grants = Grants::none("describe");
         let limits = Limits { cpu_per_call: self.inner.limits.cpu_per_call.min(STARTUP_DEADLINE), ..self.inner.limits.clone() };
         let mut store: Store<HostState> = slot::new_store(self, &grants, &limits).map_err(describe_err)?;
         // A component that does not answer (blocked on a clock, say) is refused, not waited on.
         let describe = async {
-            Ok::<Manifest, wasmtime::Error>(match &pre {
+            Ok::<Manifest, wasmtime::Error>(match pre {
                 Pre::ObjectStore(Versioned::Current(p)) => {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_object_store().call_describe(&mut store).await?.into()
@@ -169,11 +182,9 @@ impl Sandbox {
                 }
             })
         };
-        let manifest = tokio::time::timeout(STARTUP_DEADLINE, describe)
+        tokio::time::timeout(STARTUP_DEADLINE, describe)
             .await
             .map_err(|_| LoadError::Describe(format!("it did not describe itself within {STARTUP_DEADLINE:?}")))?
-            .map_err(describe_err)?;
-        check_manifest(&manifest)?;
-        Ok(ProviderComponent { pre, manifest, sha256 })
+            .map_err(describe_err)
     }
 }

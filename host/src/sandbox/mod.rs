@@ -21,6 +21,7 @@ mod manifest;
 mod network;
 mod object_store;
 mod quota;
+mod signed_url;
 mod slot;
 mod streams;
 mod tls;
@@ -34,6 +35,7 @@ use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+pub use bindings::CONTRACT;
 pub use call_stats::{CallStats, Histogram};
 pub use component::{LoadError, ProviderComponent, ProviderKind};
 pub use error::{ErrorKind, ProviderError, bounded};
@@ -43,6 +45,7 @@ pub use manifest::{DirectoryRequest, Manifest};
 pub use network::{Allowance, Reach, is_public};
 pub use object_store::ObjectStoreHandle;
 pub use quota::{CallGates, Quota};
+pub use signed_url::{FetchError, Fetched, fetch_signed_url};
 pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
 
 use cache::ComponentCache;

@@ -19,7 +19,7 @@ use crate::servers::{Server, moto, venv_bin};
 const CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
 /// Runs boto3 `code` against the moto server with `ec2` bound to us-east-1; returns stdout.
-fn boto3(server: &Server, code: &str) -> String {
+pub fn boto3(server: &Server, code: &str) -> String {
     let script = format!(
         "import boto3, json\nec2 = boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{code}",
         server.url
@@ -29,11 +29,11 @@ fn boto3(server: &Server, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn create_volume(server: &Server) -> String {
+pub fn create_volume(server: &Server) -> String {
     boto3(server, "print(ec2.create_volume(AvailabilityZone='us-east-1a', Size=10, VolumeType='gp3', TagSpecifications=[{'ResourceType': 'volume', 'Tags': [{'Key': 'team', 'Value': 'shop'}]}])['VolumeId'])")
 }
 
-fn pv(volume_id: &str) -> serde_json::Value {
+pub fn pv(volume_id: &str) -> serde_json::Value {
     json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": "pv-ebs", "labels": {"topology.kubernetes.io/zone": "us-east-1a"}},

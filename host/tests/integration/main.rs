@@ -18,6 +18,7 @@ mod host_hardening;
 mod layering;
 mod hostile_tenants;
 mod local_snapshots;
+mod plugin_test;
 mod quotas;
 mod recovery;
 mod s3;
