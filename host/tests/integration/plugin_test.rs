@@ -87,11 +87,13 @@ fn the_filesystem_provider_passes_prints_a_line_per_check_and_leaves_nothing_beh
     assert_eq!(files(&root), BTreeMap::from([("b/mine/keep.txt".to_owned(), b"the user's own object".to_vec())]), "nothing left behind");
     assert!(!tmp.path().join("never-created").exists(), "plugin test needs no data directory");
 
-    // The same as a JSON report.
-    let mut args = base[2..].to_vec();
-    args.extend(["--prefix", "run", "--large"]);
-    let (run, report) = plugin_test(&cli, &args);
-    assert!(run.ok, "{}", run.stderr);
+    // The same as a JSON report, with a 1 GiB round trip through a host that holds little of it.
+    let mut args = base.to_vec();
+    args.extend(["--prefix", "run", "--large", "-o", "json"]);
+    let (out, peak) = peak_memory(cli.command(&args));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(peak < 256 << 20, "the host peaked at {} MiB moving 1 GiB", peak >> 20);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(all_names(&report), OBJECT_STORE_CHECKS);
     assert_eq!(report["summary"], serde_json::json!({"ok": 26, "failed": 0, "skipped": 1}));
     assert_eq!((report["provider"].as_str(), report["kind"].as_str()), (Some("velero.io/filesystem"), Some("ObjectStore")));
@@ -103,11 +105,34 @@ fn the_filesystem_provider_passes_prints_a_line_per_check_and_leaves_nothing_beh
     cli.ok(&[&base[..], &["--prefix", "mine", "--force"]].concat());
     assert_eq!(files(&root), BTreeMap::from([("b/mine/keep.txt".to_owned(), b"the user's own object".to_vec())]));
 
+    // A component built against contract 0.1.0 passes; the checks of calls it lacks are skipped.
+    let older = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/filesystem-contract-0.1.0.wasm");
+    let (run, report) = plugin_test(&cli, &[&s(&older), "--config", &config, "--bucket", "b", "--prefix", "older"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(report["contract"], "0.1.0");
+    assert_eq!(named(&report, "skip"), ["missing-object-range", "round-trip-1GiB", "ranged-reads", "signed-url-expires"]);
+
     // An object store needs a bucket; a missing file is named.
     let err = cli.fails(&base[..5]);
     assert!(err.contains("is an object store: give the --bucket"), "{err}");
     let err = cli.fails(&["plugin", "test", "/nonexistent/x.wasm", "--bucket", "b"]);
     assert!(err.contains("/nonexistent/x.wasm"), "{err}");
+}
+
+/// Runs `command` to its end; its output and the peak resident memory seen (`VmHWM`, read
+/// every 20 ms while it runs).
+fn peak_memory(mut command: std::process::Command) -> (std::process::Output, u64) {
+    let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while let Ok(text) = std::fs::read_to_string(&status) {
+        let Some(kib) = text.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()) else {
+            break; // exited: a zombie has no memory figures
+        };
+        peak = peak.max(kib << 10);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), peak)
 }
 
 #[test]
@@ -223,6 +248,14 @@ fn broken_components_fail_by_the_name_of_the_check_they_break() {
     let root = dir(tmp.path(), "torn-only");
     let (_, report) = plugin_test(&cli, &[&flawed, "--config", &format!("root={},flaw=torn-put", s(&root)), "--bucket", "b"]);
     assert_eq!(named(&report, "fail"), ["atomic-replace"]);
+
+    // A call that hangs is stopped at the deadline, and the check says so; the run goes on.
+    let root = dir(tmp.path(), "hangs");
+    let config = format!("root={},flaw=hang-on-missing", s(&root));
+    let (_, report) = plugin_test(&cli, &[&flawed, "--config", &config, "--bucket", "b", "--call-deadline", "2s"]);
+    assert_eq!(named(&report, "fail"), ["missing-object-get", "missing-object-range", "delete-object", "calls-within-deadline"]);
+    assert!(got(&report, "missing-object-get").contains("call deadline of 2s"), "{report:#}");
+    assert_eq!(got(&report, "calls-within-deadline"), "the sandbox stopped a call during missing-object-get, missing-object-range, delete-object");
 
     // A snapshotter that claims every volume.
     let (run, report) = plugin_test(&cli, &[&wasm("coffer_test_hostile_snapshotter")]);

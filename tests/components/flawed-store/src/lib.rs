@@ -5,7 +5,8 @@
 //! - `list-outside`: list-objects adds a key outside the prefix it was asked for;
 //! - `torn-put`: put-object writes straight into the object's file, so that a reader sees
 //!   it half written;
-//! - `other-for-missing`: a missing object is `other`, not `not-found`.
+//! - `other-for-missing`: a missing object is `other`, not `not-found`;
+//! - `hang-on-missing`: a get of a missing object waits a day for nothing, using no CPU.
 
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ impl Flawed {
         match fs::kind_of(&self.data, &path)? {
             Some(DescriptorType::RegularFile) => Ok(path),
             _ if self.has("other-for-missing") => Err(Error::Other(format!("no such file: {path}"))),
+            _ if self.has("hang-on-missing") => {
+                wasip2::clocks::monotonic_clock::subscribe_duration(24 * 3600 * 1_000_000_000).block();
+                Err(Error::NotFound(format!("{key:?}, a day later")))
+            }
             _ => Err(Error::NotFound(format!("{key:?}"))),
         }
     }
