@@ -1,6 +1,8 @@
 //! Backup and restore throughput for 10,000 and 100,000 small resources on the embedded
 //! providers, each with a ratio against GNU tar (`tar -czf` / `tar -xzf`) on the same data in
-//! the same run: the minimum work of packing and unpacking the same files.
+//! the same run: the minimum work of packing and unpacking the same files. Then the cost of a
+//! copy (`--copy-to` a second filesystem location on the same disk): the same backup with one
+//! copy against the one without.
 //!
 //! Run: `cargo bench -p coffer --bench backup` (`COFFER_BENCH_COUNTS=1000,5000` to change sizes).
 
@@ -100,8 +102,41 @@ async fn main() {
         let tarball = root.join("store/b/backups/bench/bench.tar.gz");
         let tar_extract = tar(&["-xzf", tarball.to_str().unwrap()], &root.join("peer-out"));
 
+        std::fs::create_dir_all(root.join("copies")).unwrap();
+        let copy = NewBackupStorageLocation {
+            name: "copy".into(),
+            provider: "filesystem".into(),
+            bucket: "b".into(),
+            config: BTreeMap::from([("root".into(), root.join("copies").display().to_string())]),
+            ..Default::default()
+        };
+        locations::create_backup_storage_location(&coffer, "velero", copy).await.unwrap();
+        // Both warm (the first backup above paid for compiling the provider), in turns.
+        let (mut plain_time, mut copied_time) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..3 {
+            for (name, copy_to, total) in [("plain", vec![], &mut plain_time), ("copied", vec!["copy".to_owned()], &mut copied_time)] {
+                let started = Instant::now();
+                let request = BackupRequest {
+                    name: format!("bench-{name}-{round}"),
+                    source: source.clone(),
+                    spec: BackupSpec { copy_to, ..BackupSpec::default() },
+                    labels: BTreeMap::new(),
+                    default_snapshot_locations: BTreeMap::new(),
+                };
+                let b = backup::create_backup(&coffer, "velero", request, &mut |_| {}).await.unwrap();
+                *total += started.elapsed();
+                assert_eq!(b.status.phase, Some(Phase::Completed), "{b:?}");
+            }
+        }
+
         println!("{count} ConfigMaps, {:.1} MiB of manifests", bytes as f64 / (1 << 20) as f64);
         line("backup", count, backup_time, tar_create, "tar -czf (manifests)");
         line("restore", count, restore_time, tar_extract, "tar -xzf (backup tarball)");
+        println!(
+            "copy     {count:>7} items  with one copy {:>6.2} s   without {:>6.2} s   time ratio with/without {:.2} (3 rounds each)",
+            copied_time.as_secs_f64() / 3.0,
+            plain_time.as_secs_f64() / 3.0,
+            copied_time.as_secs_f64() / plain_time.as_secs_f64()
+        );
     }
 }

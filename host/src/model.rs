@@ -388,6 +388,10 @@ pub struct BackupSpec {
     /// The volume snapshot locations, at most one per provider.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_snapshot_locations: Vec<String>,
+    /// Other backup storage locations that each receive a copy of the backup, in the same
+    /// layout (Coffer's: Velero sends a backup to one location).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_to: Vec<String>,
 }
 
 /// Where a backup or restore is in its life.
@@ -510,6 +514,23 @@ pub struct BackupStatus {
     /// Items counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// How each copy in another storage location (`spec.copyTo`) came out (Coffer's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<BackupCopy>,
+}
+
+/// A copy of a backup in another backup storage location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCopy {
+    /// The location holding it.
+    pub storage_location: String,
+    /// `Completed`, or `Failed` (then the location holds nothing of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -557,6 +578,10 @@ pub struct RestoreSpec {
     /// Whether to recreate volumes from snapshots; unset means yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_p_vs: Option<bool>,
+    /// The backup storage location to read the backup from: its own or one holding a copy
+    /// (Coffer's). Unset: its own when that is not Unavailable, else the first copy's that is not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub storage_location: String,
 }
 
 /// Items counted during a restore (Velero's `RestoreProgress`).

@@ -89,7 +89,16 @@ mod tests {
             excluded_resources: some,
             label_selector: Some(crate::backup::parse_selector("a=b").unwrap()),
         };
-        let restore_spec = crate::model::RestoreSpec { backup_name: "b".into(), filters, restore_p_vs: Some(true) };
+        let restore_spec = crate::model::RestoreSpec { backup_name: "b".into(), filters: filters.clone(), restore_p_vs: Some(true), storage_location: "l".into() };
+        let backup_spec = crate::model::BackupSpec {
+            filters,
+            snapshot_volumes: Some(true),
+            default_volumes_to_fs_backup: Some(true),
+            ttl: Some(std::time::Duration::from_secs(60)),
+            storage_location: "l".into(),
+            volume_snapshot_locations: vec!["v".into()],
+            copy_to: vec!["c".into()],
+        };
         let pairs: Vec<(Value, BTreeSet<String>)> = vec![
             (body(&doc, routes::BACKUP_STORAGE_LOCATION, "patch"), sent(bsl_patch)),
             (body(&doc, routes::VOLUME_SNAPSHOT_LOCATION, "patch"), sent(VolumeSnapshotLocationPatch { credential })),
@@ -100,6 +109,7 @@ mod tests {
             (serde_json::json!({"$ref": "#/components/schemas/BackupDetails"}), sent(crate::backup::BackupDetails::default())),
             (serde_json::json!({"$ref": "#/components/schemas/RestoreDetails"}), sent(crate::backup::RestoreDetails::default())),
             (serde_json::json!({"$ref": "#/components/schemas/RestoreSpec"}), sent(restore_spec)),
+            (serde_json::json!({"$ref": "#/components/schemas/BackupSpec"}), sent(backup_spec)),
         ];
         for (schema, fields) in pairs {
             assert_eq!(documented(&doc, &schema), fields, "{schema}");

@@ -30,6 +30,24 @@ pub(super) async fn remove_objects(store: &mut ObjectStoreHandle, bucket: &str, 
     Ok(errors)
 }
 
+/// Removes the files of `restores` from a location; returns what could not be removed.
+async fn remove_restore_files<'a>(
+    store: &mut ObjectStoreHandle,
+    bucket: &str,
+    layout: &Layout,
+    restores: impl Iterator<Item = &'a Restore>,
+) -> Result<Vec<String>, BackupError> {
+    let mut errors = Vec::new();
+    for restore in restores {
+        for key in store.list_objects(bucket, &layout.restore_dir(&restore.metadata.meta.name)).await? {
+            if let Err(e) = store.delete_object(bucket, &key).await {
+                errors.push(format!("error deleting object {key}: {e}"));
+            }
+        }
+    }
+    Ok(errors)
+}
+
 /// Deletes backup `name`. The record is removed only when everything else was; otherwise
 /// it stays in phase `Deleting` and the error lists what is left.
 pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Result<(), BackupError> {
@@ -88,12 +106,25 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
 
     let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
     errors.extend(remove_objects(&mut store, &bucket, &layout, name).await?);
-    for restore in &restores {
-        let restore_name = &restore.metadata.meta.name;
-        for key in store.list_objects(&bucket, &layout.restore_dir(restore_name)).await? {
-            if let Err(e) = store.delete_object(&bucket, &key).await {
-                errors.push(format!("error deleting object {key}: {e}"));
+    errors.extend(remove_restore_files(&mut store, &bucket, &layout, restores.iter().filter(|r| r.spec.storage_location.is_empty() || r.spec.storage_location == location)).await?);
+    // Every copy, with the files of the restores read from it.
+    for copy in &backup.status.copies {
+        let here = &copy.storage_location;
+        let removed = async {
+            let bsl = storage_location_of(coffer, namespace, here)?;
+            if bsl.spec.access_mode == AccessMode::ReadOnly {
+                return Err(BackupError::Refused("it is currently in read-only mode".into()));
             }
+            let (bucket, layout) = (&bsl.spec.object_storage.bucket, Layout::new(&bsl.spec.object_storage.prefix));
+            let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
+            let mut left = remove_objects(&mut store, bucket, &layout, name).await?;
+            left.extend(remove_restore_files(&mut store, bucket, &layout, restores.iter().filter(|r| r.spec.storage_location == *here)).await?);
+            Ok(left)
+        }
+        .await;
+        match removed {
+            Ok(left) => errors.extend(left.into_iter().map(|e| format!("{e} (backup storage location {here})"))),
+            Err(e) => errors.push(format!("error deleting the copy in backup storage location {here}: {e}")),
         }
     }
     if !errors.is_empty() {

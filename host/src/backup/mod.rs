@@ -135,6 +135,34 @@ pub(crate) fn storage_location_of(coffer: &Coffer, namespace: &str, name: &str) 
         .ok_or_else(|| BackupError::Refused(format!("backup storage location {name} not found")))
 }
 
+/// The location to read `backup` from. `wanted`, when not empty, must be the backup's own or
+/// one holding a completed copy. Otherwise: its own, unless it is Unavailable and a location
+/// holding a copy is not, then the first such.
+pub(crate) fn readable_location(coffer: &Coffer, backup: &Backup, wanted: &str) -> Result<BackupStorageLocation, BackupError> {
+    let namespace = &backup.metadata.meta.namespace;
+    let own = backup.spec.storage_location.as_str();
+    let copies = backup.status.copies.iter().filter(|c| c.phase == Some(crate::model::Phase::Completed)).map(|c| c.storage_location.as_str());
+    let holders: Vec<&str> = std::iter::once(own).chain(copies).collect();
+    if !wanted.is_empty() {
+        if !holders.contains(&wanted) {
+            return Err(BackupError::Refused(format!(
+                "backup {} is not in backup storage location {wanted}: it is in {}",
+                backup.metadata.meta.name,
+                holders.join(", ")
+            )));
+        }
+        return storage_location_of(coffer, namespace, wanted);
+    }
+    for name in &holders {
+        if let Ok(bsl) = storage_location_of(coffer, namespace, name)
+            && bsl.status.phase != Some(crate::model::LocationPhase::Unavailable)
+        {
+            return Ok(bsl);
+        }
+    }
+    storage_location_of(coffer, namespace, own)
+}
+
 /// The most a gzipped document of a backup (log, resource list, snapshot records) may take
 /// in object storage.
 pub const MAX_COMPRESSED_DOCUMENT: u64 = 16 << 20;

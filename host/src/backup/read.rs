@@ -11,7 +11,7 @@ use super::layout::Layout;
 use super::pod_volume_restores::PodVolumeRestore;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
-use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, storage_location_of};
+use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, readable_location};
 use crate::coffer::Coffer;
 use crate::locations::object_store_for;
 use crate::model::{Backup, BackupStorageLocation, Phase};
@@ -33,8 +33,10 @@ fn finished(backup: &Backup) -> bool {
     backup.status.phase.is_some_and(Phase::is_usable)
 }
 
-fn location_of(coffer: &Coffer, backup: &Backup) -> Result<(BackupStorageLocation, Layout), BackupError> {
-    let bsl = storage_location_of(coffer, &backup.metadata.meta.namespace, &backup.spec.storage_location)?;
+/// Where to read `backup` from (`wanted`, or the first readable location holding it), with
+/// its layout.
+fn location_of(coffer: &Coffer, backup: &Backup, wanted: &str) -> Result<(BackupStorageLocation, Layout), BackupError> {
+    let bsl = readable_location(coffer, backup, wanted)?;
     let layout = Layout::new(&bsl.spec.object_storage.prefix);
     Ok((bsl, layout))
 }
@@ -45,7 +47,7 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
     if !finished(&backup) {
         return Ok(BackupDetails::default());
     }
-    let (bsl, layout) = location_of(coffer, &backup)?;
+    let (bsl, layout) = location_of(coffer, &backup, "")?;
     let resource_list = fetch_document(coffer, &bsl, &layout.backup_resource_list(name), "resource list").await?;
     let volume_snapshots = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
     let pod_volume_backups = fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
@@ -70,7 +72,7 @@ pub async fn restore_details(coffer: &Coffer, namespace: &str, name: &str) -> Re
         return Ok(RestoreDetails::default());
     }
     let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
-    let (bsl, layout) = location_of(coffer, &backup)?;
+    let (bsl, layout) = location_of(coffer, &backup, &restore.spec.storage_location)?;
     let resource_list = fetch_document(coffer, &bsl, &layout.restore_resource_list(name), "restore resource list").await?;
     let pod_volume_restores = fetch_document(coffer, &bsl, &layout.restore_pod_volume_restores(name), "pod volume restore list").await?;
     Ok(RestoreDetails { resource_list, pod_volume_restores })
@@ -86,7 +88,7 @@ pub async fn backup_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<
         // Failed before logs were kept, or set Failed after a crash: the reason is all there is.
         return Err(BackupError::Refused(format!("backup {name:?} failed and has no log: {}", backup.status.failure_reason)));
     }
-    let (bsl, layout) = location_of(coffer, &backup)?;
+    let (bsl, layout) = location_of(coffer, &backup, "")?;
     fetch_gz(coffer, &bsl, &layout.backup_log(name))
         .await?
         .ok_or_else(|| BackupError::Refused(format!("backup {name:?} has no log in object storage")))
@@ -100,7 +102,7 @@ pub async fn restore_log(coffer: &Coffer, namespace: &str, name: &str) -> Result
         return Ok(log);
     }
     let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
-    let (bsl, layout) = location_of(coffer, &backup)?;
+    let (bsl, layout) = location_of(coffer, &backup, &restore.spec.storage_location)?;
     fetch_gz(coffer, &bsl, &layout.restore_log(name))
         .await?
         .ok_or_else(|| BackupError::Refused(format!("restore {name:?} has no log in object storage")))
@@ -119,7 +121,7 @@ pub fn downloadable(coffer: &Coffer, namespace: &str, name: &str) -> Result<Back
 /// Streams backup `name`'s tarball into `sink`; returns its size.
 pub async fn download_backup<W: Write + Send + 'static>(coffer: &Coffer, namespace: &str, name: &str, sink: W) -> Result<u64, BackupError> {
     let backup = downloadable(coffer, namespace, name)?;
-    let (bsl, layout) = location_of(coffer, &backup)?;
+    let (bsl, layout) = location_of(coffer, &backup, "")?;
     let mut store = object_store_for(coffer, &bsl).await?;
     Ok(store.get_object(&bsl.spec.object_storage.bucket, &layout.backup_contents(name), sink).await?)
 }

@@ -16,7 +16,7 @@ use super::pod_volume_restores;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::tarball::{Limits, TarballError, item_path, visit_tarball};
-use super::{Accepted, BackupError, fetch_document, get_backup, storage_location_of};
+use super::{Accepted, BackupError, fetch_document, get_backup, readable_location};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
 use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
@@ -49,7 +49,11 @@ impl RestoreRequest {
 fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Vec<String>, BackupError> {
     let mut errors = validate_filters(&request.spec.filters);
     match get_backup(coffer, namespace, &request.spec.backup_name) {
-        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => {}
+        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => {
+            if let Err(e) = readable_location(coffer, &b, &request.spec.storage_location) {
+                errors.push(e.to_string());
+            }
+        }
         Ok(b) => errors.push(format!(
             "backup {} is in phase {}; only Completed or PartiallyFailed backups can be restored",
             request.spec.backup_name,
@@ -117,6 +121,16 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, mut request: RestoreRequ
         status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
     };
     let errors = validate(coffer, namespace, &request)?;
+    // A backup with copies is read from the location chosen now, where the restore's own
+    // files go too.
+    if errors.is_empty()
+        && let Ok(backup) = get_backup(coffer, namespace, &request.spec.backup_name)
+        && !backup.status.copies.is_empty()
+    {
+        let chosen = readable_location(coffer, &backup, &request.spec.storage_location)?.metadata.name;
+        restore.spec.storage_location.clone_from(&chosen);
+        request.spec.storage_location = chosen;
+    }
     coffer.state.write(|txn| {
         if txn.get::<Restore>(namespace, &request.name)?.is_some() {
             return Err(BackupError::Object(ObjectError::already_exists("restore", &request.name)));
@@ -156,7 +170,7 @@ impl StartedRestore {
         restore.status.completion_timestamp = Some(now());
         // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero);
         // a log that cannot go there is kept in the state.
-        let uploaded = upload_files(coffer, namespace, &backup, &request.name, &log).await;
+        let uploaded = upload_files(coffer, &backup, &request, &log).await;
         if let Err(e) = &uploaded {
             tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
         }
@@ -171,9 +185,10 @@ impl StartedRestore {
     }
 }
 
-/// Uploads a restore's results and log to the location of its backup.
-async fn upload_files(coffer: &Coffer, namespace: &str, backup: &Backup, name: &str, log: &RunLog) -> Result<(), BackupError> {
-    let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location)?;
+/// Uploads a restore's results and log to the location its backup was read from.
+async fn upload_files(coffer: &Coffer, backup: &Backup, request: &RestoreRequest, log: &RunLog) -> Result<(), BackupError> {
+    let name = &request.name;
+    let bsl = readable_location(coffer, backup, &request.spec.storage_location)?;
     let layout = Layout::new(&bsl.spec.object_storage.prefix);
     let mut store = object_store_for(coffer, &bsl).await?;
     let bucket = &bsl.spec.object_storage.bucket;
@@ -285,7 +300,7 @@ async fn run(
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let namespace = &backup.metadata.meta.namespace;
-    let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location).map_err(|e| e.to_string())?;
+    let bsl = readable_location(coffer, backup, &request.spec.storage_location).map_err(|e| e.to_string())?;
     let layout = Layout::new(&bsl.spec.object_storage.prefix);
     let bucket = bsl.spec.object_storage.bucket.clone();
     let mut store = object_store_for(coffer, &bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,7 +23,7 @@ use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
 use crate::locations::{object_store_for, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, BackupStatus, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
+use crate::model::{API_VERSION, Backup, BackupCopy, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
@@ -90,7 +91,8 @@ impl StartedBackup {
         let (namespace, name) = (backup.metadata.meta.namespace.clone(), backup.metadata.meta.name.clone());
         let mut log = RunLog::new(format!("backup={namespace}/{name}"));
         log.info("Setting up backup log");
-        let outcome = run(coffer, &mut backup, &resolved.storage_location, resolved.snapshot_locations, &source, &mut log, progress).await;
+        let locations = Locations { storage: &resolved.storage_location, copies: &resolved.copy_locations };
+        let outcome = run(coffer, &mut backup, locations, resolved.snapshot_locations, &source, &mut log, progress).await;
         let failed = outcome.is_err();
         if let Err(reason) = outcome {
             log.error(Scope::Run, reason.clone());
@@ -258,21 +260,28 @@ fn resource_list(items: &[&Item]) -> BTreeMap<String, Vec<String>> {
     list
 }
 
+/// The storage locations a backup is written to: its own, and those receiving a copy.
+#[derive(Clone, Copy)]
+struct Locations<'a> {
+    storage: &'a BackupStorageLocation,
+    copies: &'a [BackupStorageLocation],
+}
+
 /// The run proper. `Err` is a fatal reason (the backup becomes `Failed`).
 async fn run(
     coffer: &Coffer,
     backup: &mut Backup,
-    bsl: &crate::model::BackupStorageLocation,
+    locations: Locations<'_>,
     snapshot_locations: Vec<VolumeSnapshotLocation>,
     source: &std::path::Path,
     log: &mut RunLog,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<(), String> {
     let name = backup.metadata.meta.name.clone();
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    let bucket = bsl.spec.object_storage.bucket.clone();
-    let mut store = object_store_for(coffer, bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
-    match store.object_exists(&bucket, &layout.backup_metadata(&name)).await {
+    let bsl = locations.storage;
+    let mut main = Destination::open(coffer, bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
+    let Destination { store, bucket, layout, .. } = &mut main;
+    match store.object_exists(bucket, &layout.backup_metadata(&name)).await {
         Ok(false) => {}
         Ok(true) => return Err("backup already exists in object storage".into()),
         Err(e) => return Err(format!("error checking if backup already exists in object storage: {e}")),
@@ -345,53 +354,175 @@ async fn run(
     backup.status.phase = Some(if backup.status.errors > 0 { Phase::PartiallyFailed } else { Phase::Completed });
     backup.status.completion_timestamp = Some(now());
     log.info(&format!("Backed up a total of {} items", included.len()));
-    let records = Records { volume_snapshots: &records, pod_volume_backups: &pod_volume_backups, resources: &resource_list(&included) };
-    upload(&mut store, &bucket, &layout, backup, tarball, records, log).await
+    let records = Records::new(&records, &pod_volume_backups, &resource_list(&included));
+    upload(coffer, main, locations.copies, backup, tarball, records, log).await
 }
 
-/// The records a backup uploads beside its tarball.
-struct Records<'a> {
-    volume_snapshots: &'a [VolumeSnapshot],
-    pod_volume_backups: &'a [PodVolumeBackup],
-    resources: &'a BTreeMap<String, Vec<String>>,
+/// Where a layout keeps one of a backup's records.
+type KeyOf = fn(&Layout, &str) -> String;
+
+/// The records a backup uploads beside its tarball, gzipped JSON, with the layout's key of each.
+struct Records {
+    documents: Vec<(KeyOf, Vec<u8>)>,
 }
 
-/// Uploads everything, `velero-backup.json` last; on failure removes what was uploaded (and
-/// what the failed put left), so a half-written backup is never visible.
-async fn upload(
-    store: &mut ObjectStoreHandle,
-    bucket: &str,
-    layout: &Layout,
-    backup: &Backup,
-    tarball: std::fs::File,
-    records: Records<'_>,
-    log: &mut RunLog,
-) -> Result<(), String> {
-    let name = &backup.metadata.meta.name;
-    let result: Result<(), String> = async {
-        let key = layout.backup_contents(name);
-        store.put_object(bucket, &key, tarball).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
-        let documents = [
-            (layout.backup_volume_snapshots(name), gzip_json(&records.volume_snapshots)),
-            (layout.backup_pod_volume_backups(name), gzip_json(&records.pod_volume_backups)),
-            (layout.backup_resource_list(name), gzip_json(records.resources)),
-            (layout.backup_results(name), log.results_gz()),
-            (layout.backup_log(name), log.log_gz()),
-        ];
-        for (key, body) in documents {
-            store.put_bytes(bucket, &key, body).await.map_err(|e| format!("error uploading {key}: {e}"))?;
+impl Records {
+    fn new(volume_snapshots: &[VolumeSnapshot], pod_volume_backups: &[PodVolumeBackup], resources: &BTreeMap<String, Vec<String>>) -> Self {
+        Records {
+            documents: vec![
+                (Layout::backup_volume_snapshots, gzip_json(&volume_snapshots)),
+                (Layout::backup_pod_volume_backups, gzip_json(&pod_volume_backups)),
+                (Layout::backup_resource_list, gzip_json(resources)),
+            ],
         }
-        let metadata = serde_json::to_vec(backup).map_err(|e| e.to_string())?;
-        let key = layout.backup_metadata(name);
-        store.put_bytes(bucket, &key, metadata).await.map_err(|e| format!("error uploading the backup metadata: {e}"))?;
+    }
+}
+
+/// A storage location a backup is written to, open.
+struct Destination {
+    /// The location's name.
+    name: String,
+    store: ObjectStoreHandle,
+    bucket: String,
+    layout: Layout,
+}
+
+impl Destination {
+    async fn open(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<Self, crate::locations::LocationError> {
+        Ok(Destination {
+            name: bsl.metadata.name.clone(),
+            store: object_store_for(coffer, bsl).await?,
+            bucket: bsl.spec.object_storage.bucket.clone(),
+            layout: Layout::new(&bsl.spec.object_storage.prefix),
+        })
+    }
+
+    /// The tarball and the records.
+    async fn put_data(&mut self, name: &str, tarball: &Arc<std::fs::File>, records: &Records) -> Result<(), String> {
+        let key = self.layout.backup_contents(name);
+        let body = FileAt { file: tarball.clone(), at: 0 };
+        self.store.put_object(&self.bucket, &key, body).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
+        for (key_of, body) in &records.documents {
+            let key = key_of(&self.layout, name);
+            self.store.put_bytes(&self.bucket, &key, body.clone()).await.map_err(|e| format!("error uploading {key}: {e}"))?;
+        }
         Ok(())
     }
-    .await;
-    if result.is_err() {
-        match remove_objects(store, bucket, layout, name).await {
+
+    /// The results and the log, then `velero-backup.json` naming this location.
+    async fn put_reports_and_metadata(&mut self, backup: &Backup, results: &[u8], log: &[u8]) -> Result<(), String> {
+        let name = &backup.metadata.meta.name;
+        for (key, body) in [(self.layout.backup_results(name), results), (self.layout.backup_log(name), log)] {
+            self.store.put_bytes(&self.bucket, &key, body.to_vec()).await.map_err(|e| format!("error uploading {key}: {e}"))?;
+        }
+        let mut here = backup.clone();
+        if here.spec.storage_location != self.name {
+            // A copy says where it is, as a backup synced from there would.
+            here.spec.storage_location.clone_from(&self.name);
+            here.metadata.meta.labels.insert("velero.io/storage-location".into(), self.name.clone());
+        }
+        let metadata = serde_json::to_vec(&here).map_err(|e| e.to_string())?;
+        let key = self.layout.backup_metadata(name);
+        self.store.put_bytes(&self.bucket, &key, metadata).await.map(drop).map_err(|e| format!("error uploading the backup metadata: {e}"))
+    }
+
+    /// Removes what a failed upload left, so that a half-written backup is never visible.
+    async fn discard(&mut self, name: &str, log: &mut RunLog) {
+        match remove_objects(&mut self.store, &self.bucket, &self.layout, name).await {
             Ok(left) if left.is_empty() => {}
-            Ok(left) => log.warn(Scope::Run, format!("objects of the failed backup remain: {}", left.join("; "))),
-            Err(e) => log.warn(Scope::Run, format!("objects of the failed backup may remain: {e}")),
+            Ok(left) => log.warn(Scope::Run, format!("objects of the failed backup remain in {}: {}", self.name, left.join("; "))),
+            Err(e) => log.warn(Scope::Run, format!("objects of the failed backup may remain in {}: {e}", self.name)),
+        }
+    }
+}
+
+/// A file read from `at` with positioned reads, so that each location's upload reads the
+/// tarball from its start.
+struct FileAt {
+    file: Arc<std::fs::File>,
+    at: u64,
+}
+
+impl std::io::Read for FileAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Uploads everything to the backup's own location and to each copy's, `velero-backup.json`
+/// last everywhere and in the backup's own location after every copy. A failure in the own
+/// location fails the backup and removes what was uploaded anywhere; a failed copy makes the
+/// backup `PartiallyFailed`, naming the location, and its location keeps nothing of it.
+async fn upload(
+    coffer: &Coffer,
+    mut main: Destination,
+    copy_locations: &[BackupStorageLocation],
+    backup: &mut Backup,
+    tarball: std::fs::File,
+    records: Records,
+    log: &mut RunLog,
+) -> Result<(), String> {
+    let name = backup.metadata.meta.name.clone();
+    let tarball = Arc::new(tarball);
+    if let Err(e) = main.put_data(&name, &tarball, &records).await {
+        main.discard(&name, log).await;
+        return Err(e);
+    }
+    let mut copies = Vec::new();
+    for bsl in copy_locations {
+        let copied = async {
+            let mut copy = Destination::open(coffer, bsl).await.map_err(|e| e.to_string())?;
+            match copy.store.object_exists(&copy.bucket, &copy.layout.backup_metadata(&name)).await {
+                Ok(false) => {}
+                Ok(true) => return Err("a backup of that name already exists there".to_owned()),
+                Err(e) => return Err(e.to_string()),
+            }
+            if let Err(e) = copy.put_data(&name, &tarball, &records).await {
+                copy.discard(&name, log).await;
+                return Err(e);
+            }
+            Ok(copy)
+        }
+        .await;
+        match copied {
+            Ok(copy) => {
+                log.info(&format!("Copied the backup to backup storage location {}", copy.name));
+                copies.push(copy);
+            }
+            Err(e) => {
+                let message = format!("error copying the backup to backup storage location {}: {e}", bsl.metadata.name);
+                log.error(Scope::Run, message.clone());
+                backup.status.copies.push(BackupCopy { storage_location: bsl.metadata.name.clone(), phase: Some(Phase::Failed), message });
+            }
+        }
+    }
+    backup.status.errors = log.error_count();
+    if backup.status.errors > 0 {
+        backup.status.phase = Some(Phase::PartiallyFailed);
+    }
+    let (results, log_gz) = (log.results_gz(), log.log_gz());
+    for copy in &copies {
+        backup.status.copies.push(BackupCopy { storage_location: copy.name.clone(), phase: Some(Phase::Completed), message: String::new() });
+    }
+    backup.status.copies.sort_by(|a, b| a.storage_location.cmp(&b.storage_location));
+    for copy in &mut copies {
+        if let Err(e) = copy.put_reports_and_metadata(backup, &results, &log_gz).await {
+            copy.discard(&name, log).await;
+            // After the log went up: the failure is in the record, the backup's own metadata.
+            let record = backup.status.copies.iter_mut().find(|c| c.storage_location == copy.name).expect("recorded above");
+            record.phase = Some(Phase::Failed);
+            record.message = format!("error copying the backup to backup storage location {}: {e}", copy.name);
+            backup.status.errors += 1;
+            backup.status.phase = Some(Phase::PartiallyFailed);
+        }
+    }
+    let result = main.put_reports_and_metadata(backup, &results, &log_gz).await;
+    if result.is_err() {
+        main.discard(&name, log).await;
+        for copy in &mut copies {
+            copy.discard(&name, log).await;
         }
     }
     result

@@ -17,6 +17,8 @@ pub struct Resolved {
     pub storage_location: BackupStorageLocation,
     /// At most one volume snapshot location per provider, ordered by provider.
     pub snapshot_locations: Vec<VolumeSnapshotLocation>,
+    /// The other backup storage locations that receive a copy (`spec.copyTo`), in order.
+    pub copy_locations: Vec<BackupStorageLocation>,
 }
 
 /// Resolves `spec`'s locations in `namespace`. `default_vsls` is the server's
@@ -31,8 +33,10 @@ pub fn resolve_locations(
     let mut errors = Vec::new();
     let storage_location = resolve_storage_location(txn, namespace, spec, &mut errors)?;
     let snapshot_locations = resolve_snapshot_locations(txn, namespace, spec, default_vsls, &mut errors)?;
+    let main = storage_location.as_ref().map(|b| b.metadata.name.as_str());
+    let copy_locations = resolve_copy_locations(txn, namespace, spec, main, &mut errors)?;
     Ok(match storage_location {
-        Some(storage_location) if errors.is_empty() => Ok(Resolved { storage_location, snapshot_locations }),
+        Some(storage_location) if errors.is_empty() => Ok(Resolved { storage_location, snapshot_locations, copy_locations }),
         _ => Err(errors),
     })
 }
@@ -69,6 +73,40 @@ fn resolve_storage_location(
         errors.push(format!("backup can't be created because BackupStorageLocation {name} is in Unavailable status."));
     }
     Ok(Some(bsl))
+}
+
+/// Each location of `spec.copyTo` must exist, be another than the backup's own, appear once,
+/// and be writable and not Unavailable, as the backup's own must.
+fn resolve_copy_locations(
+    txn: &Txn<'_>,
+    namespace: &str,
+    spec: &BackupSpec,
+    main: Option<&str>,
+    errors: &mut Vec<String>,
+) -> Result<Vec<BackupStorageLocation>, StateError> {
+    let mut copies: Vec<BackupStorageLocation> = Vec::new();
+    for name in &spec.copy_to {
+        if main == Some(name.as_str()) {
+            errors.push(format!("backup storage location {name} is the backup's own: it cannot also receive a copy"));
+            continue;
+        }
+        if copies.iter().any(|c| c.metadata.name == *name) {
+            errors.push(format!("backup storage location {name} is named more than once to copy to"));
+            continue;
+        }
+        let Some(bsl) = txn.get::<BackupStorageLocation>(namespace, name)? else {
+            errors.push(format!("backup storage location {name} to copy to was not found: backupstoragelocations.velero.io {name:?} not found"));
+            continue;
+        };
+        if bsl.spec.access_mode == AccessMode::ReadOnly {
+            errors.push(format!("backup can't be copied to backup storage location {name} because it is currently in read-only mode"));
+        }
+        if bsl.status.phase == Some(LocationPhase::Unavailable) {
+            errors.push(format!("backup can't be copied to backup storage location {name} because it is in Unavailable status."));
+        }
+        copies.push(bsl);
+    }
+    Ok(copies)
 }
 
 fn resolve_snapshot_locations(

@@ -617,6 +617,10 @@ pub struct BackupCreate {
     /// Volume snapshot locations, at most one per provider.
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub volume_snapshot_locations: Vec<String>,
+    /// Other backup storage locations that each receive a copy of the backup (same layout):
+    /// it is restorable from any of them.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub copy_to: Vec<String>,
     /// Snapshot volumes (the default), or with `=false` not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub snapshot_volumes: Option<bool>,
@@ -726,6 +730,10 @@ pub struct RestoreCreate {
     /// Recreate volumes from snapshots (the default), or with `=false` not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub restore_volumes: Option<bool>,
+    /// The backup storage location to read the backup from: its own or one holding a copy
+    /// (default: its own unless Unavailable, else the first copy's that is not).
+    #[arg(long, value_name = "NAME")]
+    pub storage_location: Option<String>,
     /// Which of the backup's items to write.
     #[command(flatten)]
     pub filters: FilterArgs,

@@ -97,6 +97,7 @@ pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections:
         ttl: parse::duration("ttl", args.ttl.as_deref())?,
         storage_location: args.storage_location.clone().unwrap_or_default(),
         volume_snapshot_locations: args.volume_snapshot_locations.clone(),
+        copy_to: args.copy_to.clone(),
     };
     Ok((spec, parse::key_values("labels", args.labels.as_deref())?))
 }
@@ -197,6 +198,19 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
     out += &format!("Errors:    {}\nWarnings:  {}\n\n", st.errors, st.warnings);
     out += &filters(&s.filters, "*");
     out += &format!("Storage Location:  {}\n\n", s.storage_location);
+    if !s.copy_to.is_empty() {
+        out += "Copies:\n";
+        for name in &s.copy_to {
+            let copy = st.copies.iter().find(|c| c.storage_location == *name);
+            let state = match copy {
+                None => "Pending".to_owned(),
+                Some(c) if c.message.is_empty() => phase(c.phase),
+                Some(c) => format!("{}: {}", phase(c.phase), c.message),
+            };
+            out += &format!("  {name}:  {state}\n");
+        }
+        out += "\n";
+    }
     out += &format!(
         "Velero-Native Snapshot PVs:  {}\nSnapshot Volume Locations:   {}\n\n",
         match s.snapshot_volumes { None => "auto", Some(true) => "true", Some(false) => "false" },
@@ -343,7 +357,12 @@ async fn create_restore(api: &dyn TenantApi, ns: &str, args: RestoreCreate) -> R
         api_version: API_VERSION.into(),
         kind: "Restore".into(),
         metadata: annotated(ns, &name, Default::default(), TARGET_ANNOTATION, &args.target),
-        spec: RestoreSpec { backup_name: args.from_backup, filters: resource_filters(&args.filters)?, restore_p_vs: args.restore_volumes },
+        spec: RestoreSpec {
+            backup_name: args.from_backup,
+            filters: resource_filters(&args.filters)?,
+            restore_p_vs: args.restore_volumes,
+            storage_location: args.storage_location.unwrap_or_default(),
+        },
         status: Default::default(),
     };
     println!("Restore request {name:?} submitted successfully.");

@@ -1,5 +1,6 @@
 //! Garbage collection (Velero's GC controller): expired backups are deleted with their
-//! objects and snapshots, except from ReadOnly locations, which are labelled instead.
+//! objects and snapshots, except from ReadOnly locations, which are labelled instead; and a
+//! deletion that stopped partway (a location holding a copy was unreachable) is retried.
 
 use time::OffsetDateTime;
 
@@ -10,14 +11,15 @@ use crate::model::{AccessMode, Backup, BackupStorageLocation, Phase};
 /// The label recording why an expired backup was not collected.
 pub const GC_FAILURE_LABEL: &str = "velero.io/gc-failure";
 
-/// Expired backups at `at`, in every namespace, that are not running.
-pub fn expired(coffer: &Coffer, at: OffsetDateTime) -> Result<Vec<Backup>, BackupError> {
+/// The backups to delete at `at`, in every namespace: the expired ones that are not running,
+/// and those whose deletion stopped partway (`Deleting`).
+pub fn due_for_deletion(coffer: &Coffer, at: OffsetDateTime) -> Result<Vec<Backup>, BackupError> {
     Ok(coffer
         .state
         .read()?
         .list_all::<Backup>()?
         .into_iter()
-        .filter(|b| b.status.expiration.is_some_and(|e| e <= at))
+        .filter(|b| b.status.expiration.is_some_and(|e| e <= at) || b.status.phase == Some(Phase::Deleting))
         .filter(|b| !b.status.phase.is_some_and(Phase::is_running))
         .collect())
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
-pub use gc::{GC_FAILURE_LABEL, collect, expired};
+pub use gc::{GC_FAILURE_LABEL, collect, due_for_deletion};
 pub use startup::{Opener, recover_interrupted};
 pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 
@@ -215,25 +215,25 @@ impl Controllers {
         }
         if self.last_gc.is_none_or(|last| at >= last + self.settings.gc_frequency) {
             self.last_gc = Some(at);
-            let expired = match expired(&self.coffer, at) {
+            let due = match due_for_deletion(&self.coffer, at) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!("garbage collection could not list backups: {e}");
                     Vec::new()
                 }
             };
-            for backup in expired {
+            for backup in due {
                 let id = format!("{}/{}", backup.metadata.meta.namespace, backup.metadata.meta.name);
                 self.start(format!("gc {id}"), |coffer, counters| async move {
                     match collect(&coffer, &backup).await {
                         Ok(true) => {
                             counters.collected.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(backup = %id, "deleted expired backup");
+                            tracing::info!(backup = %id, "deleted backup");
                         }
                         Ok(false) => {}
                         Err(e) => {
                             counters.collect_failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(backup = %id, "could not delete expired backup: {e}");
+                            tracing::warn!(backup = %id, "could not delete backup: {e}");
                         }
                     }
                 });

@@ -76,6 +76,9 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
         backup.metadata.meta.namespace = namespace.into();
         backup.spec.storage_location = location.into();
         backup.metadata.meta.labels.insert(STORAGE_LOCATION_LABEL.into(), location.into());
+        // Known by this location alone: the copies it records are in the writer's locations.
+        backup.spec.copy_to.clear();
+        backup.status.copies.clear();
         if running {
             backup.status.phase = Some(Phase::PartiallyFailed);
         }

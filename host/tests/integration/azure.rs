@@ -10,11 +10,11 @@ use crate::conformance::object_store_conformance;
 use crate::servers::{Server, azurite, venv_bin};
 
 /// Azurite's well-known development account and key.
-const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const ACCOUNT: &str = "devstoreaccount1";
+pub const KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Runs Python `code` with `service` a BlobServiceClient on Azurite; returns stdout.
-fn sdk(server: &Server, code: &str) -> String {
+pub fn sdk(server: &Server, code: &str) -> String {
     let script = format!(
         "from azure.storage.blob import BlobServiceClient\nservice = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={}/;')\n{code}",
         server.url
@@ -24,7 +24,7 @@ fn sdk(server: &Server, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn credential(key: &str) -> String {
+pub fn credential(key: &str) -> String {
     format!("AZURE_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000\nAZURE_RESOURCE_GROUP=rg\nAZURE_STORAGE_KEY={key}\n")
 }
 

@@ -3,6 +3,7 @@
 mod common;
 mod confinement;
 mod conformance;
+mod copies;
 mod contract_versions;
 mod controller_clock;
 mod azure;

@@ -36,7 +36,7 @@ async fn aws_provider_passes_the_conformance_suite_on_moto() {
 
 /// Downloads `bucket/key` from the S3 endpoint `url` with awscli (access key and secret
 /// `testing`); returns the bytes.
-fn awscli_get(url: &str, bucket_key: &str, dir: &std::path::Path) -> Vec<u8> {
+pub fn awscli_get(url: &str, bucket_key: &str, dir: &std::path::Path) -> Vec<u8> {
     let file = dir.join("downloaded");
     let out = std::process::Command::new(venv_bin().join("aws"))
         .args(["--endpoint-url", url, "--region", "us-east-1", "s3", "cp", &format!("s3://{bucket_key}")])

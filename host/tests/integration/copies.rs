@@ -1,0 +1,235 @@
+//! One backup in several storage locations (`--copy-to`): written to each through its own
+//! provider and credential, restorable from any of them, found once by a sync elsewhere, and
+//! deleted everywhere.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::azure::{ACCOUNT, KEY, credential as azure_credential, sdk as azure_sdk};
+use crate::common::{Cli, dir, s};
+use crate::s3::awscli_get;
+use std::time::Duration;
+
+use crate::server_api::token;
+use crate::servers::{Server, azurite, coffer_server, eventually, moto, raw_http, venv_bin};
+
+const AWS_CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
+
+/// Every file under `root`, relative, with its content.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.insert(s(path.strip_prefix(root).unwrap()), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A data directory with a filesystem location `primary` (the default), the example
+/// manifests as the source, and the secrets for S3 and Azure.
+struct Host {
+    tmp: tempfile::TempDir,
+    cli: Cli,
+}
+
+impl Host {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let cli = Cli::new(&tmp.path().join("data"));
+        let files = dir(tmp.path(), "files");
+        std::fs::write(files.join("aws"), AWS_CREDENTIALS).unwrap();
+        std::fs::write(files.join("azure"), azure_credential(KEY)).unwrap();
+        cli.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", s(&files.join("aws")))]);
+        cli.ok(&["secret", "create", "azure-creds", "--from-file", &format!("cloud={}", s(&files.join("azure")))]);
+        let source = dir(tmp.path(), "source");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
+        for entry in std::fs::read_dir(examples).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, source.join(path.file_name().unwrap())).unwrap();
+        }
+        Host { tmp, cli }
+    }
+
+    fn path(&self, name: &str) -> String {
+        s(&self.tmp.path().join(name))
+    }
+
+    fn filesystem(&self, name: &str) {
+        let config = format!("root={}", s(&dir(self.tmp.path(), &format!("store-{name}"))));
+        self.cli.ok(&["bsl", "create", name, "--provider", "filesystem", "--bucket", "b", "--config", &config, "--default"]);
+    }
+
+    fn s3(&self, name: &str, server: &Server) {
+        let config = format!("region=us-east-1,s3Url={}", server.url);
+        self.cli.ok(&["bsl", "create", name, "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud"]);
+    }
+
+    fn azure(&self, name: &str, server: &Server) {
+        let config = format!("storageAccount={ACCOUNT},storageAccountURI={}", server.url);
+        self.cli.ok(&["bsl", "create", name, "--provider", "azure", "--bucket", "velero", "--config", &config, "--credential", "azure-creds=cloud"]);
+    }
+
+    fn backup(&self, name: &str, copy_to: &str) -> Value {
+        let _ = self.cli.run(&["backup", "create", name, "--source", &self.path("source"), "--copy-to", copy_to, "--wait"]);
+        self.cli.json(&["backup", "get", name])
+    }
+
+    /// Restores `backup` from `location` into a fresh directory; its files.
+    fn restore(&self, backup: &str, location: &str) -> BTreeMap<String, Vec<u8>> {
+        let target = self.path(&format!("restored-{backup}-{location}"));
+        let name = format!("{backup}-from-{location}");
+        self.cli.ok(&["restore", "create", &name, "--from-backup", backup, "--target", &target, "--storage-location", location, "--wait"]);
+        assert_eq!(self.cli.json(&["restore", "get", &name])["spec"]["storageLocation"], location);
+        files(Path::new(&target))
+    }
+}
+
+fn moto_bucket() -> Server {
+    let server = moto();
+    assert!(raw_http(server.port, "PUT", "/velero").contains("200"), "bucket created");
+    server
+}
+
+/// How many keys are under `prefix` in moto's bucket `velero` (listed with boto3).
+fn moto_keys(server: &Server, prefix: &str) -> usize {
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nprint(s3.list_objects_v2(Bucket='velero', Prefix='{prefix}')['KeyCount'])",
+        server.url
+    );
+    let out = std::process::Command::new(venv_bin().join("python3")).args(["-c", &script]).env_remove("AWS_CA_BUNDLE").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted_everywhere() {
+    let host = Host::new();
+    let (s3, blob) = (moto_bucket(), azurite());
+    azure_sdk(&blob, "service.create_container('velero')");
+    host.filesystem("primary");
+    host.s3("dr-west", &s3);
+    host.azure("offsite", &blob);
+
+    let backup = host.backup("b1", "dr-west,offsite");
+    assert_eq!(backup["status"]["phase"], "Completed", "{backup:#}");
+    let copies: Vec<(String, String)> = backup["status"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["storageLocation"].as_str().unwrap().to_owned(), c["phase"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(copies, [("dr-west".to_owned(), "Completed".to_owned()), ("offsite".to_owned(), "Completed".to_owned())]);
+    let described = host.cli.ok(&["backup", "describe", "b1"]);
+    assert!(described.contains("Copies:\n  dr-west:  Completed\n  offsite:  Completed\n"), "{described}");
+
+    // Each copy is Velero's layout, readable by the cloud's own tools, and says where it is.
+    let out = dir(host.tmp.path(), "awscli");
+    let metadata: Value = serde_json::from_slice(&awscli_get(&s3.url, "velero/backups/b1/velero-backup.json", &out)).unwrap();
+    assert_eq!((metadata["metadata"]["name"].as_str(), metadata["spec"]["storageLocation"].as_str()), (Some("b1"), Some("dr-west")));
+    assert_eq!(metadata["status"]["phase"], "Completed");
+    let listed = azure_sdk(&blob, "print(sorted(b.name for b in service.get_container_client('velero').list_blobs()))");
+    for object in ["b1-logs.gz", "b1-resource-list.json.gz", "b1.tar.gz", "velero-backup.json"] {
+        assert!(listed.contains(&format!("backups/b1/{object}")), "{listed}");
+    }
+
+    // Restored from any location, the same files.
+    let from_primary = host.restore("b1", "primary");
+    assert!(!from_primary.is_empty());
+    assert_eq!(host.restore("b1", "dr-west"), from_primary);
+    assert_eq!(host.restore("b1", "offsite"), from_primary);
+    assert_eq!(moto_keys(&s3, "backups/b1/"), 7, "the copy: the tarball, five records and velero-backup.json");
+    assert!(moto_keys(&s3, "restores/b1-from-dr-west/") > 0, "the restore's files go where it read from");
+
+    // A location that cannot take a copy is refused at creation, naming it.
+    let refused = |copy_to: &str, says: &str| {
+        let backup = host.backup(&format!("bad-{}", copy_to.replace(',', "-")), copy_to);
+        assert_eq!(backup["status"]["phase"], "FailedValidation", "{backup:#}");
+        let errors = backup["status"]["validationErrors"].to_string();
+        assert!(errors.contains(says), "{copy_to}: {errors}");
+    };
+    refused("nowhere", "backup storage location nowhere to copy to was not found");
+    refused("primary", "backup storage location primary is the backup's own");
+    refused("dr-west,dr-west", "dr-west is named more than once");
+    let archive = format!("root={}", s(&dir(host.tmp.path(), "archive")));
+    host.cli.ok(&["bsl", "create", "archive", "--provider", "filesystem", "--bucket", "b", "--config", &archive, "--access-mode", "ReadOnly"]);
+    refused("archive", "copied to backup storage location archive because it is currently in read-only mode");
+    let err = host.cli.fails(&["restore", "create", "r-x", "--from-backup", "b1", "--target", &host.path("x"), "--storage-location", "nowhere", "--wait"]);
+    assert!(err.contains("backup b1 is not in backup storage location nowhere: it is in primary, dr-west, offsite"), "{err}");
+
+    // Deleting the backup deletes every copy, and the restores' files with them.
+    host.cli.ok(&["backup", "delete", "b1", "--confirm"]);
+    assert!(host.cli.fails(&["backup", "get", "b1"]).contains("not found"));
+    assert_eq!(moto_keys(&s3, "backups/b1/") + moto_keys(&s3, "restores/"), 0);
+    let listed = azure_sdk(&blob, "print(sorted(b.name for b in service.get_container_client('velero').list_blobs()))");
+    assert_eq!(listed, "[]");
+    assert!(files(&host.tmp.path().join("store-primary")).is_empty());
+}
+
+#[test]
+fn a_copy_that_cannot_be_written_fails_alone_and_another_host_syncs_the_copy_once() {
+    let host = Host::new();
+    let s3 = moto_bucket();
+    let mut gone = moto_bucket();
+    host.filesystem("primary");
+    host.s3("dr-west", &s3);
+    host.s3("gone", &gone);
+    assert!(gone.terminate(std::time::Duration::from_secs(10)));
+
+    // The copy to the location that went away fails, naming it; the backup and its other
+    // copy are whole.
+    let backup = host.backup("b1", "dr-west,gone");
+    assert_eq!(backup["status"]["phase"], "PartiallyFailed", "{backup:#}");
+    let copies = &backup["status"]["copies"];
+    assert_eq!(copies[0]["phase"], "Completed");
+    assert_eq!((copies[1]["storageLocation"].as_str(), copies[1]["phase"].as_str()), (Some("gone"), Some("Failed")));
+    assert!(copies[1]["message"].as_str().unwrap().contains("error copying the backup to backup storage location gone"), "{copies}");
+    let described = host.cli.ok(&["backup", "describe", "b1"]);
+    assert!(described.contains("  gone:  Failed: error copying the backup to backup storage location gone"), "{described}");
+    let log = String::from_utf8_lossy(&host.cli.command(&["backup", "logs", "b1"]).output().unwrap().stdout).into_owned();
+    assert!(log.contains("error copying the backup to backup storage location gone"), "{log}");
+    let from_primary = host.restore("b1", "primary");
+    assert_eq!(host.restore("b1", "dr-west"), from_primary);
+
+    // A server that sees only the copy, under another name, finds the backup once and restores it.
+    let (two, tenants) = (host.tmp.path().join("two"), dir(host.tmp.path(), "tenants"));
+    let args = ["--tenant-root", &s(&tenants), "--backup-sync-period", "1s", "--allow-endpoint", "127.0.0.1"];
+    let second = coffer_server(&two, &args);
+    let other = Cli::remote(&second.server.url, &token(&two, "acme", "t"));
+    other.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", host.path("files/aws"))]);
+    let config = format!("region=us-east-1,s3Url={}", s3.url);
+    other.ok(&["bsl", "create", "west", "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud"]);
+    let synced = eventually(Duration::from_secs(30), "sync", || {
+        let listed = other.json(&["backup", "get"]);
+        let items = listed["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    });
+    assert_eq!(synced.len(), 1, "{synced:#?}");
+    assert_eq!((synced[0]["metadata"]["name"].as_str(), synced[0]["spec"]["storageLocation"].as_str()), (Some("b1"), Some("west")));
+    assert!(synced[0]["status"].get("copies").is_none(), "the copies it records are the other host's locations");
+    other.ok(&["restore", "create", "r1", "--from-backup", "b1", "--target", "restored", "--wait"]);
+    assert_eq!(files(&tenants.join("acme/restored")), from_primary);
+    // The first host's own sync of the copy location does not show the backup twice.
+    let mine = host.cli.json(&["backup", "get"]);
+    assert_eq!(mine["items"].as_array().unwrap().iter().filter(|b| b["metadata"]["name"] == "b1").count(), 1);
+
+    assert_eq!(moto_keys(&s3, "backups/b1/"), 7, "the copy: the tarball, five records and velero-backup.json");
+    // Deleting it reaches every location it can; what it cannot is reported, and the backup
+    // stays Deleting to be retried.
+    let err = host.cli.fails(&["backup", "delete", "b1", "--confirm"]);
+    assert!(err.contains("backup storage location gone"), "{err}");
+    assert_eq!(moto_keys(&s3, "backups/b1/"), 0, "the reachable copy is deleted");
+    assert_eq!(host.cli.json(&["backup", "get", "b1"])["status"]["phase"], "Deleting");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let coffer = rt.block_on(coffer::coffer::Coffer::open(&host.cli.data_dir, coffer::sandbox::Limits::default())).unwrap();
+    let due = coffer::controllers::due_for_deletion(&coffer, time::OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(due.iter().map(|b| b.metadata.meta.name.as_str()).collect::<Vec<_>>(), ["b1"], "the garbage collector retries it");
+}
