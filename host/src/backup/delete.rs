@@ -9,7 +9,7 @@ use super::{BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::fsb::open_backup_repository;
 use crate::locations::{object_store_for, volume_snapshotter_for};
-use crate::model::{AccessMode, Backup, Phase, Restore, VolumeSnapshotLocation};
+use crate::model::{AccessMode, Backup, BackupStorageLocation, Phase, Restore, VolumeSnapshotLocation};
 use crate::sandbox::ObjectStoreHandle;
 
 /// Removes every object of backup `name` and returns what could not be removed.
@@ -110,8 +110,12 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     // Every copy, with the files of the restores read from it.
     for copy in &backup.status.copies {
         let here = &copy.storage_location;
+        let Some(bsl) = coffer.state.read()?.get::<BackupStorageLocation>(namespace, here)? else {
+            // As Velero leaves a deleted location's backups in its bucket.
+            tracing::warn!(namespace, backup = name, location = %here, "left the copy in a backup storage location that no longer exists");
+            continue;
+        };
         let removed = async {
-            let bsl = storage_location_of(coffer, namespace, here)?;
             if bsl.spec.access_mode == AccessMode::ReadOnly {
                 return Err(BackupError::Refused("it is currently in read-only mode".into()));
             }

@@ -13,7 +13,8 @@ use crate::s3::awscli_get;
 use std::time::Duration;
 
 use crate::server_api::token;
-use crate::servers::{Server, azurite, coffer_server, eventually, moto, raw_http, venv_bin};
+use crate::gcs::gcs_client;
+use crate::servers::{Server, azurite, coffer_server, eventually, fake_gcs, gcs_token_server, moto, raw_http, venv_bin};
 
 const AWS_CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
@@ -73,6 +74,12 @@ impl Host {
         self.cli.ok(&["bsl", "create", name, "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud"]);
     }
 
+    fn gcs(&self, name: &str, server: &Server, tokens: &Server, key: &Path) {
+        self.cli.ok(&["secret", "create", "gcs-creds", "--from-file", &format!("cloud={}", s(key))]);
+        let config = format!("storeEndpoint={}/storage/v1/,tokenEndpoint={}/token", server.url, tokens.url);
+        self.cli.ok(&["bsl", "create", name, "--provider", "gcp", "--bucket", "velero", "--config", &config, "--credential", "gcs-creds=cloud"]);
+    }
+
     fn azure(&self, name: &str, server: &Server) {
         let config = format!("storageAccount={ACCOUNT},storageAccountURI={}", server.url);
         self.cli.ok(&["bsl", "create", name, "--provider", "azure", "--bucket", "velero", "--config", &config, "--credential", "azure-creds=cloud"]);
@@ -111,15 +118,18 @@ fn moto_keys(server: &Server, prefix: &str) -> usize {
 }
 
 #[test]
-fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted_everywhere() {
+fn a_backup_copied_to_s3_azure_and_gcs_restores_identically_from_each_and_is_deleted_everywhere() {
     let host = Host::new();
     let (s3, blob) = (moto_bucket(), azurite());
     azure_sdk(&blob, "service.create_container('velero')");
+    let (gcs, tokens) = (fake_gcs(&dir(host.tmp.path(), "gcs")), gcs_token_server(&dir(host.tmp.path(), "keys")));
+    gcs_client(&gcs, "client.create_bucket('velero')");
     host.filesystem("primary");
     host.s3("dr-west", &s3);
     host.azure("offsite", &blob);
+    host.gcs("gcs", &gcs, &tokens, &host.tmp.path().join("keys/key.json"));
 
-    let backup = host.backup("b1", "dr-west,offsite");
+    let backup = host.backup("b1", "dr-west,offsite,gcs");
     assert_eq!(backup["status"]["phase"], "Completed", "{backup:#}");
     let copies: Vec<(String, String)> = backup["status"]["copies"]
         .as_array()
@@ -127,9 +137,10 @@ fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted
         .iter()
         .map(|c| (c["storageLocation"].as_str().unwrap().to_owned(), c["phase"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(copies, [("dr-west".to_owned(), "Completed".to_owned()), ("offsite".to_owned(), "Completed".to_owned())]);
+    let completed = |name: &str| (name.to_owned(), "Completed".to_owned());
+    assert_eq!(copies, [completed("dr-west"), completed("gcs"), completed("offsite")]);
     let described = host.cli.ok(&["backup", "describe", "b1"]);
-    assert!(described.contains("Copies:\n  dr-west:  Completed\n  offsite:  Completed\n"), "{described}");
+    assert!(described.contains("Copies:\n  dr-west:  Completed\n  offsite:  Completed\n  gcs:  Completed\n"), "{described}");
 
     // Each copy is Velero's layout, readable by the cloud's own tools, and says where it is.
     let out = dir(host.tmp.path(), "awscli");
@@ -146,6 +157,7 @@ fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted
     assert!(!from_primary.is_empty());
     assert_eq!(host.restore("b1", "dr-west"), from_primary);
     assert_eq!(host.restore("b1", "offsite"), from_primary);
+    assert_eq!(host.restore("b1", "gcs"), from_primary);
     assert_eq!(moto_keys(&s3, "backups/b1/"), 7, "the copy: the tarball, five records and velero-backup.json");
     assert!(moto_keys(&s3, "restores/b1-from-dr-west/") > 0, "the restore's files go where it read from");
 
@@ -159,11 +171,15 @@ fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted
     refused("nowhere", "backup storage location nowhere to copy to was not found");
     refused("primary", "backup storage location primary is the backup's own");
     refused("dr-west,dr-west", "dr-west is named more than once");
+    let closed = format!("region=us-east-1,s3Url=http://127.0.0.1:{}", crate::servers::free_port());
+    host.cli.ok(&["bsl", "create", "down", "--provider", "aws", "--bucket", "velero", "--config", &closed, "--credential", "aws-creds=cloud"]);
+    assert_eq!(host.cli.json(&["bsl", "get", "down"])["status"]["phase"], "Unavailable");
+    refused("down", "copied to backup storage location down because it is in Unavailable status");
     let archive = format!("root={}", s(&dir(host.tmp.path(), "archive")));
     host.cli.ok(&["bsl", "create", "archive", "--provider", "filesystem", "--bucket", "b", "--config", &archive, "--access-mode", "ReadOnly"]);
     refused("archive", "copied to backup storage location archive because it is currently in read-only mode");
     let err = host.cli.fails(&["restore", "create", "r-x", "--from-backup", "b1", "--target", &host.path("x"), "--storage-location", "nowhere", "--wait"]);
-    assert!(err.contains("backup b1 is not in backup storage location nowhere: it is in primary, dr-west, offsite"), "{err}");
+    assert!(err.contains("backup b1 is not in backup storage location nowhere: it is in primary, dr-west, gcs, offsite"), "{err}");
 
     // Deleting the backup deletes every copy, and the restores' files with them.
     host.cli.ok(&["backup", "delete", "b1", "--confirm"]);
@@ -171,6 +187,7 @@ fn a_backup_copied_to_s3_and_azure_restores_identically_from_each_and_is_deleted
     assert_eq!(moto_keys(&s3, "backups/b1/") + moto_keys(&s3, "restores/"), 0);
     let listed = azure_sdk(&blob, "print(sorted(b.name for b in service.get_container_client('velero').list_blobs()))");
     assert_eq!(listed, "[]");
+    assert_eq!(gcs_client(&gcs, "print(len(list(client.list_blobs('velero'))))"), "0");
     assert!(files(&host.tmp.path().join("store-primary")).is_empty());
 }
 
@@ -232,4 +249,11 @@ fn a_copy_that_cannot_be_written_fails_alone_and_another_host_syncs_the_copy_onc
     let coffer = rt.block_on(coffer::coffer::Coffer::open(&host.cli.data_dir, coffer::sandbox::Limits::default())).unwrap();
     let due = coffer::controllers::due_for_deletion(&coffer, time::OffsetDateTime::now_utc()).unwrap();
     assert_eq!(due.iter().map(|b| b.metadata.meta.name.as_str()).collect::<Vec<_>>(), ["b1"], "the garbage collector retries it");
+    drop(coffer);
+
+    // Once the unreachable location itself is deleted, the backup's deletion completes (its
+    // copy there is left, as Velero leaves a deleted location's backups).
+    host.cli.ok(&["bsl", "delete", "gone", "--confirm"]);
+    host.cli.ok(&["backup", "delete", "b1", "--confirm"]);
+    assert!(host.cli.fails(&["backup", "get", "b1"]).contains("not found"));
 }

@@ -14,7 +14,7 @@ use crate::conformance::object_store_conformance;
 use crate::servers::{Server, fake_gcs, gcs_token_server, venv_bin};
 
 /// Runs Python `code` with `client`, a google-cloud-storage client of `server`; returns stdout.
-fn gcs_client(server: &Server, code: &str) -> String {
+pub fn gcs_client(server: &Server, code: &str) -> String {
     let script = format!(
         "from google.auth.credentials import AnonymousCredentials\nfrom google.cloud import storage\nclient = storage.Client(project='test', credentials=AnonymousCredentials(), client_options={{'api_endpoint': '{}'}})\n{code}",
         server.url
