@@ -35,6 +35,23 @@ pub fn s(path: &Path) -> String {
     path.to_str().expect("utf-8 path").to_owned()
 }
 
+/// Every file under `root`, by its path relative to `root`, with its content.
+pub fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.insert(s(path.strip_prefix(root).unwrap()), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
 /// A fresh directory under `parent`.
 pub fn dir(parent: &Path, name: &str) -> PathBuf {
     let d = parent.join(name);

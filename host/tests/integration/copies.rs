@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::azure::{ACCOUNT, KEY, credential as azure_credential, sdk as azure_sdk};
-use crate::common::{Cli, dir, s};
+use crate::common::{Cli, dir, files, s};
 use crate::s3::awscli_get;
 use std::time::Duration;
 
@@ -17,23 +17,6 @@ use crate::gcs::gcs_client;
 use crate::servers::{Server, azurite, coffer_server, eventually, fake_gcs, gcs_token_server, moto, raw_http, venv_bin};
 
 const AWS_CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
-
-/// Every file under `root`, relative, with its content.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.insert(s(path.strip_prefix(root).unwrap()), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
 
 /// A data directory with a filesystem location `primary` (the default), the example
 /// manifests as the source, and the secrets for S3 and Azure.

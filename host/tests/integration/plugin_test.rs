@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use coffer::conformance::{OBJECT_STORE_CHECKS, VOLUME_SNAPSHOTTER_CHECKS};
 use serde_json::Value;
 
-use crate::common::{Cli, Run, dir, s};
+use crate::common::{Cli, Run, dir, files, s};
 use crate::ebs::{boto3, create_volume, pv};
 use crate::servers::{moto, moto_tls, s3s_fs, venv_bin};
 
@@ -45,23 +45,6 @@ fn got(report: &Value, name: &str) -> String {
 
 fn all_names(report: &Value) -> Vec<String> {
     report["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect()
-}
-
-/// Every file under `root`, relative, with its content.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.insert(s(path.strip_prefix(root).unwrap()), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]

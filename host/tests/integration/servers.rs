@@ -14,6 +14,7 @@ pub fn venv_bin() -> PathBuf {
     bin
 }
 
+/// A port on 127.0.0.1 that nothing listens on (at the time of asking).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
