@@ -164,6 +164,10 @@ fn a_backup_copied_to_s3_azure_and_gcs_restores_identically_from_each_and_is_del
     let err = host.cli.fails(&["restore", "create", "r-x", "--from-backup", "b1", "--target", &host.path("x"), "--storage-location", "nowhere", "--wait"]);
     assert!(err.contains("backup b1 is not in backup storage location nowhere: it is in primary, dr-west, gcs, offsite"), "{err}");
 
+    // A schedule's backups are copied as its template says.
+    host.cli.ok(&["schedule", "create", "hourly", "--schedule", "@every 1h", "--source", &host.path("source"), "--copy-to", "gcs", "--skip-immediately"]);
+    assert_eq!(host.cli.json(&["schedule", "get", "hourly"])["spec"]["template"]["copyTo"], serde_json::json!(["gcs"]));
+
     // Deleting the backup deletes every copy, and the restores' files with them.
     host.cli.ok(&["backup", "delete", "b1", "--confirm"]);
     assert!(host.cli.fails(&["backup", "get", "b1"]).contains("not found"));
