@@ -49,9 +49,10 @@ pub enum TemplateError {
 /// `sdk` (an absolute path), as (relative path, content).
 pub fn provider_crate(name: &str, kind: ProviderKind, sdk: &Path) -> Result<Vec<(&'static str, String)>, TemplateError> {
     check_name(name)?;
-    let (kind_words, wit, source) = match kind {
-        ProviderKind::ObjectStore => ("object-store", "object-store", OBJECT_STORE),
-        ProviderKind::VolumeSnapshotter => ("volume-snapshotter", "volume-snapshotter", VOLUME_SNAPSHOTTER),
+    // The contract's interface, which names its file in `wit/` too.
+    let (interface, source) = match kind {
+        ProviderKind::ObjectStore => ("object-store", OBJECT_STORE),
+        ProviderKind::VolumeSnapshotter => ("volume-snapshotter", VOLUME_SNAPSHOTTER),
     };
     let file = name.replace('-', "_");
     let test = match kind {
@@ -70,10 +71,8 @@ pub fn provider_crate(name: &str, kind: ProviderKind, sdk: &Path) -> Result<Vec<
     };
     let fill = |template: &str| {
         template
-            .replace("{{crate}}", name)
             .replace("{{name}}", name)
-            .replace("{{kind}}", kind_words)
-            .replace("{{wit}}", wit)
+            .replace("{{interface}}", interface)
             .replace("{{file}}", &file)
             .replace("{{sdk}}", &sdk.display().to_string())
             .replace("{{test}}", &test)

@@ -45,15 +45,17 @@ impl RestoreRequest {
     }
 }
 
-/// Why a restore cannot start (empty when it can).
-fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<Vec<String>, BackupError> {
+/// Why a restore cannot start (empty when it can), and, for a backup with copies, the
+/// location to read it from.
+fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<(Vec<String>, Option<String>), BackupError> {
     let mut errors = validate_filters(&request.spec.filters);
+    let mut location = None;
     match get_backup(coffer, namespace, &request.spec.backup_name) {
-        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => {
-            if let Err(e) = readable_location(coffer, &b, &request.spec.storage_location) {
-                errors.push(e.to_string());
-            }
-        }
+        Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => match readable_location(coffer, &b, &request.spec.storage_location) {
+            Ok(bsl) if !b.status.copies.is_empty() => location = Some(bsl.metadata.name),
+            Ok(_) => {}
+            Err(e) => errors.push(e.to_string()),
+        },
         Ok(b) => errors.push(format!(
             "backup {} is in phase {}; only Completed or PartiallyFailed backups can be restored",
             request.spec.backup_name,
@@ -75,7 +77,7 @@ fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Resul
         Err(PathError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => errors.push(e.to_string()),
     }
-    Ok(errors)
+    Ok((errors, location))
 }
 
 /// Creates and runs a restore. Validation problems end it `FailedValidation`; a refused
@@ -120,14 +122,12 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, mut request: RestoreRequ
         spec: request.spec.clone(),
         status: RestoreStatus { phase: Some(Phase::New), ..Default::default() },
     };
-    let errors = validate(coffer, namespace, &request)?;
+    let (errors, location) = validate(coffer, namespace, &request)?;
     // A backup with copies is read from the location chosen now, where the restore's own
     // files go too.
     if errors.is_empty()
-        && let Ok(backup) = get_backup(coffer, namespace, &request.spec.backup_name)
-        && !backup.status.copies.is_empty()
+        && let Some(chosen) = location
     {
-        let chosen = readable_location(coffer, &backup, &request.spec.storage_location)?.metadata.name;
         restore.spec.storage_location.clone_from(&chosen);
         request.spec.storage_location = chosen;
     }

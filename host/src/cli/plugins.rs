@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use coffer::coffer::Coffer;
 use coffer::conformance::{self, CheckResult, ObjectStoreTarget, Outcome, Report, SnapshotterTarget, Subject, Targets};
+use coffer::locations::object_store_config;
 use coffer::plugins::{Plugin, PluginSource};
 use coffer::provider_template::write_provider_crate;
 use coffer::sandbox::{Limits, Manifest, ProviderKind, Sandbox};
@@ -90,13 +91,8 @@ pub async fn test(args: PluginTest) -> Result<()> {
                 bail!("{} is an object store: give the --bucket to test it in", args.file.display());
             };
             let prefix = args.prefix.trim_matches('/').to_owned();
-            // As a location's provider gets them: the bucket, the prefix and the CA bundle.
-            config.insert("bucket".into(), bucket.clone());
-            config.insert("prefix".into(), prefix.clone());
-            if let Some(cacert) = &args.cacert {
-                let pem = parse::read_file("cacert", cacert)?;
-                config.insert("caCert".into(), String::from_utf8(pem).context("--cacert: not a PEM text file")?);
-            }
+            let ca_pem = args.cacert.as_deref().map(|f| parse::read_file("cacert", f)).transpose()?;
+            config = object_store_config(config, &bucket, &prefix, ca_pem.as_deref());
             targets.object_store = Some(ObjectStoreTarget { bucket, prefix, large: args.large, force: args.force });
         }
         ProviderKind::VolumeSnapshotter => {

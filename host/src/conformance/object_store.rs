@@ -111,7 +111,7 @@ impl Run<'_> {
 
     fn relative(&self, mut keys: Vec<String>) -> Vec<String> {
         keys.sort();
-        keys.into_iter().map(|k| k.strip_prefix(&self.root).map_or(k.clone(), str::to_owned)).collect()
+        keys.into_iter().map(|k| k.strip_prefix(&self.root).map(str::to_owned).unwrap_or(k)).collect()
     }
 
     /// Writes the listing checks' objects once.

@@ -227,6 +227,17 @@ pub async fn refresh_backup_storage_locations(
     Ok(out)
 }
 
+/// What an object store's provider receives as its config, like Velero's: the location's
+/// `config` plus the injected `bucket`, `prefix` and (when there is one) the CA bundle `caCert`.
+pub fn object_store_config(mut config: BTreeMap<String, String>, bucket: &str, prefix: &str, ca_pem: Option<&[u8]>) -> BTreeMap<String, String> {
+    config.insert("bucket".into(), bucket.into());
+    config.insert("prefix".into(), prefix.into());
+    if let Some(pem) = ca_pem {
+        config.insert("caCert".into(), String::from_utf8_lossy(pem).into_owned());
+    }
+    config
+}
+
 /// A handle on the location's object store, with its credential and only its grants.
 pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<ObjectStoreHandle, LocationError> {
     let location = location::label(bsl);
@@ -234,17 +245,16 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
         .registry
         .resolve(&bsl.spec.provider, ProviderKind::ObjectStore)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
-    // Like Velero: the config plus the injected bucket, prefix and CA bundle.
-    let mut config = bsl.spec.config.clone();
     let storage = &bsl.spec.object_storage;
-    config.insert("bucket".into(), storage.bucket.clone());
-    config.insert("prefix".into(), storage.prefix.clone());
-    if let Some(ca) = &storage.ca_cert {
-        let pem = STANDARD
-            .decode(ca)
-            .map_err(|e| LocationError::InvalidField { field: "objectStorage.caCert".into(), reason: e.to_string() })?;
-        config.insert("caCert".into(), String::from_utf8_lossy(&pem).into_owned());
-    }
+    let ca_pem = match &storage.ca_cert {
+        Some(ca) => Some(
+            STANDARD
+                .decode(ca)
+                .map_err(|e| LocationError::InvalidField { field: "objectStorage.caCert".into(), reason: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let config = object_store_config(bsl.spec.config.clone(), &storage.bucket, &storage.prefix, ca_pem.as_deref());
     let grants = location_grants(coffer, &bsl.metadata.namespace, &location, plugin, config, bsl.spec.credential.as_ref())?;
     Ok(ObjectStoreHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }

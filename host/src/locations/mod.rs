@@ -10,7 +10,7 @@ mod snapshot;
 
 pub use backup_storage::{
     BackupStorageLocationChange, NewBackupStorageLocation, create_backup_storage_location,
-    delete_backup_storage_location, get_backup_storage_locations, object_store_for, refresh_backup_storage_locations,
+    delete_backup_storage_location, get_backup_storage_locations, object_store_config, object_store_for, refresh_backup_storage_locations,
     set_backup_storage_location, validate_backup_storage_location, validation_due,
 };
 pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};

@@ -133,13 +133,15 @@ struct TimedBody {
     after: Option<Option<BodyFrame>>,
 }
 
+/// A connection's or body's failure as wasi:http names it; hyper's own timeouts are the
+/// response timing out.
+fn hyper_error(e: hyper::Error) -> HttpError {
+    if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }
+}
+
 impl TimedBody {
     fn new(incoming: hyper::body::Incoming, timeout: tokio::time::Interval) -> Self {
         TimedBody { incoming, timeout, joined: bytes::BytesMut::new(), linger: None, after: None }
-    }
-
-    fn error(e: hyper::Error) -> HttpError {
-        if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }
     }
 
     /// The joined data, as one frame.
@@ -171,7 +173,7 @@ impl http_body::Body for TimedBody {
                         Err(trailers) => this.after = Some(Some(Ok(trailers))),
                     }
                 }
-                Poll::Ready(Some(Err(e))) => this.after = Some(Some(Err(Self::error(e)))),
+                Poll::Ready(Some(Err(e))) => this.after = Some(Some(Err(hyper_error(e)))),
                 Poll::Ready(None) => this.after = Some(None),
                 Poll::Pending if this.joined.is_empty() => {
                     ready!(this.timeout.poll_tick(cx));
@@ -304,7 +306,7 @@ pub(crate) async fn send_request(
     .await?;
     let rest: ConnectionFuture = Box::new(async move {
         match connection {
-            Some(conn) => conn.await.map_err(|e| if e.is_timeout() { HttpError::HttpResponseTimeout } else { e.into() }),
+            Some(conn) => conn.await.map_err(hyper_error),
             None => Ok(()),
         }
     });

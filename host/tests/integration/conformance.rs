@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use coffer::conformance::{self, ObjectStoreTarget, Outcome, Report, Subject, Targets};
+use coffer::locations::object_store_config;
 use coffer::sandbox::{ProviderComponent, Sandbox};
 use coffer::secret::SecretBytes;
 
@@ -24,9 +25,8 @@ pub async fn object_store_conformance(
     large: bool,
     skips: &[&str],
 ) -> Report {
-    let mut config: BTreeMap<String, String> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    config.insert("bucket".into(), bucket.into());
-    config.insert("prefix".into(), String::new());
+    let config: BTreeMap<String, String> = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = object_store_config(config, bucket, "", None);
     let subject = Subject {
         sandbox: sandbox.clone(),
         component: component.clone(),
