@@ -66,7 +66,7 @@ pub mod object_store {
             "wasi:io/streams@0.2.12": wasip2::io::streams,
             "wasi:io/error@0.2.12": wasip2::io::error,
             "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "coffer:provider/digest@0.2.0": crate::bindings::host::coffer::provider::digest,
+            "coffer:provider/digest@0.3.0": crate::bindings::host::coffer::provider::digest,
         },
         pub_export_macro: true,
         export_macro_name: "export_object_store_world",
@@ -82,7 +82,7 @@ pub mod volume_snapshotter {
     wit_bindgen::generate!({
         path: "../wit",
         world: "volume-snapshotter-provider",
-        with: { "coffer:provider/digest@0.2.0": crate::bindings::host::coffer::provider::digest },
+        with: { "coffer:provider/digest@0.3.0": crate::bindings::host::coffer::provider::digest },
         pub_export_macro: true,
         export_macro_name: "export_volume_snapshotter_world",
         default_bindings_module: "coffer_guest_sdk::bindings::volume_snapshotter",

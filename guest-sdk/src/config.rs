@@ -37,6 +37,13 @@ impl Config {
         Ok(Config { entries: map })
     }
 
+    /// A config already checked elsewhere, taken as it is: the source location's config that
+    /// `copy-snapshot` passes, which that location's own instance checked when it started. A
+    /// key given twice keeps its last value.
+    pub fn from_checked(entries: Vec<(String, String)>) -> Self {
+        Config { entries: entries.into_iter().collect() }
+    }
+
     /// Parses an object store's config: `valid_keys` plus the injected `bucket`, `prefix` and
     /// `caCert`.
     pub fn parse_object_store(entries: Vec<(String, String)>, valid_keys: &[&str]) -> Result<Self, Error> {

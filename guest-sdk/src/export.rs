@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::bindings::{object_store as os, volume_snapshotter as vs};
 use crate::streams::{InputStream, OutputStream};
-use crate::{Credential, Error, Manifest, Result};
+use crate::{Config, Credential, Error, Manifest, Result};
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,15 @@ pub struct VolumeInfo {
     pub iops: Option<i64>,
 }
 
+/// A snapshot copied into this location by [`VolumeSnapshotter::copy_snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotCopy {
+    /// The copy's snapshot ID in this location.
+    pub snapshot_id: String,
+    /// The zone in which volumes are made from the copy (empty where there are no zones).
+    pub volume_az: String,
+}
+
 /// A volume snapshotter for one volume snapshot location (Velero's VolumeSnapshotter v1).
 pub trait VolumeSnapshotter: Sized + 'static {
     /// What this provider is and what it may be granted.
@@ -80,6 +89,14 @@ pub trait VolumeSnapshotter: Sized + 'static {
     fn create_snapshot(&self, volume_id: &str, volume_az: &str, tags: Vec<(String, String)>) -> Result<String>;
     /// Deletes a snapshot; a missing one is not an error.
     fn delete_snapshot(&self, snapshot_id: &str) -> Result<()>;
+    /// Copies `snapshot_id`, taken through another location of this provider whose config is
+    /// `source`, into this location, tagged with `tags`; the snapshot's volume was in
+    /// `volume_az`. The source location's directories are mounted read-only under `/source`.
+    /// Providers that cannot copy keep this default, which answers [`Error::Unsupported`].
+    fn copy_snapshot(&self, snapshot_id: &str, source: Config, volume_az: &str, tags: Vec<(String, String)>) -> Result<SnapshotCopy> {
+        let _ = (snapshot_id, source, volume_az, tags);
+        Err(Error::Unsupported("copy-snapshot: this provider does not copy snapshots between locations".into()))
+    }
 }
 
 thread_local! {
@@ -198,6 +215,20 @@ impl<T: VolumeSnapshotter> vs::exports::coffer::provider::volume_snapshotter::Gu
     }
     fn delete_snapshot(snapshot_id: String) -> Result<(), vs::wit::Error> {
         with_instance(|s: &T| to_wit(s.delete_snapshot(&snapshot_id)))
+    }
+    fn copy_snapshot(
+        snapshot_id: String,
+        source: Vec<(String, String)>,
+        volume_az: String,
+        tags: Vec<(String, String)>,
+    ) -> Result<vs::exports::coffer::provider::volume_snapshotter::SnapshotCopy, vs::wit::Error> {
+        with_instance(|s: &T| {
+            let copy = s.copy_snapshot(&snapshot_id, Config::from_checked(source), &volume_az, tags);
+            to_wit(copy.map(|c| vs::exports::coffer::provider::volume_snapshotter::SnapshotCopy {
+                snapshot_id: c.snapshot_id,
+                volume_az: c.volume_az,
+            }))
+        })
     }
 }
 

@@ -62,7 +62,7 @@ pub mod xml;
 pub use config::{Config, OBJECT_STORE_INJECTED_KEYS};
 pub use credential::Credential;
 pub use error::{Error, Result, deleted, exists};
-pub use export::{ObjectEntry, ObjectStore, VolumeInfo, VolumeSnapshotter};
+pub use export::{ObjectEntry, ObjectStore, SnapshotCopy, VolumeInfo, VolumeSnapshotter};
 #[doc(hidden)]
 pub use export::{ObjectStoreExport, VolumeSnapshotterExport};
 pub use manifest::{DirectoryRequest, Manifest};

@@ -392,6 +392,11 @@ pub struct BackupSpec {
     /// layout (Coffer's: Velero sends a backup to one location).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copy_to: Vec<String>,
+    /// Other volume snapshot locations that each receive a copy of every snapshot taken
+    /// through a location of their provider (Coffer's: Velero keeps a snapshot where it was
+    /// taken).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_snapshots_to: Vec<String>,
 }
 
 /// Where a backup or restore is in its life.
@@ -582,6 +587,12 @@ pub struct RestoreSpec {
     /// (Coffer's). Unset: its own when that is not Unavailable, else the first copy's that is not.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub storage_location: String,
+    /// The volume snapshot locations to recreate volumes from, in order of preference: each
+    /// volume from its snapshot (or a copy of it) in the first of these that holds one
+    /// (Coffer's). Unset: the snapshot's own location when that is not Unavailable, else the
+    /// first copy's that is not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_snapshot_locations: Vec<String>,
 }
 
 /// Items counted during a restore (Velero's `RestoreProgress`).

@@ -89,7 +89,7 @@ mod tests {
             excluded_resources: some,
             label_selector: Some(crate::backup::parse_selector("a=b").unwrap()),
         };
-        let restore_spec = crate::model::RestoreSpec { backup_name: "b".into(), filters: filters.clone(), restore_p_vs: Some(true), storage_location: "l".into() };
+        let restore_spec = crate::model::RestoreSpec { backup_name: "b".into(), filters: filters.clone(), restore_p_vs: Some(true), storage_location: "l".into(), volume_snapshot_locations: vec!["v".into()] };
         let backup_spec = crate::model::BackupSpec {
             filters,
             snapshot_volumes: Some(true),
@@ -98,6 +98,7 @@ mod tests {
             storage_location: "l".into(),
             volume_snapshot_locations: vec!["v".into()],
             copy_to: vec!["c".into()],
+            copy_snapshots_to: vec!["w".into()],
         };
         let pairs: Vec<(Value, BTreeSet<String>)> = vec![
             (body(&doc, routes::BACKUP_STORAGE_LOCATION, "patch"), sent(bsl_patch)),

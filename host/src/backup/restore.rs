@@ -14,13 +14,13 @@ use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::pod_volume_restores;
 use super::pod_volumes::PodVolumeBackup;
-use super::snapshots::VolumeSnapshot;
+use super::snapshots::{VolumeSnapshot, rezone, snapshot_for};
 use super::tarball::{Limits, TarballError, item_path, visit_tarball};
 use super::{Accepted, BackupError, fetch_document, get_backup, readable_location};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
 use crate::locations::{location_directories, object_store_for, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupMeta, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
+use crate::model::{API_VERSION, Backup, BackupMeta, LocationPhase, ObjectMeta, Phase, Progress, Restore, RestoreSpec, RestoreStatus, VolumeSnapshotLocation, now};
 use crate::object::{ObjectError, validate_name};
 
 /// The annotation recording where a restore wrote its resources.
@@ -49,6 +49,13 @@ impl RestoreRequest {
 /// location to read it from.
 fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Result<(Vec<String>, Option<String>), BackupError> {
     let mut errors = validate_filters(&request.spec.filters);
+    let txn = coffer.state.read()?;
+    for name in &request.spec.volume_snapshot_locations {
+        if txn.get::<VolumeSnapshotLocation>(namespace, name)?.is_none() {
+            errors.push(format!("volume snapshot location {name} to restore volumes from was not found: volumesnapshotlocations.velero.io {name:?} not found"));
+        }
+    }
+    drop(txn);
     let mut location = None;
     match get_backup(coffer, namespace, &request.spec.backup_name) {
         Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => match readable_location(coffer, &b, &request.spec.storage_location) {
@@ -224,7 +231,12 @@ async fn restore_volume(
         .create_volume_from_snapshot(&snapshot.status.provider_snapshot_id, &spec.volume_type, &spec.volume_az, spec.volume_iops)
         .await
         .map_err(|e| format!("error creating volume from snapshot {}: {e}", snapshot.status.provider_snapshot_id))?;
-    let rewritten = handle.set_volume_id(&pv.object.to_string(), &volume_id).await.map_err(|e| e.to_string())?;
+    let mut document = pv.object.clone();
+    // A copy's volume is made in the copy's zone, which the PV must then name.
+    if snapshot.is_copy() && !spec.volume_az.is_empty() {
+        rezone(&mut document, &spec.volume_az);
+    }
+    let rewritten = handle.set_volume_id(&document.to_string(), &volume_id).await.map_err(|e| e.to_string())?;
     let object = serde_json::from_str(&rewritten).map_err(|e| format!("the provider returned a malformed PersistentVolume: {e}"))?;
     let item = Item::from_object(object).map_err(|e| format!("the provider returned an invalid PersistentVolume: {}", e.0))?;
     if (&item.api_version, &item.kind, &item.name) != (&pv.api_version, &pv.kind, &pv.name) {
@@ -350,6 +362,16 @@ async fn run(
     apart_from_locations(coffer, namespace, &target, &request.target)?;
 
     let restore_volumes = request.spec.restore_p_vs != Some(false);
+    // The snapshot locations a volume may be recreated through unless the restore names some.
+    let usable: HashSet<String> = coffer
+        .state
+        .read()
+        .and_then(|txn| txn.list::<VolumeSnapshotLocation>(namespace))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|v| v.status.phase != Some(LocationPhase::Unavailable))
+        .map(|v| v.metadata.name)
+        .collect();
     let mut counts = Progress { total_items, ..Default::default() };
     progress(&counts);
     let mut handles = BTreeMap::new();
@@ -367,14 +389,25 @@ async fn run(
     while let Some(item) = items.recv().await {
         let scope_ns = item.namespace.clone();
         let scope = scope_ns.as_deref().map_or(Scope::Cluster, Scope::Namespace);
-        let snapshot = snapshots
-            .iter()
-            .find(|s| s.spec.persistent_volume_name == item.name && s.status.phase == "Completed");
+        let snapshot = match item.kind.as_str() {
+            "PersistentVolume" if restore_volumes => {
+                snapshot_for(&snapshots, &item.name, &request.spec.volume_snapshot_locations, |l| usable.contains(l))
+            }
+            _ => Ok(None),
+        };
         let item = match snapshot {
-            Some(snapshot) if item.kind == "PersistentVolume" && restore_volumes => {
+            Err(e) => {
+                log.error(scope, format!("error restoring persistent volume {}: {e}", item.name));
+                continue;
+            }
+            Ok(Some(snapshot)) => {
                 match restore_volume(coffer, namespace, snapshot, &item, &mut handles).await {
                     Ok(rewritten) => {
-                        log.info(&format!("Restored persistent volume {} from snapshot {}", item.name, snapshot.status.provider_snapshot_id));
+                        let copy = match snapshot.is_copy() {
+                            true => format!(" (a copy, in volume snapshot location {}, of the snapshot in {})", snapshot.spec.location, snapshot.spec.copied_from),
+                            false => String::new(),
+                        };
+                        log.info(&format!("Restored persistent volume {} from snapshot {}{copy}", item.name, snapshot.status.provider_snapshot_id));
                         rewritten
                     }
                     Err(e) => {
@@ -383,7 +416,7 @@ async fn run(
                     }
                 }
             }
-            _ => item,
+            Ok(None) => item,
         };
         if let Err(e) = write_item(&target, &item) {
             log.error(scope, format!("error writing {} {}: {e}", item.kind, item.qualified_name()));

@@ -22,7 +22,7 @@ use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
 use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
-use crate::locations::{object_store_for, volume_snapshotter_for};
+use crate::locations::{object_store_for, volume_snapshot_copier_for, volume_snapshotter_for};
 use crate::model::{API_VERSION, Backup, BackupCopy, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
@@ -92,7 +92,8 @@ impl StartedBackup {
         let mut log = RunLog::new(format!("backup={namespace}/{name}"));
         log.info("Setting up backup log");
         let locations = Locations { storage: &resolved.storage_location, copies: &resolved.copy_locations };
-        let outcome = run(coffer, &mut backup, locations, resolved.snapshot_locations, &source, &mut log, progress).await;
+        let snapshotters = Snapshotters::new(resolved.snapshot_locations, resolved.snapshot_copy_locations);
+        let outcome = run(coffer, &mut backup, locations, snapshotters, &source, &mut log, progress).await;
         let failed = outcome.is_err();
         if let Err(reason) = outcome {
             log.error(Scope::Run, reason.clone());
@@ -184,21 +185,41 @@ fn zone_of(pv: &Item) -> String {
         .to_owned()
 }
 
-/// The volume snapshot locations of a backup, each with its provider handle once opened.
+/// A volume snapshot location with its provider handle, once opened.
+type Opened = (VolumeSnapshotLocation, Option<Result<VolumeSnapshotterHandle, String>>);
+
+/// The volume snapshot locations of a backup, and those receiving copies of its snapshots,
+/// each with its provider handle once opened.
 struct Snapshotters {
-    locations: Vec<(VolumeSnapshotLocation, Option<Result<VolumeSnapshotterHandle, String>>)>,
+    locations: Vec<Opened>,
+    copies: Vec<Opened>,
+}
+
+/// The tags of a backup's snapshot of `pv`: the backup's labels, its name and the volume's.
+fn snapshot_tags(backup: &Backup, pv: &Item) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = backup.metadata.meta.labels.clone().into_iter().collect();
+    tags.push(("velero.io/backup".into(), backup.metadata.meta.name.clone()));
+    tags.push(("velero.io/pv".into(), pv.name.clone()));
+    tags
 }
 
 impl Snapshotters {
-    /// Snapshots `pv` with the first location whose provider claims it. `Ok(None)` when none
-    /// does; `Err` when the volume's snapshot failed.
+    fn new(locations: Vec<VolumeSnapshotLocation>, copies: Vec<VolumeSnapshotLocation>) -> Self {
+        let opened = |v| (v, None);
+        Snapshotters { locations: locations.into_iter().map(opened).collect(), copies: copies.into_iter().map(opened).collect() }
+    }
+
+    /// Snapshots `pv` with the first location whose provider claims it, and copies the
+    /// snapshot to every copy location of that provider. `Ok(None)` when no provider claims
+    /// the volume; `Err` when its snapshot failed. A failed copy is logged as an error and
+    /// recorded `Failed`; the snapshot stands.
     async fn snapshot(
         &mut self,
         coffer: &Coffer,
         backup: &Backup,
         pv: &Item,
         log: &mut RunLog,
-    ) -> Result<Option<VolumeSnapshot>, String> {
+    ) -> Result<Option<(VolumeSnapshot, Vec<VolumeSnapshot>)>, String> {
         let document = pv.object.to_string();
         for (vsl, handle) in &mut self.locations {
             if handle.is_none() {
@@ -221,9 +242,7 @@ impl Snapshotters {
             };
             let zone = zone_of(pv);
             let info = handle.get_volume_info(&volume_id, &zone).await.map_err(|e| format!("error getting volume info: {e}"))?;
-            let mut tags: Vec<(String, String)> = backup.metadata.meta.labels.clone().into_iter().collect();
-            tags.push(("velero.io/backup".into(), backup.metadata.meta.name.clone()));
-            tags.push(("velero.io/pv".into(), pv.name.clone()));
+            let tags = snapshot_tags(backup, pv);
             let mut record = VolumeSnapshot {
                 spec: SnapshotSpec {
                     backup_name: backup.metadata.meta.name.clone(),
@@ -234,20 +253,67 @@ impl Snapshotters {
                     volume_type: info.volume_type,
                     volume_az: zone.clone(),
                     volume_iops: info.iops,
+                    copied_from: String::new(),
                 },
                 status: SnapshotStatus { phase: "New".into(), ..Default::default() },
             };
-            match handle.create_snapshot(&volume_id, &zone, &tags).await {
-                Ok(id) => {
-                    record.status = SnapshotStatus { provider_snapshot_id: id, phase: "Completed".into() };
-                    log.info(&format!("Snapshot of persistent volume {} completed: {}", pv.name, record.status.provider_snapshot_id));
-                    return Ok(Some(record));
-                }
-                Err(e) => return Err(format!("error taking snapshot of volume {volume_id} (persistent volume {}): {e}", pv.name)),
-            }
+            let id = handle
+                .create_snapshot(&volume_id, &zone, &tags)
+                .await
+                .map_err(|e| format!("error taking snapshot of volume {volume_id} (persistent volume {}): {e}", pv.name))?;
+            record.status = SnapshotStatus { provider_snapshot_id: id, phase: "Completed".into() };
+            log.info(&format!("Snapshot of persistent volume {} completed: {}", pv.name, record.status.provider_snapshot_id));
+            let copies = copy_snapshot(coffer, &mut self.copies, vsl, &record, &tags, log).await;
+            return Ok(Some((record, copies)));
         }
         Ok(None)
     }
+}
+
+/// Copies the completed snapshot `original`, taken through `source`, to each of `copies` of
+/// the same provider; the records of the copies, completed or failed.
+async fn copy_snapshot(
+    coffer: &Coffer,
+    copies: &mut [Opened],
+    source: &VolumeSnapshotLocation,
+    original: &VolumeSnapshot,
+    tags: &[(String, String)],
+    log: &mut RunLog,
+) -> Vec<VolumeSnapshot> {
+    let mut records = Vec::new();
+    let snapshot_id = &original.status.provider_snapshot_id;
+    let source_config: Vec<(String, String)> = source.spec.config.clone().into_iter().collect();
+    for (vsl, handle) in copies.iter_mut().filter(|(v, _)| v.spec.provider == source.spec.provider) {
+        if handle.is_none() {
+            *handle = Some(volume_snapshot_copier_for(coffer, vsl, source).await.map_err(|e| e.to_string()));
+        }
+        let result = match handle.as_mut().expect("set above") {
+            Ok(h) => h.copy_snapshot(snapshot_id, &source_config, &original.spec.volume_az, tags).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("error initializing volume snapshotter: {e}")),
+        };
+        let mut record = original.clone();
+        record.spec.location = vsl.metadata.name.clone();
+        record.spec.copied_from = source.metadata.name.clone();
+        match result {
+            Ok(copy) => {
+                log.info(&format!(
+                    "Snapshot {snapshot_id} of persistent volume {} copied to volume snapshot location {}: {}",
+                    original.spec.persistent_volume_name, vsl.metadata.name, copy.snapshot_id
+                ));
+                record.spec.volume_az = copy.volume_az;
+                record.status = SnapshotStatus { provider_snapshot_id: copy.snapshot_id, phase: "Completed".into() };
+            }
+            Err(e) => {
+                log.error(Scope::Cluster, format!(
+                    "error copying snapshot {snapshot_id} of persistent volume {} to volume snapshot location {}: {e}",
+                    original.spec.persistent_volume_name, vsl.metadata.name
+                ));
+                record.status = SnapshotStatus { provider_snapshot_id: String::new(), phase: "Failed".into() };
+            }
+        }
+        records.push(record);
+    }
+    records
 }
 
 /// The resource list: `group/version/Kind` → sorted `ns/name`.
@@ -272,7 +338,7 @@ async fn run(
     coffer: &Coffer,
     backup: &mut Backup,
     locations: Locations<'_>,
-    snapshot_locations: Vec<VolumeSnapshotLocation>,
+    mut snapshotters: Snapshotters,
     source: &std::path::Path,
     log: &mut RunLog,
     progress: &mut (dyn FnMut(&Progress) + Send),
@@ -307,8 +373,8 @@ async fn run(
     let pod_volumes = pod_volumes::select(&pods, &claims_and_volumes, backup.spec.default_volumes_to_fs_backup == Some(true), log);
     let fs_backed: std::collections::BTreeSet<String> = pod_volumes.iter().map(|v| v.persistent_volume.clone()).collect();
     let snapshot_volumes = backup.spec.snapshot_volumes != Some(false);
-    let mut snapshotters = Snapshotters { locations: snapshot_locations.into_iter().map(|v| (v, None)).collect() };
     let mut records = Vec::new();
+    let mut copy_records = Vec::new();
     let mut failed_snapshots = 0u64;
     let mut included: Vec<&Item> = Vec::with_capacity(items.len());
     for item in &items {
@@ -320,7 +386,10 @@ async fn run(
             log.info(&format!("Skipping snapshot of persistent volume {} because volume is being backed up with file system backup", item.name));
         } else if item.kind == "PersistentVolume" && snapshot_volumes {
             match snapshotters.snapshot(coffer, backup, item, log).await {
-                Ok(Some(record)) => records.push(record),
+                Ok(Some((record, copies))) => {
+                    records.push(record);
+                    copy_records.extend(copies);
+                }
                 Ok(None) => log.info(&format!(
                     "Persistent volume {} is not a candidate for a snapshot: no applicable volumesnapshotter found",
                     item.name
@@ -338,6 +407,8 @@ async fn run(
     }
     backup.status.volume_snapshots_attempted = records.len() as u64 + failed_snapshots;
     backup.status.volume_snapshots_completed = records.iter().filter(|r| r.status.phase == "Completed").count() as u64;
+    // Copies follow every original, so that a reader taking a volume's first record takes it.
+    records.extend(copy_records);
     backup.status.progress = Some(counts.clone());
     let mut report = |data| {
         counts.pod_volume_data = Some(data);

@@ -19,6 +19,9 @@ pub struct Resolved {
     pub snapshot_locations: Vec<VolumeSnapshotLocation>,
     /// The other backup storage locations that receive a copy (`spec.copyTo`), in order.
     pub copy_locations: Vec<BackupStorageLocation>,
+    /// The volume snapshot locations that receive a copy of each snapshot taken through a
+    /// location of their provider (`spec.copySnapshotsTo`), in order.
+    pub snapshot_copy_locations: Vec<VolumeSnapshotLocation>,
 }
 
 /// Resolves `spec`'s locations in `namespace`. `default_vsls` is the server's
@@ -35,8 +38,11 @@ pub fn resolve_locations(
     let snapshot_locations = resolve_snapshot_locations(txn, namespace, spec, default_vsls, &mut errors)?;
     let main = storage_location.as_ref().map(|b| b.metadata.name.as_str());
     let copy_locations = resolve_copy_locations(txn, namespace, spec, main, &mut errors)?;
+    let snapshot_copy_locations = resolve_snapshot_copy_locations(txn, namespace, spec, &snapshot_locations, &mut errors)?;
     Ok(match storage_location {
-        Some(storage_location) if errors.is_empty() => Ok(Resolved { storage_location, snapshot_locations, copy_locations }),
+        Some(storage_location) if errors.is_empty() => {
+            Ok(Resolved { storage_location, snapshot_locations, copy_locations, snapshot_copy_locations })
+        }
         _ => Err(errors),
     })
 }
@@ -105,6 +111,45 @@ fn resolve_copy_locations(
             errors.push(format!("backup can't be copied to backup storage location {name} because it is in Unavailable status."));
         }
         copies.push(bsl);
+    }
+    Ok(copies)
+}
+
+/// Each location of `spec.copySnapshotsTo` must exist, appear once, not be one the backup
+/// takes its snapshots through, share its provider with one that is, and not be Unavailable.
+fn resolve_snapshot_copy_locations(
+    txn: &Txn<'_>,
+    namespace: &str,
+    spec: &BackupSpec,
+    snapshot_locations: &[VolumeSnapshotLocation],
+    errors: &mut Vec<String>,
+) -> Result<Vec<VolumeSnapshotLocation>, StateError> {
+    let mut copies: Vec<VolumeSnapshotLocation> = Vec::new();
+    for name in &spec.copy_snapshots_to {
+        if copies.iter().any(|c| c.metadata.name == *name) {
+            errors.push(format!("volume snapshot location {name} is named more than once to copy snapshots to"));
+            continue;
+        }
+        if snapshot_locations.iter().any(|v| v.metadata.name == *name) {
+            errors.push(format!("volume snapshot location {name} takes the backup's snapshots: it cannot also receive copies of them"));
+            continue;
+        }
+        let Some(vsl) = txn.get::<VolumeSnapshotLocation>(namespace, name)? else {
+            errors.push(format!(
+                "volume snapshot location {name} to copy snapshots to was not found: volumesnapshotlocations.velero.io {name:?} not found"
+            ));
+            continue;
+        };
+        let provider = &vsl.spec.provider;
+        if !snapshot_locations.iter().any(|v| v.spec.provider == *provider) {
+            errors.push(format!(
+                "volume snapshot location {name} cannot receive copies: the backup takes no snapshots through a location of its provider {provider} (name one with --volume-snapshot-locations)"
+            ));
+        }
+        if vsl.status.phase == Some(LocationPhase::Unavailable) {
+            errors.push(format!("snapshots can't be copied to volume snapshot location {name} because it is in Unavailable status."));
+        }
+        copies.push(vsl);
     }
     Ok(copies)
 }

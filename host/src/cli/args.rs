@@ -621,6 +621,11 @@ pub struct BackupCreate {
     /// it is restorable from any of them.
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub copy_to: Vec<String>,
+    /// Other volume snapshot locations that each receive a copy of every snapshot taken
+    /// through a location of their provider (e.g. in another region): volumes are restorable
+    /// from any of them.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub copy_snapshots_to: Vec<String>,
     /// Snapshot volumes (the default), or with `=false` not.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub snapshot_volumes: Option<bool>,
@@ -687,7 +692,7 @@ pub struct BackupDownload {
 #[derive(Debug, Subcommand)]
 pub enum RestoreCommand {
     /// Restore a backup's resources into a directory, recreating volumes from snapshots.
-    Create(RestoreCreate),
+    Create(Box<RestoreCreate>),
     /// Show restores.
     Get(NamesOutput),
     /// Describe a restore.
@@ -734,6 +739,11 @@ pub struct RestoreCreate {
     /// (default: its own unless Unavailable, else the first copy's that is not).
     #[arg(long, value_name = "NAME")]
     pub storage_location: Option<String>,
+    /// Volume snapshot locations to recreate volumes from, in order of preference: each
+    /// volume from its snapshot or a copy of it in the first that holds one (default: the
+    /// snapshot's own location unless Unavailable, else the first copy's that is not).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub volume_snapshot_locations: Vec<String>,
     /// Which of the backup's items to write.
     #[command(flatten)]
     pub filters: FilterArgs,

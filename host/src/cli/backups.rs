@@ -98,6 +98,7 @@ pub fn backup_spec(args: &BackupCreate) -> Result<(BackupSpec, std::collections:
         storage_location: args.storage_location.clone().unwrap_or_default(),
         volume_snapshot_locations: args.volume_snapshot_locations.clone(),
         copy_to: args.copy_to.clone(),
+        copy_snapshots_to: args.copy_snapshots_to.clone(),
     };
     Ok((spec, parse::key_values("labels", args.labels.as_deref())?))
 }
@@ -216,6 +217,9 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
         match s.snapshot_volumes { None => "auto", Some(true) => "true", Some(false) => "false" },
         list_or_none(&s.volume_snapshot_locations, "<none>")
     );
+    if !s.copy_snapshots_to.is_empty() {
+        out += &format!("Snapshot Copies To:          {}\n\n", s.copy_snapshots_to.join(", "));
+    }
     out += &format!("TTL:  {}\n\n", s.ttl.map(go_duration::format).unwrap_or_default());
     out += &format!("Started:    {}\nCompleted:  {}\n\nExpiration:  {}\n\n", timestamp(st.start_timestamp), timestamp(st.completion_timestamp), timestamp(st.expiration));
     if let Some(p) = &st.progress {
@@ -245,6 +249,9 @@ async fn describe_backup(api: &dyn TenantApi, ns: &str, args: &Describe) -> Resu
                 sn.spec.volume_iops.map_or("<N/A>".into(), |i| i.to_string()),
                 sn.spec.location
             );
+            if sn.is_copy() {
+                println!("    Copy Of:            the snapshot in {} ({})", sn.spec.copied_from, sn.status.phase);
+            }
         }
     }
     if !details.pod_volume_backups.is_empty() {
@@ -362,6 +369,7 @@ async fn create_restore(api: &dyn TenantApi, ns: &str, args: RestoreCreate) -> R
             filters: resource_filters(&args.filters)?,
             restore_p_vs: args.restore_volumes,
             storage_location: args.storage_location.unwrap_or_default(),
+            volume_snapshot_locations: args.volume_snapshot_locations,
         },
         status: Default::default(),
     };
@@ -387,6 +395,9 @@ async fn describe_restore(api: &dyn TenantApi, ns: &str, args: &Describe) -> Res
     println!("Backup:  {}\n", r.spec.backup_name);
     print!("{}", filters(&r.spec.filters, "all namespaces found in the backup"));
     println!("Restore PVs:  {}", match r.spec.restore_p_vs { None => "auto", Some(true) => "true", Some(false) => "false" });
+    if !r.spec.volume_snapshot_locations.is_empty() {
+        println!("Volume Snapshot Locations:  {}", r.spec.volume_snapshot_locations.join(", "));
+    }
     if let Some(p) = &st.progress {
         println!("\nTotal items to be restored:  {}\nItems restored:              {}", p.total_items, p.items_restored);
     }
@@ -413,7 +424,7 @@ async fn describe_restore(api: &dyn TenantApi, ns: &str, args: &Describe) -> Res
 /// Runs a `restore` command.
 pub async fn restore(api: &dyn TenantApi, ns: &str, command: RestoreCommand) -> Result<()> {
     match command {
-        RestoreCommand::Create(args) => create_restore(api, ns, args).await,
+        RestoreCommand::Create(args) => create_restore(api, ns, *args).await,
         RestoreCommand::Get(args) => {
             let found = named_or_all(&args.names, || api.list_restores(), |n| api.get_restore(n)).await?;
             print_restores(args.output.format, &found, args.names.len() == 1)

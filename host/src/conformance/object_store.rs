@@ -8,7 +8,7 @@ use super::data::{Digest, Paused, Pattern, Summary};
 use super::manifest::check_manifest;
 use super::record::{Failure, Recorder, answered};
 use super::{CheckResult, ObjectStoreTarget, Report, RunError, Subject};
-use crate::sandbox::{CONTRACT, ErrorKind, Grants, ObjectStoreHandle, ProviderError, fetch_signed_url};
+use crate::sandbox::{ErrorKind, Grants, ObjectStoreHandle, ProviderError, fetch_signed_url};
 
 /// Every object-store check, in the order they run.
 pub const OBJECT_STORE_CHECKS: &[&str] = &[
@@ -185,7 +185,7 @@ pub(super) async fn run(subject: &Subject, target: &ObjectStoreTarget, on_check:
     rec.check("list-common-prefixes-bucket-root", bucket_root(&mut run)).await;
     rec.check("listing-pages", listing_pages(&mut run)).await;
     rec.check("delete-object", delete_object(&mut run)).await;
-    if run.store.contract() == CONTRACT {
+    if run.store.has("0.2.0") {
         rec.check("ranged-reads", ranged_reads(&mut run)).await;
     } else {
         rec.skip("ranged-reads", format!("contract {} has no get-object-range", run.store.contract()));
@@ -211,7 +211,7 @@ async fn missing_objects(run: &mut Run<'_>, rec: &mut Recorder<'_>) {
         Ok(s) => Err(Failure::new(format!("error not-found from {what} of a key never written"), format!("ok, {}", shown(&s)))),
     };
     rec.check("missing-object-get", async { not_found("get-object", run.get(MISSING).await) }).await;
-    if run.store.contract() == CONTRACT {
+    if run.store.has("0.2.0") {
         rec.check("missing-object-range", async {
             let key = run.key(MISSING);
             let result = run.store.get_range_bytes(&run.bucket, &key, 0, 10).await.map(|b| Summary::of(&b));
@@ -352,7 +352,7 @@ async fn list_objects(run: &mut Run<'_>) -> Result<(), Failure> {
     expect("list/a/b", &["list/a/b/c/deep", "list/a/b2/x"], partial)?;
     let none = answered("list-objects to succeed", run.list("list/nothing/").await)?;
     expect("list/nothing/", &[], none)?;
-    if run.store.contract() != CONTRACT {
+    if !run.store.has("0.2.0") {
         return Ok(());
     }
     let sized = answered("list-objects to succeed", run.store.list_objects_with_sizes(&run.bucket, &run.key("list/")).await)?;

@@ -19,7 +19,7 @@ pub use directories::{LocationDirectory, location_directories};
 pub use error::LocationError;
 pub use snapshot::{
     NewVolumeSnapshotLocation, create_volume_snapshot_location, delete_volume_snapshot_location,
-    get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshotter_for,
+    get_volume_snapshot_locations, set_volume_snapshot_location, volume_snapshot_copier_for, volume_snapshotter_for,
 };
 
 use crate::coffer::Coffer;

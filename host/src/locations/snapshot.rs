@@ -8,9 +8,10 @@ use crate::model::{
     VolumeSnapshotLocationSpec,
 };
 use crate::object::{ObjectError, validate_name};
-use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle};
+use crate::sandbox::{ProviderKind, VolumeSnapshotterHandle, grants_for};
 
 use super::location::{self, Location};
+use super::directories::tenant_paths;
 use super::location_grants;
 use super::{LocationError, delete_named, get_named};
 
@@ -115,5 +116,26 @@ pub async fn volume_snapshotter_for(
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
     let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
+    Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
+}
+
+/// A handle on `vsl`'s volume snapshotter that copies snapshots taken through `source`, a
+/// location of the same provider and tenant: `vsl`'s own grants, plus `source`'s directories
+/// read-only (see [`Grants::with_source_directories`](crate::sandbox::Grants::with_source_directories)).
+/// Nothing else of the source, not its credential nor its endpoints, is granted.
+pub async fn volume_snapshot_copier_for(
+    coffer: &Coffer,
+    vsl: &VolumeSnapshotLocation,
+    source: &VolumeSnapshotLocation,
+) -> Result<VolumeSnapshotterHandle, LocationError> {
+    let location = location::label(vsl);
+    let plugin = coffer
+        .registry
+        .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
+        .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
+    let paths = tenant_paths(coffer, &source.metadata.namespace)?;
+    let source_grants = grants_for(&location::label(source), plugin.component.manifest(), source.spec.config.clone(), None, &paths)?;
+    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
+    let grants = grants.with_source_directories(&source_grants);
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }

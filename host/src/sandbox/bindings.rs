@@ -1,5 +1,5 @@
-//! Host bindings of the provider worlds in `wit/`, and of the worlds as released at 0.1.0
-//! (`wit/versions/0.1.0/`), whose components the host still loads.
+//! Host bindings of the provider worlds in `wit/`, and of the worlds as released at 0.1.0 and
+//! 0.2.0 (`wit/versions/`), whose components the host still loads.
 
 use wasmtime::Store;
 
@@ -24,6 +24,32 @@ pub(crate) mod volume_snapshotter {
         world: "volume-snapshotter-provider",
         exports: { default: async },
         with: { "coffer:provider/digest": super::object_store::coffer::provider::digest },
+    });
+}
+
+/// The `object-store-provider` world of contract 0.2.0: the same calls as today's.
+pub(crate) mod object_store_0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../wit/versions/0.2.0"],
+        world: "coffer:provider/object-store-provider@0.2.0",
+        exports: { default: async },
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "coffer:provider/types@0.2.0": super::object_store::coffer::provider::types,
+        },
+    });
+}
+
+/// The `volume-snapshotter-provider` world of contract 0.2.0: no `copy-snapshot`.
+pub(crate) mod volume_snapshotter_0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../wit/versions/0.2.0"],
+        world: "coffer:provider/volume-snapshotter-provider@0.2.0",
+        exports: { default: async },
+        with: {
+            "coffer:provider/types@0.2.0": super::volume_snapshotter::coffer::provider::types,
+            "coffer:provider/digest@0.2.0": super::object_store_0_2::coffer::provider0_2_0::digest,
+        },
     });
 }
 
@@ -56,6 +82,20 @@ pub(crate) mod volume_snapshotter_0_1 {
 
 // Where both versions are loaded the generator names the older one's accessors by version; these
 // give them today's names, so that one call site serves both.
+impl object_store_0_2::ObjectStoreProvider {
+    pub(crate) fn coffer_provider_object_store(&self) -> &object_store_0_2::exports::coffer::provider0_2_0::object_store::Guest {
+        self.coffer_provider0_2_0_object_store()
+    }
+}
+
+impl volume_snapshotter_0_2::VolumeSnapshotterProvider {
+    pub(crate) fn coffer_provider_volume_snapshotter(
+        &self,
+    ) -> &volume_snapshotter_0_2::exports::coffer::provider0_2_0::volume_snapshotter::Guest {
+        self.coffer_provider0_2_0_volume_snapshotter()
+    }
+}
+
 impl object_store_0_1::ObjectStoreProvider {
     pub(crate) fn coffer_provider_object_store(&self) -> &object_store_0_1::exports::coffer::provider0_1_0::object_store::Guest {
         self.coffer_provider0_1_0_object_store()
@@ -71,41 +111,55 @@ impl volume_snapshotter_0_1::VolumeSnapshotterProvider {
 }
 
 /// A provider world's bindings, at the contract version its component was built against.
-pub(crate) enum Versioned<Current, V0_1> {
+pub(crate) enum Versioned<Current, V0_2, V0_1> {
     /// Built against `wit/`.
     Current(Current),
+    /// Built against contract 0.2.0.
+    V0_2(V0_2),
     /// Built against contract 0.1.0.
     V0_1(V0_1),
 }
 
-impl<C: Clone, O: Clone> Clone for Versioned<C, O> {
+impl<C: Clone, T: Clone, O: Clone> Clone for Versioned<C, T, O> {
     fn clone(&self) -> Self {
         match self {
             Versioned::Current(c) => Versioned::Current(c.clone()),
+            Versioned::V0_2(t) => Versioned::V0_2(t.clone()),
             Versioned::V0_1(o) => Versioned::V0_1(o.clone()),
         }
     }
 }
 
-impl<C, O> Versioned<C, O> {
+impl<C, T, O> Versioned<C, T, O> {
     /// The contract version, as `wit/` names it.
     pub(crate) fn contract(&self) -> &'static str {
         match self {
             Versioned::Current(_) => CONTRACT,
+            Versioned::V0_2(_) => "0.2.0",
             Versioned::V0_1(_) => "0.1.0",
         }
+    }
+
+    /// Whether the contract is `version` or later: whether the calls `version` added are there.
+    pub(crate) fn has(&self, version: &str) -> bool {
+        let rank = |v: &str| RELEASES.iter().position(|r| *r == v);
+        rank(self.contract()) >= rank(version)
     }
 }
 
 /// The version of the contract in `wit/`.
-pub const CONTRACT: &str = "0.2.0";
+pub const CONTRACT: &str = "0.3.0";
 
-impl<C: Provider, O: Provider> Provider for Versioned<C, O> {
-    type Pre = Versioned<C::Pre, O::Pre>;
+/// Every contract release, oldest first.
+const RELEASES: [&str; 3] = ["0.1.0", "0.2.0", CONTRACT];
+
+impl<C: Provider, T: Provider, O: Provider> Provider for Versioned<C, T, O> {
+    type Pre = Versioned<C::Pre, T::Pre, O::Pre>;
 
     async fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
         Ok(match pre {
             Versioned::Current(pre) => Versioned::Current(C::instantiate(pre, store).await?),
+            Versioned::V0_2(pre) => Versioned::V0_2(T::instantiate(pre, store).await?),
             Versioned::V0_1(pre) => Versioned::V0_1(O::instantiate(pre, store).await?),
         })
     }
@@ -118,6 +172,7 @@ impl<C: Provider, O: Provider> Provider for Versioned<C, O> {
     ) -> wasmtime::Result<Result<(), ErrorKind>> {
         match self {
             Versioned::Current(b) => b.init(store, config, credential).await,
+            Versioned::V0_2(b) => b.init(store, config, credential).await,
             Versioned::V0_1(b) => b.init(store, config, credential).await,
         }
     }
@@ -146,13 +201,19 @@ macro_rules! provider {
 }
 
 provider!(object_store::ObjectStoreProvider, ObjectStoreProviderPre, coffer_provider_object_store);
+provider!(object_store_0_2::ObjectStoreProvider, ObjectStoreProviderPre, coffer_provider_object_store);
 provider!(object_store_0_1::ObjectStoreProvider, ObjectStoreProviderPre, coffer_provider_object_store);
 provider!(volume_snapshotter::VolumeSnapshotterProvider, VolumeSnapshotterProviderPre, coffer_provider_volume_snapshotter);
+provider!(volume_snapshotter_0_2::VolumeSnapshotterProvider, VolumeSnapshotterProviderPre, coffer_provider_volume_snapshotter);
 provider!(volume_snapshotter_0_1::VolumeSnapshotterProvider, VolumeSnapshotterProviderPre, coffer_provider_volume_snapshotter);
 
-/// An object-store provider, at either contract version.
-pub(crate) type ObjectStoreWorld = Versioned<object_store::ObjectStoreProvider, object_store_0_1::ObjectStoreProvider>;
+/// An object-store provider, at any contract version.
+pub(crate) type ObjectStoreWorld =
+    Versioned<object_store::ObjectStoreProvider, object_store_0_2::ObjectStoreProvider, object_store_0_1::ObjectStoreProvider>;
 
-/// A volume-snapshotter provider, at either contract version.
-pub(crate) type VolumeSnapshotterWorld =
-    Versioned<volume_snapshotter::VolumeSnapshotterProvider, volume_snapshotter_0_1::VolumeSnapshotterProvider>;
+/// A volume-snapshotter provider, at any contract version.
+pub(crate) type VolumeSnapshotterWorld = Versioned<
+    volume_snapshotter::VolumeSnapshotterProvider,
+    volume_snapshotter_0_2::VolumeSnapshotterProvider,
+    volume_snapshotter_0_1::VolumeSnapshotterProvider,
+>;

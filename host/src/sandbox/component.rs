@@ -7,7 +7,10 @@ use thiserror::Error;
 use wasmtime::Store;
 
 use super::bindings::{ObjectStoreWorld, Versioned, VolumeSnapshotterWorld};
-use super::bindings::{object_store as os, object_store_0_1 as os_0_1, volume_snapshotter as vs, volume_snapshotter_0_1 as vs_0_1};
+use super::bindings::{
+    object_store as os, object_store_0_1 as os_0_1, object_store_0_2 as os_0_2, volume_snapshotter as vs,
+    volume_snapshotter_0_1 as vs_0_1, volume_snapshotter_0_2 as vs_0_2,
+};
 use super::cache::sha256_hex;
 use super::grants::Grants;
 use super::host_state::HostState;
@@ -53,7 +56,7 @@ pub enum LoadError {
     #[error("imports something Coffer does not provide (only WASI 0.2 is available): {0}")]
     Imports(String),
     /// It exports neither provider world.
-    #[error("exports neither coffer:provider/object-store nor coffer:provider/volume-snapshotter (contract 0.1.0 or 0.2.0)")]
+    #[error("exports neither coffer:provider/object-store nor coffer:provider/volume-snapshotter (contract 0.1.0, 0.2.0 or 0.3.0)")]
     NotAProvider,
     /// Its `describe` call failed.
     #[error("describing itself failed: {0}")]
@@ -135,10 +138,14 @@ impl Sandbox {
             inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
         let pre = if let Ok(p) = os::ObjectStoreProviderPre::new(instance_pre.clone()) {
             Pre::ObjectStore(Versioned::Current(p))
+        } else if let Ok(p) = os_0_2::ObjectStoreProviderPre::new(instance_pre.clone()) {
+            Pre::ObjectStore(Versioned::V0_2(p))
         } else if let Ok(p) = os_0_1::ObjectStoreProviderPre::new(instance_pre.clone()) {
             Pre::ObjectStore(Versioned::V0_1(p))
         } else if let Ok(p) = vs::VolumeSnapshotterProviderPre::new(instance_pre.clone()) {
             Pre::VolumeSnapshotter(Versioned::Current(p))
+        } else if let Ok(p) = vs_0_2::VolumeSnapshotterProviderPre::new(instance_pre.clone()) {
+            Pre::VolumeSnapshotter(Versioned::V0_2(p))
         } else if let Ok(p) = vs_0_1::VolumeSnapshotterProviderPre::new(instance_pre) {
             Pre::VolumeSnapshotter(Versioned::V0_1(p))
         } else {
@@ -168,11 +175,19 @@ impl Sandbox {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_object_store().call_describe(&mut store).await?.into()
                 }
+                Pre::ObjectStore(Versioned::V0_2(p)) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_object_store().call_describe(&mut store).await?.into()
+                }
                 Pre::ObjectStore(Versioned::V0_1(p)) => {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_object_store().call_describe(&mut store).await?.into()
                 }
                 Pre::VolumeSnapshotter(Versioned::Current(p)) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    b.coffer_provider_volume_snapshotter().call_describe(&mut store).await?.into()
+                }
+                Pre::VolumeSnapshotter(Versioned::V0_2(p)) => {
                     let b = p.instantiate_async(&mut store).await?;
                     b.coffer_provider_volume_snapshotter().call_describe(&mut store).await?.into()
                 }

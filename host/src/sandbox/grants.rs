@@ -107,6 +107,24 @@ impl Grants {
     }
 }
 
+/// Where a `copy-snapshot` call sees the source location's directories.
+pub const SOURCE_MOUNT: &str = "/source";
+
+impl Grants {
+    /// These grants, plus `source`'s directories mounted read-only under [`SOURCE_MOUNT`], for
+    /// an instance that copies snapshots taken through the source location (as the contract's
+    /// `copy-snapshot` describes). Nothing else of the source is granted.
+    pub fn with_source_directories(mut self, source: &Grants) -> Grants {
+        self.directories.extend(source.directories.iter().map(|d| DirectoryGrant {
+            host: d.host.clone(),
+            dir: d.dir.clone(),
+            guest: format!("{SOURCE_MOUNT}{}", d.guest),
+            writable: false,
+        }));
+        self
+    }
+}
+
 /// Why a location cannot be turned into capabilities. Each names the location and the key.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -46,7 +46,7 @@ pub use network::{Allowance, Reach, is_public};
 pub use object_store::ObjectStoreHandle;
 pub use quota::{CallGates, Quota};
 pub use signed_url::{FetchError, Fetched, fetch_signed_url};
-pub use volume_snapshotter::{VolumeInfo, VolumeSnapshotterHandle};
+pub use volume_snapshotter::{SnapshotCopy, VolumeInfo, VolumeSnapshotterHandle};
 
 use cache::ComponentCache;
 use engine::EpochTicker;

@@ -9,7 +9,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use crate::disk::{BelowReserve, SpaceReserve};
 
-use super::bindings::{CONTRACT, ObjectStoreWorld, Versioned};
+use super::bindings::{ObjectStoreWorld, Versioned};
 use super::component::{Pre, ProviderComponent};
 use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
@@ -117,7 +117,7 @@ impl ObjectStoreHandle {
         range: Option<(u64, u64)>,
         sink: W,
     ) -> Result<u64, ProviderError> {
-        if range.is_some() && self.contract() != CONTRACT {
+        if range.is_some() && !self.has("0.2.0") {
             return Err(self.older_contract("get-object-range", "0.2.0"));
         }
         let (output, detach, moved, writer) = output_to_writer(sink, self.slot.limits().stream_idle);
@@ -134,6 +134,7 @@ impl ObjectStoreHandle {
             Some((offset, length)) => call_export!(self.slot, "get_object_range", |bindings, store| async move {
                 match bindings {
                     Versioned::Current(b) => b.coffer_provider_object_store().call_get_object_range(store, bucket, key, offset, length, sink).await,
+                    Versioned::V0_2(b) => b.coffer_provider_object_store().call_get_object_range(store, bucket, key, offset, length, sink).await,
                     Versioned::V0_1(_) => unreachable!("refused above"),
                 }
             }),
@@ -204,6 +205,11 @@ impl ObjectStoreHandle {
                     .call_list_objects(store, bucket, prefix)
                     .await?
                     .map(|entries| entries.into_iter().map(|e| e.key).collect::<Vec<_>>()),
+                Versioned::V0_2(b) => b
+                    .coffer_provider_object_store()
+                    .call_list_objects(store, bucket, prefix)
+                    .await?
+                    .map(|entries| entries.into_iter().map(|e| e.key).collect::<Vec<_>>()),
                 Versioned::V0_1(b) => b.coffer_provider_object_store().call_list_objects(store, bucket, prefix).await?,
             })
         })?;
@@ -213,17 +219,26 @@ impl ObjectStoreHandle {
 
     /// Every object under `prefix`, with its size.
     pub async fn list_objects_with_sizes(&mut self, bucket: &str, prefix: &str) -> Result<Vec<ObjectEntry>, ProviderError> {
-        if self.contract() != CONTRACT {
+        if !self.has("0.2.0") {
             return Err(self.older_contract("sizes in list-objects", "0.2.0"));
         }
         let entries = call_export!(self.slot, "list_objects", |bindings, store| async move {
-            match bindings {
-                Versioned::Current(b) => b.coffer_provider_object_store().call_list_objects(store, bucket, prefix).await,
+            Ok(match bindings {
+                Versioned::Current(b) => b
+                    .coffer_provider_object_store()
+                    .call_list_objects(store, bucket, prefix)
+                    .await?
+                    .map(|entries| entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect::<Vec<_>>()),
+                Versioned::V0_2(b) => b
+                    .coffer_provider_object_store()
+                    .call_list_objects(store, bucket, prefix)
+                    .await?
+                    .map(|entries| entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect::<Vec<_>>()),
                 Versioned::V0_1(_) => unreachable!("refused above"),
-            }
+            })
         })?;
         self.check_listing(prefix, entries.iter().map(|e| e.key.as_str()))?;
-        Ok(entries.into_iter().map(|e| ObjectEntry { key: e.key, size: e.size }).collect())
+        Ok(entries)
     }
 
     fn check_listing<'a>(&self, prefix: &str, mut keys: impl Iterator<Item = &'a str>) -> Result<(), ProviderError> {
@@ -236,6 +251,11 @@ impl ObjectStoreHandle {
     /// The contract version the provider was built against.
     pub fn contract(&self) -> &'static str {
         self.slot.contract()
+    }
+
+    /// Whether the provider has the calls contract `version` added (e.g. `"0.2.0"`).
+    pub fn has(&self, version: &str) -> bool {
+        self.slot.has(version)
     }
 
     fn older_contract(&self, call: &'static str, added: &'static str) -> ProviderError {

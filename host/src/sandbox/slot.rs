@@ -194,17 +194,22 @@ impl<P: Provider> Slot<P> {
     }
 }
 
-impl<C: Provider, O: Provider> Slot<super::bindings::Versioned<C, O>> {
+impl<C: Provider, T: Provider, O: Provider> Slot<super::bindings::Versioned<C, T, O>> {
     /// The contract version the slot's component was built against.
     pub(crate) fn contract(&self) -> &'static str {
         self.pre.contract()
+    }
+
+    /// Whether the slot's component has the calls contract `version` added.
+    pub(crate) fn has(&self, version: &str) -> bool {
+        self.pre.has(version)
     }
 }
 
 /// Runs one export call on a slot's live instance, under the call deadline, and settles its
 /// outcome (discarding the instance after a trap or overrun).
 ///
-/// `call_export!(slot, interface.call_x(args))` makes the same call at either contract version;
+/// `call_export!(slot, interface.call_x(args))` makes the same call at every contract version;
 /// `call_export!(slot, "x", |bindings, store| future)` lets the caller match on the
 /// [`Versioned`](super::bindings::Versioned) bindings itself.
 macro_rules! call_export {
@@ -223,6 +228,7 @@ macro_rules! call_export {
         $crate::sandbox::slot::call_export!($slot, stringify!($method).trim_start_matches("call_"), |bindings, store| async move {
             match bindings {
                 $crate::sandbox::bindings::Versioned::Current(b) => b.$interface().$method(store, $($arg),*).await,
+                $crate::sandbox::bindings::Versioned::V0_2(b) => b.$interface().$method(store, $($arg),*).await,
                 $crate::sandbox::bindings::Versioned::V0_1(b) => b.$interface().$method(store, $($arg),*).await,
             }
         })

@@ -2,7 +2,7 @@
 
 use super::bindings::{Versioned, VolumeSnapshotterWorld};
 use super::component::{Pre, ProviderComponent};
-use super::error::ProviderError;
+use super::error::{ErrorKind, ProviderError};
 use super::grants::Grants;
 use super::slot::{Slot, call_export, wrong_kind};
 use super::{ProviderKind, Sandbox};
@@ -14,6 +14,15 @@ pub struct VolumeInfo {
     pub volume_type: String,
     /// Provisioned IOPS, where the type has them.
     pub iops: Option<i64>,
+}
+
+/// A snapshot copied into a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotCopy {
+    /// The copy's snapshot ID in its location.
+    pub snapshot_id: String,
+    /// The zone in which volumes are made from the copy.
+    pub volume_az: String,
 }
 
 /// A volume snapshotter serving one location.
@@ -33,6 +42,11 @@ impl VolumeSnapshotterHandle {
     /// The location this handle serves.
     pub fn location(&self) -> &str {
         self.slot.location()
+    }
+
+    /// The contract version the provider was built against.
+    pub fn contract(&self) -> &'static str {
+        self.slot.contract()
     }
 
     /// Creates a volume from a snapshot; returns the new volume's ID.
@@ -62,6 +76,8 @@ impl VolumeSnapshotterHandle {
             Ok(match bindings {
                 Versioned::Current(b) => b.coffer_provider_volume_snapshotter().call_get_volume_info(store, volume_id, volume_az).await?
                     .map(|info| VolumeInfo { volume_type: info.volume_type, iops: info.iops }),
+                Versioned::V0_2(b) => b.coffer_provider_volume_snapshotter().call_get_volume_info(store, volume_id, volume_az).await?
+                    .map(|info| VolumeInfo { volume_type: info.volume_type, iops: info.iops }),
                 Versioned::V0_1(b) => b.coffer_provider_volume_snapshotter().call_get_volume_info(store, volume_id, volume_az).await?
                     .map(|info| VolumeInfo { volume_type: info.volume_type, iops: info.iops }),
             })
@@ -76,5 +92,31 @@ impl VolumeSnapshotterHandle {
     /// Deletes a snapshot; a missing one is not an error.
     pub async fn delete_snapshot(&mut self, snapshot_id: &str) -> Result<(), ProviderError> {
         call_export!(self.slot, coffer_provider_volume_snapshotter.call_delete_snapshot(snapshot_id))
+    }
+
+    /// Copies `snapshot_id`, taken through a location of this provider with config `source`,
+    /// into this location. The handle must have been made with the source's directories
+    /// ([`Grants::with_source_directories`](super::Grants::with_source_directories)).
+    pub async fn copy_snapshot(
+        &mut self,
+        snapshot_id: &str,
+        source: &Vec<(String, String)>,
+        volume_az: &str,
+        tags: &[(String, String)],
+    ) -> Result<SnapshotCopy, ProviderError> {
+        if !self.slot.has("0.3.0") {
+            let kind = ErrorKind::OlderContract { contract: self.contract(), call: "copy-snapshot", added: "0.3.0" };
+            return Err(ProviderError { location: self.location().to_owned(), kind });
+        }
+        call_export!(self.slot, "copy_snapshot", |bindings, store| async move {
+            match bindings {
+                Versioned::Current(b) => Ok(b
+                    .coffer_provider_volume_snapshotter()
+                    .call_copy_snapshot(store, snapshot_id, source, volume_az, tags)
+                    .await?
+                    .map(|copy| SnapshotCopy { snapshot_id: copy.snapshot_id, volume_az: copy.volume_az })),
+                Versioned::V0_2(_) | Versioned::V0_1(_) => unreachable!("refused above"),
+            }
+        })
     }
 }

@@ -29,5 +29,6 @@ mod server_controllers;
 mod server_hardening;
 mod servers;
 mod service_layer;
+mod snapshot_copies;
 mod state_crash;
 mod ttls;

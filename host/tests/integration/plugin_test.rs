@@ -66,7 +66,7 @@ fn the_filesystem_provider_passes_prints_a_line_per_check_and_leaves_nothing_beh
     }
     assert!(lines.iter().filter(|l| l.starts_with("ok ")).count() == OBJECT_STORE_CHECKS.len() - 2, "{out}");
     assert!(out.contains("skip  signed-url-expires"), "{out}");
-    assert!(lines.last().unwrap().starts_with("velero.io/filesystem: 25 ok, 0 failed, 2 skipped (ObjectStore, contract 0.2.0)"), "{out}");
+    assert!(lines.last().unwrap().starts_with("velero.io/filesystem: 25 ok, 0 failed, 2 skipped (ObjectStore, contract 0.3.0)"), "{out}");
     assert_eq!(files(&root), BTreeMap::from([("b/mine/keep.txt".to_owned(), b"the user's own object".to_vec())]), "nothing left behind");
     assert!(!tmp.path().join("never-created").exists(), "plugin test needs no data directory");
 

@@ -1,6 +1,7 @@
 //! `velero.io/aws` volume snapshotter: EBS snapshots through the EC2 query API, as Velero's AWS
 //! plugin takes them (DescribeVolumes, CreateSnapshot, DescribeSnapshots, CreateVolume,
-//! DeleteSnapshot).
+//! DeleteSnapshot), and copies of them from another region (CopySnapshot, with the zone for
+//! volumes from DescribeAvailabilityZones).
 //!
 //! Config: `region` (required), `profile`, and `ec2Url` (an endpoint other than
 //! `https://ec2.<region>.amazonaws.com`, e.g. a test server). The EC2 client is bound to the
@@ -10,7 +11,7 @@
 
 use coffer_guest_sdk::http::{self, Body};
 use coffer_guest_sdk::sigv4::{self, AwsCredentials};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, VolumeInfo, VolumeSnapshotter, xml};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, SnapshotCopy, VolumeInfo, VolumeSnapshotter, xml};
 use serde_json::Value;
 
 /// The EC2 API version Velero's plugin uses.
@@ -96,6 +97,24 @@ impl Ebs {
             _ if status >= 500 => Error::Unavailable(detail),
             _ => Error::Other(detail),
         })
+    }
+
+    /// The zone of this region in which to make volumes from a snapshot of a volume that was in
+    /// `source_zone`: the available zone with the same letter, else the first available one.
+    fn zone_like(&self, source_zone: &str) -> Result<String> {
+        let described = self.call("DescribeAvailabilityZones", &[])?;
+        let zones: Vec<String> = xml::elements(&described, "item")
+            .iter()
+            .filter(|item| xml::text(item, "zoneState").is_none_or(|s| s == "available"))
+            .filter_map(|item| xml::text(item, "zoneName"))
+            .collect();
+        let letter = source_zone.chars().last().filter(char::is_ascii_lowercase);
+        zones
+            .iter()
+            .find(|z| letter.is_some() && z.chars().last() == letter)
+            .or_else(|| zones.first())
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("DescribeAvailabilityZones in region {} listed no available zone", self.region)))
     }
 
     /// DescribeVolumes of one volume; an error names the volume and the region.
@@ -200,6 +219,25 @@ impl VolumeSnapshotter for Ebs {
             Ok(_) | Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn copy_snapshot(&self, snapshot_id: &str, source: Config, volume_az: &str, tags: Vec<(String, String)>) -> Result<SnapshotCopy> {
+        let source_region = source
+            .get("region")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("the source location's config has no region".into()))?;
+        let mut params = vec![
+            ("SourceRegion".to_owned(), source_region.to_owned()),
+            ("SourceSnapshotId".to_owned(), snapshot_id.to_owned()),
+            ("Description".to_owned(), format!("Copy of {snapshot_id} from {source_region}")),
+        ];
+        tag_params(&mut params, "snapshot", &tags);
+        let copied = self.call("CopySnapshot", &params).map_err(|e| match e {
+            Error::NotFound(m) => Error::NotFound(format!("snapshot {snapshot_id} in region {source_region}: {m}")),
+            other => other,
+        })?;
+        let snapshot_id = xml::text(&copied, "snapshotId").ok_or_else(|| Error::Other(format!("CopySnapshot returned no snapshotId: {copied}")))?;
+        Ok(SnapshotCopy { snapshot_id, volume_az: self.zone_like(volume_az)? })
     }
 }
 

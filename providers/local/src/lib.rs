@@ -5,14 +5,18 @@
 //! A PersistentVolume is claimed when its `hostPath.path` or `local.path` lies inside
 //! `volumeRoot`; its volume ID is that path relative to `volumeRoot`. A snapshot is a full copy
 //! of the volume's tree under `snapshotDir/<snapshot-id>/data`, written under a temporary name
-//! and renamed into place when complete.
+//! and renamed into place when complete. `copy-snapshot` copies a snapshot of another `local`
+//! location (its `snapshotDir`, mounted read-only at `/source/snapshots` for the call) into
+//! this one.
 
 use coffer_guest_sdk::fs::{self, Descriptor, DescriptorFlags, DescriptorType, OpenFlags, PathFlags, TEMP_PREFIX};
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, VolumeInfo, VolumeSnapshotter};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, SnapshotCopy, VolumeInfo, VolumeSnapshotter};
 use serde_json::Value;
 
 const VOLUMES: &str = "/volumes";
 const SNAPSHOTS: &str = "/snapshots";
+/// Where `copy-snapshot` sees the source location's `snapshotDir`.
+const SOURCE_SNAPSHOTS: &str = "/source/snapshots";
 /// The volume type recorded for directory volumes.
 const VOLUME_TYPE: &str = "directory";
 
@@ -77,6 +81,36 @@ fn copy_tree_atomically(src: &Descriptor, from: &str, dst: &Descriptor, to: &str
 }
 
 impl Local {
+    /// Writes a new snapshot holding a copy of the tree `from` under `src`, with `record` and
+    /// `tags` in its `snapshot.json`: under a temporary name, renamed into place when complete.
+    fn write_snapshot(&self, src: &Descriptor, from: &str, mut record: Value, tags: Vec<(String, String)>) -> Result<String> {
+        let snapshot_id = format!("snap-{}", fs::random_hex(8));
+        let temp = format!("{TEMP_PREFIX}{snapshot_id}");
+        record["tags"] = Value::Object(tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+        let record = record.to_string();
+        let result = (|| {
+            self.snapshots.create_directory_at(&temp).map_err(|c| fs::fs_error(&temp, c))?;
+            copy_tree(src, from, &self.snapshots, &format!("{temp}/data"))?;
+            let file = self
+                .snapshots
+                .open_at(PathFlags::empty(), &format!("{temp}/snapshot.json"), OpenFlags::CREATE | OpenFlags::EXCLUSIVE, DescriptorFlags::WRITE)
+                .map_err(|c| fs::fs_error("snapshot.json", c))?;
+            let mut written = 0;
+            while written < record.len() {
+                written += file
+                    .write(&record.as_bytes()[written..], written as u64)
+                    .map_err(|c| fs::fs_error("snapshot.json", c))? as usize;
+            }
+            file.sync_data().map_err(|c| fs::fs_error("snapshot.json", c))?;
+            self.snapshots.rename_at(&temp, &self.snapshots, &snapshot_id).map_err(|c| fs::fs_error(&snapshot_id, c))
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_all(&self.snapshots, &temp);
+            return Err(e);
+        }
+        Ok(snapshot_id)
+    }
+
     fn require_volume(&self, volume_id: &str) -> Result<()> {
         check_id("volume ID", volume_id)?;
         match fs::kind_of(&self.volumes, volume_id)? {
@@ -142,34 +176,20 @@ impl VolumeSnapshotter for Local {
 
     fn create_snapshot(&self, volume_id: &str, _az: &str, tags: Vec<(String, String)>) -> Result<String> {
         self.require_volume(volume_id)?;
-        let snapshot_id = format!("snap-{}", fs::random_hex(8));
-        let temp = format!("{TEMP_PREFIX}{snapshot_id}");
-        let result = (|| {
-            self.snapshots.create_directory_at(&temp).map_err(|c| fs::fs_error(&temp, c))?;
-            copy_tree(&self.volumes, volume_id, &self.snapshots, &format!("{temp}/data"))?;
-            let record = serde_json::json!({
-                "volumeID": volume_id,
-                "tags": tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<String, Value>>(),
-            })
-            .to_string();
-            let file = self
-                .snapshots
-                .open_at(PathFlags::empty(), &format!("{temp}/snapshot.json"), OpenFlags::CREATE | OpenFlags::EXCLUSIVE, DescriptorFlags::WRITE)
-                .map_err(|c| fs::fs_error("snapshot.json", c))?;
-            let mut written = 0;
-            while written < record.len() {
-                written += file
-                    .write(&record.as_bytes()[written..], written as u64)
-                    .map_err(|c| fs::fs_error("snapshot.json", c))? as usize;
-            }
-            file.sync_data().map_err(|c| fs::fs_error("snapshot.json", c))?;
-            self.snapshots.rename_at(&temp, &self.snapshots, &snapshot_id).map_err(|c| fs::fs_error(&snapshot_id, c))
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_all(&self.snapshots, &temp);
-            return Err(e);
+        self.write_snapshot(&self.volumes, volume_id, serde_json::json!({ "volumeID": volume_id }), tags)
+    }
+
+    fn copy_snapshot(&self, snapshot_id: &str, source: Config, _az: &str, tags: Vec<(String, String)>) -> Result<SnapshotCopy> {
+        check_id("snapshot ID", snapshot_id)?;
+        let from = source.get("snapshotDir").unwrap_or_default();
+        let source_dir = fs::preopen(SOURCE_SNAPSHOTS)?;
+        let data = format!("{snapshot_id}/data");
+        if !matches!(fs::kind_of(&source_dir, &data)?, Some(DescriptorType::Directory)) {
+            return Err(Error::NotFound(format!("snapshot {snapshot_id:?} in {from}")));
         }
-        Ok(snapshot_id)
+        let record = serde_json::json!({ "copyOf": snapshot_id, "copiedFrom": from });
+        let snapshot_id = self.write_snapshot(&source_dir, &data, record, tags)?;
+        Ok(SnapshotCopy { snapshot_id, volume_az: String::new() })
     }
 
     fn delete_snapshot(&self, snapshot_id: &str) -> Result<()> {
