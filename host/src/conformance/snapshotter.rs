@@ -3,7 +3,7 @@
 use super::manifest::check_manifest;
 use super::record::{Failure, Recorder, answered};
 use super::{CheckResult, Report, SnapshotterTarget, Subject};
-use crate::sandbox::VolumeSnapshotterHandle;
+use crate::sandbox::{ErrorKind, Grants, ProviderError, VolumeInfo, VolumeSnapshotterHandle};
 
 /// Every volume-snapshotter check, in the order they run.
 pub const VOLUME_SNAPSHOTTER_CHECKS: &[&str] = &[
@@ -16,6 +16,7 @@ pub const VOLUME_SNAPSHOTTER_CHECKS: &[&str] = &[
     "volume-info",
     "snapshot-round-trip",
     "delete-missing-snapshot",
+    "snapshot-copy",
     "calls-within-deadline",
 ];
 
@@ -39,6 +40,9 @@ pub(super) async fn run(subject: &Subject, target: &SnapshotterTarget, on_check:
         rec.skip_rest(VOLUME_SNAPSHOTTER_CHECKS, "the config grants nothing to test with (see grants)");
         return Report::new(&subject.component, rec.into_checks(), notes);
     };
+    // `copy-snapshot` is checked within the location: the copying instance is granted the
+    // location's own directories as the source's, as a copy between two locations would be.
+    let copier_grants = grants.clone().with_source_directories(&grants);
     let mut handle = None;
     rec.check("init", async {
         handle = Some(answered("init to accept the config and credential", VolumeSnapshotterHandle::new(&subject.sandbox, &subject.component, grants).await)?);
@@ -80,7 +84,7 @@ pub(super) async fn run(subject: &Subject, target: &SnapshotterTarget, on_check:
     }
 
     let Some((volume, az)) = &target.volume else {
-        for name in ["volume-info", "snapshot-round-trip", "delete-missing-snapshot"] {
+        for name in ["volume-info", "snapshot-round-trip", "delete-missing-snapshot", "snapshot-copy"] {
             rec.skip(name, NEEDS_VOLUME);
         }
         rec.check_deadlines(subject.sandbox.limits().call_deadline);
@@ -93,7 +97,7 @@ pub(super) async fn run(subject: &Subject, target: &SnapshotterTarget, on_check:
     })
     .await;
     let mut deleted = None;
-    match info {
+    match &info {
         None => rec.skip("snapshot-round-trip", "volume-info failed"),
         Some(info) => {
             rec.check("snapshot-round-trip", async {
@@ -127,6 +131,60 @@ pub(super) async fn run(subject: &Subject, target: &SnapshotterTarget, on_check:
             .await;
         }
     }
+    match &info {
+        None => rec.skip("snapshot-copy", "volume-info failed"),
+        Some(_) if !vs.has("0.3.0") => {
+            rec.skip("snapshot-copy", format!("contract {} has no copy-snapshot", vs.contract()));
+        }
+        Some(info) => snapshot_copy(subject, copier_grants, &mut vs, (volume, az), info, &mut rec, &mut notes).await,
+    }
     rec.check_deadlines(subject.sandbox.limits().call_deadline);
     Report::new(&subject.component, rec.into_checks(), notes)
+}
+
+/// `snapshot-copy`: a snapshot copied within the location (source config = its own), a volume
+/// made from the copy, and both snapshots deleted. A provider that answers `unsupported` does
+/// not copy, which the contract allows: the check is skipped, saying so.
+async fn snapshot_copy(
+    subject: &Subject,
+    grants: Grants,
+    vs: &mut VolumeSnapshotterHandle,
+    (volume, az): (&str, &str),
+    info: &VolumeInfo,
+    rec: &mut Recorder<'_>,
+    notes: &mut Vec<String>,
+) {
+    let source: Vec<(String, String)> = grants.config.clone().into_iter().collect();
+    let tags = [("coffer.io/plugin-test".to_owned(), "true".to_owned())];
+    let prepared = async {
+        let mut copier = answered(
+            "init of a copying instance to succeed",
+            VolumeSnapshotterHandle::new(&subject.sandbox, &subject.component, grants).await,
+        )?;
+        let snapshot = answered("create-snapshot to succeed", vs.create_snapshot(volume, az, &tags).await)?;
+        let copied = copier.copy_snapshot(&snapshot, &source, az, &tags).await;
+        Ok::<_, Failure>((copier, snapshot, copied))
+    }
+    .await;
+    if let Ok((_, snapshot, Err(ProviderError { kind: ErrorKind::Unsupported(_), .. }))) = &prepared {
+        let _ = vs.delete_snapshot(snapshot).await;
+        rec.skip("snapshot-copy", "the provider answers unsupported: it does not copy snapshots (optional)");
+        return;
+    }
+    rec.check("snapshot-copy", async {
+        let (mut copier, snapshot, copied) = prepared?;
+        let copy = answered("copy-snapshot to succeed", copied)?;
+        if copy.snapshot_id.is_empty() || copy.snapshot_id == snapshot {
+            return Err(Failure::new("copy-snapshot to return the copy's own snapshot ID", format!("{:?}", copy.snapshot_id)));
+        }
+        let zone = if copy.volume_az.is_empty() { az } else { copy.volume_az.as_str() };
+        let created = answered(
+            "create-volume-from-snapshot of the copy to succeed",
+            copier.create_volume_from_snapshot(&copy.snapshot_id, &info.volume_type, zone, info.iops).await,
+        )?;
+        notes.push(format!("created volume {created:?} from the copy {:?} of snapshot {snapshot:?}; it is left for you to delete", copy.snapshot_id));
+        answered("delete-snapshot of the copy to succeed", copier.delete_snapshot(&copy.snapshot_id).await)?;
+        answered("delete-snapshot of the original to succeed", vs.delete_snapshot(&snapshot).await)
+    })
+    .await;
 }

@@ -49,6 +49,11 @@ impl VolumeSnapshotterHandle {
         self.slot.contract()
     }
 
+    /// Whether the provider has the calls contract `version` added (e.g. `"0.3.0"`).
+    pub fn has(&self, version: &str) -> bool {
+        self.slot.has(version)
+    }
+
     /// Creates a volume from a snapshot; returns the new volume's ID.
     pub async fn create_volume_from_snapshot(
         &mut self,
@@ -104,7 +109,7 @@ impl VolumeSnapshotterHandle {
         volume_az: &str,
         tags: &[(String, String)],
     ) -> Result<SnapshotCopy, ProviderError> {
-        if !self.slot.has("0.3.0") {
+        if !self.has("0.3.0") {
             let kind = ErrorKind::OlderContract { contract: self.contract(), call: "copy-snapshot", added: "0.3.0" };
             return Err(ProviderError { location: self.location().to_owned(), kind });
         }

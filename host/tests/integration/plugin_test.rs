@@ -181,6 +181,10 @@ fn the_local_and_ebs_snapshotters_pass_and_delete_their_snapshots() {
     let created = note.split('"').nth(1).unwrap();
     assert!(note.contains("left for you to delete"), "{note}");
     assert_eq!(std::fs::read_to_string(volumes.join(created).join("data.txt")).unwrap(), "volume data", "the volume made from the snapshot");
+    let note = report["notes"][1].as_str().unwrap();
+    assert!(note.contains("from the copy"), "{note}");
+    let created = note.split('"').nth(1).unwrap();
+    assert_eq!(std::fs::read_to_string(volumes.join(created).join("data.txt")).unwrap(), "volume data", "the volume made from the copy");
 
     let server = moto();
     let volume = create_volume(&server);
@@ -197,7 +201,7 @@ fn the_local_and_ebs_snapshotters_pass_and_delete_their_snapshots() {
     // Without a volume, the round trips are skipped, saying what would let them run.
     let (run, report) = plugin_test(&cli, &args);
     assert!(run.ok, "{}", run.stderr);
-    assert_eq!(named(&report, "skip"), ["volume-id-round-trip", "volume-info", "snapshot-round-trip", "delete-missing-snapshot"]);
+    assert_eq!(named(&report, "skip"), ["volume-id-round-trip", "volume-info", "snapshot-round-trip", "delete-missing-snapshot", "snapshot-copy"]);
 }
 
 #[test]
