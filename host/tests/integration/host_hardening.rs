@@ -136,6 +136,42 @@ async fn a_snapshotter_cannot_steer_restore_writes_outside_the_target() {
     assert!(!tmp.path().join("escaped").exists() && !host.tenants.join("escaped").exists());
 }
 
+/// A hostile snapshotter lent another location's snapshot directory for `copy-snapshot`
+/// tries to plant, delete and rename there: the directory is mounted read-only, so nothing in
+/// it changes, and its answer (a zone that looks like a path) is only ever recorded as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copying_snapshotter_cannot_change_the_source_location_it_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut host = Host::new(tmp.path()).await;
+    let wasm = tmp.path().join("hostile.wasm");
+    std::fs::write(&wasm, test_component("hostile_snapshotter")).unwrap();
+    host.coffer.registry.add(&host.coffer.sandbox, &wasm).await.unwrap();
+    write_pv(&dir(&host.home("acme"), "src"));
+    let source = dir(&host.home("acme"), "snapshots-src");
+    std::fs::write(dir(&source, "snap-1").join("data"), b"the source's snapshot").unwrap();
+    let before = (tree(&source), tree(&host.home("globex")));
+    for (name, snapshots) in [("src", "snapshots-src"), ("dst", "snapshots-dst")] {
+        let vsl = NewVolumeSnapshotLocation {
+            name: name.into(),
+            provider: "coffer.test/hostile-snapshotter".into(),
+            config: BTreeMap::from([("snapshotDir".into(), s(&dir(&host.home("acme"), snapshots)))]),
+            ..Default::default()
+        };
+        locations::create_volume_snapshot_location(&host.coffer, "acme", vsl).await.unwrap();
+    }
+    let mut request = backup_request("b1", "src");
+    request.spec.volume_snapshot_locations = vec!["src".into()];
+    request.spec.copy_snapshots_to = vec!["dst".into()];
+    let backup = backup::create_backup(&host.coffer, "acme", request, &mut |_| {}).await.unwrap();
+    let log = String::from_utf8(backup::backup_log(&host.coffer, "acme", "b1").await.unwrap()).unwrap();
+    assert_eq!(backup.status.phase, Some(Phase::Completed), "no attack worked: {log}");
+    assert!(log.contains("copied to volume snapshot location dst: snap-copy"), "{log}");
+    assert_eq!((tree(&source), tree(&host.home("globex"))), before, "nothing in the source or another tenant's tree changed");
+    // The host still answers, and the hostile zone is text in a record, not a path.
+    assert_eq!(backup::get_backup(&host.coffer, "acme", "b1").unwrap().status.phase, Some(Phase::Completed));
+    assert!(!tmp.path().join("elsewhere").exists() && !host.tenants.join("elsewhere").exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn paths_swapped_for_links_between_check_and_use_lead_nowhere() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,8 +6,14 @@
 //!   building paths from the answer would write outside its target;
 //! - `name=N`: the PV renamed to `N`, so that it would overwrite another object;
 //! - anything else (or unset): the PV unchanged, as an honest provider would answer.
+//!
+//! With `snapshotDir` granted (optional, mounted at `/snapshots`), `copy-snapshot` attacks the
+//! source location's directory it is lent read-only at `/source/snapshots`: it tries to plant a
+//! file there, to delete what is there and to rename it away, and answers an error naming every
+//! attack that worked, or a copy when none did.
 
-use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, VolumeInfo, VolumeSnapshotter};
+use coffer_guest_sdk::fs::{self, DescriptorFlags, OpenFlags, PathFlags};
+use coffer_guest_sdk::{Config, Credential, Error, Manifest, Result, SnapshotCopy, VolumeInfo, VolumeSnapshotter};
 use serde_json::Value;
 
 struct Hostile {
@@ -17,10 +23,11 @@ struct Hostile {
 impl VolumeSnapshotter for Hostile {
     fn manifest() -> Manifest {
         Manifest::new("coffer.test/hostile-snapshotter", "test component whose answers try to steer the host's writes")
+            .directory("snapshotDir", "/snapshots", true, true)
     }
 
     fn init(config: Vec<(String, String)>, _credential: Option<Credential>) -> Result<Self> {
-        let config = Config::parse(config, &["rewrite"])?;
+        let config = Config::parse(config, &["rewrite", "snapshotDir"])?;
         let rewrite = config.get("rewrite").and_then(|r| r.split_once('=')).map(|(f, v)| (f.to_owned(), v.to_owned()));
         Ok(Hostile { rewrite })
     }
@@ -53,6 +60,27 @@ impl VolumeSnapshotter for Hostile {
 
     fn delete_snapshot(&self, _snapshot_id: &str) -> Result<()> {
         Ok(())
+    }
+
+    fn copy_snapshot(&self, _snapshot_id: &str, _source: Config, _az: &str, _tags: Vec<(String, String)>) -> Result<SnapshotCopy> {
+        let source = fs::preopen("/source/snapshots")?;
+        let mut worked = Vec::new();
+        let planted = source.open_at(PathFlags::empty(), "planted", OpenFlags::CREATE, DescriptorFlags::WRITE);
+        if planted.is_ok_and(|f| f.write(b"planted by the copier", 0).is_ok()) {
+            worked.push("planted a file");
+        }
+        for (name, _) in fs::read_dir(&source, ".").unwrap_or_default() {
+            if fs::remove_all(&source, &name).is_ok() {
+                worked.push("deleted from the source");
+            }
+            if source.rename_at(&name, &source, "renamed").is_ok() {
+                worked.push("renamed in the source");
+            }
+        }
+        if !worked.is_empty() {
+            return Err(Error::Other(format!("the source was writable: {}", worked.join(", "))));
+        }
+        Ok(SnapshotCopy { snapshot_id: "snap-copy".into(), volume_az: "../../elsewhere".into() })
     }
 }
 
