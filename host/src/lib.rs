@@ -22,6 +22,7 @@ pub mod api;
 pub mod backup;
 pub mod coffer;
 pub mod disk;
+pub mod encryption;
 pub mod confine;
 pub mod conformance;
 pub mod controllers;

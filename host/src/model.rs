@@ -140,6 +140,10 @@ pub struct BackupStorageLocationSpec {
     /// How often the location is validated (`0s` disables); the server default if unset.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "go_duration::option")]
     pub validation_frequency: Option<Duration>,
+    /// The secret key holding the age identities every object Coffer writes here is encrypted
+    /// with (the first encrypts, all decrypt), except `velero-backup.json` (Coffer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<SecretKeySelector>,
 }
 
 /// A location's observed state.
@@ -522,6 +526,18 @@ pub struct BackupStatus {
     /// How each copy in another storage location (`spec.copyTo`) came out (Coffer's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<BackupCopy>,
+    /// How the backup's objects are encrypted, when its location has an encryption key
+    /// (Coffer's): every object but `velero-backup.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<BackupEncryption>,
+}
+
+/// How a backup's objects are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupEncryption {
+    /// The age recipient (`age1…`) they are encrypted to: a key holding its identity reads them.
+    pub recipient: String,
 }
 
 /// A copy of a backup in another backup storage location.

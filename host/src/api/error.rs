@@ -181,7 +181,10 @@ impl From<BackupError> for ApiError {
             BackupError::Path(inner) => return inner.into(),
             BackupError::Refused(_) => Reason::Conflict,
             BackupError::Io { .. } => Reason::BadRequest,
-            BackupError::Provider(_) | BackupError::Malformed { .. } => Reason::BadGateway,
+            BackupError::Encryption(crate::encryption::EncryptionError::NoKey { .. } | crate::encryption::EncryptionError::WrongKey { .. }) => {
+                Reason::Conflict
+            }
+            BackupError::Provider(_) | BackupError::Malformed { .. } | BackupError::Encryption(_) => Reason::BadGateway,
         };
         ApiError::of(reason, &e)
     }

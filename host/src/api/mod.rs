@@ -80,7 +80,12 @@ mod tests {
         use crate::model::SecretKeySelector;
         let doc = document();
         let credential = SecretKeySelector { name: "s".into(), key: "k".into() };
-        let bsl_patch = BackupStorageLocationPatch { default: Some(true), credential: Some(credential.clone()), ca_cert: Some("AA==".into()) };
+        let bsl_patch = BackupStorageLocationPatch {
+            default: Some(true),
+            credential: Some(credential.clone()),
+            ca_cert: Some("AA==".into()),
+            encryption_key: Some(credential.clone()),
+        };
         let some = vec!["x".to_owned()];
         let filters = crate::model::ResourceFilters {
             included_namespaces: some.clone(),

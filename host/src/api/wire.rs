@@ -38,11 +38,19 @@ pub struct BackupStorageLocationPatch {
     /// A PEM CA bundle, base64, as in `spec.objectStorage.caCert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<String>,
+    /// A new encryption key: the secret key holding age identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<SecretKeySelector>,
 }
 
 impl From<BackupStorageLocationChange> for BackupStorageLocationPatch {
     fn from(change: BackupStorageLocationChange) -> Self {
-        BackupStorageLocationPatch { default: change.default, credential: change.credential, ca_cert: change.ca_cert.map(|pem| STANDARD.encode(pem)) }
+        BackupStorageLocationPatch {
+            default: change.default,
+            credential: change.credential,
+            ca_cert: change.ca_cert.map(|pem| STANDARD.encode(pem)),
+            encryption_key: change.encryption_key,
+        }
     }
 }
 
@@ -51,7 +59,7 @@ impl TryFrom<BackupStorageLocationPatch> for BackupStorageLocationChange {
 
     fn try_from(patch: BackupStorageLocationPatch) -> Result<Self, NotBase64> {
         let ca_cert = patch.ca_cert.map(|c| decode("caCert", &c)).transpose()?;
-        Ok(BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert })
+        Ok(BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert, encryption_key: patch.encryption_key })
     }
 }
 
@@ -147,6 +155,7 @@ mod tests {
             default: Some(true),
             credential: Some(SecretKeySelector { name: "creds".into(), key: "cloud".into() }),
             ca_cert: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            encryption_key: Some(SecretKeySelector { name: "keys".into(), key: "age".into() }),
         };
         let wire = serde_json::to_string(&BackupStorageLocationPatch::from(change.clone())).unwrap();
         let read: BackupStorageLocationPatch = serde_json::from_str(&wire).unwrap();

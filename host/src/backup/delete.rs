@@ -5,6 +5,7 @@ use super::kept_log;
 use super::layout::Layout;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
+use super::stored::Stored;
 use super::{BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
 use crate::fsb::open_backup_repository;
@@ -70,10 +71,11 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     backup.status.phase = Some(Phase::Deleting);
     coffer.state.write(|txn| txn.put(&backup))?;
 
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let stored = Stored::new(coffer, &backup, bsl)?;
+    let (bsl, layout) = (&stored.bsl, &stored.layout);
     let bucket = bsl.spec.object_storage.bucket.clone();
     let mut errors: Vec<String> = Vec::new();
-    let snapshots: Vec<VolumeSnapshot> = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
+    let snapshots: Vec<VolumeSnapshot> = fetch_document(coffer, &stored, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
     for snapshot in snapshots.iter().filter(|s| !s.status.provider_snapshot_id.is_empty()) {
         let vsl_name = &snapshot.spec.location;
         let Some(vsl) = coffer.state.read()?.get::<VolumeSnapshotLocation>(namespace, vsl_name)? else {
@@ -92,21 +94,21 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
 
     // The backup's file-system snapshots are forgotten; maintenance frees their data.
     let pod_volume_backups: Vec<PodVolumeBackup> =
-        fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
+        fetch_document(coffer, &stored, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
     let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
     for pvb in pod_volume_backups.iter().filter(|p| !p.status.snapshot_id.is_empty()) {
         by_namespace.entry(&pvb.spec.pod.namespace).or_default().push(pvb.status.snapshot_id.clone());
     }
     for (volume_namespace, ids) in by_namespace {
-        let forgotten = async { open_backup_repository(coffer, &bsl, volume_namespace).await?.forget(ids).await }.await;
+        let forgotten = async { open_backup_repository(coffer, bsl, volume_namespace).await?.forget(ids).await }.await;
         if let Err(e) = forgotten {
             errors.push(format!("error forgetting the file-system snapshots of namespace {volume_namespace}: {e}"));
         }
     }
 
-    let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
-    errors.extend(remove_objects(&mut store, &bucket, &layout, name).await?);
-    errors.extend(remove_restore_files(&mut store, &bucket, &layout, restores.iter().filter(|r| r.spec.storage_location.is_empty() || r.spec.storage_location == location)).await?);
+    let mut store = object_store_for(coffer, bsl).await.map_err(BackupError::Location)?;
+    errors.extend(remove_objects(&mut store, &bucket, layout, name).await?);
+    errors.extend(remove_restore_files(&mut store, &bucket, layout, restores.iter().filter(|r| r.spec.storage_location.is_empty() || r.spec.storage_location == location)).await?);
     // Every copy, with the files of the restores read from it.
     for copy in &backup.status.copies {
         let here = &copy.storage_location;

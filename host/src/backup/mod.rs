@@ -18,6 +18,7 @@ mod run_log;
 mod selection;
 mod selector;
 mod snapshots;
+mod stored;
 mod tarball;
 
 use thiserror::Error;
@@ -37,6 +38,7 @@ pub use run_log::{Messages, RunLog};
 pub use selection::{Resolved, SERVER_DEFAULT_BSL, parse_default_snapshot_locations, resolve_locations};
 pub use selector::parse_selector;
 pub use snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
+pub use stored::Stored;
 pub use tarball::{Contents, FORMAT_VERSION, Limits, TarballError, item_path, read_tarball, visit_tarball, write_tarball};
 
 use crate::coffer::Coffer;
@@ -77,6 +79,9 @@ pub enum BackupError {
     /// A path the tenant named cannot be used.
     #[error(transparent)]
     Path(#[from] crate::confine::PathError),
+    /// A backup's objects cannot be encrypted or decrypted.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::EncryptionError),
     /// A stored document is malformed.
     #[error("{what}: {reason}")]
     Malformed {
@@ -171,16 +176,17 @@ pub const MAX_DOCUMENT: u64 = 64 << 20;
 /// The most `velero-backup.json` may take (a Backup object is a few KiB).
 pub const MAX_BACKUP_METADATA: u64 = 4 << 20;
 
-/// Downloads `key` from a backup's location into memory, gunzipped; refused, naming the
-/// object, beyond [`MAX_COMPRESSED_DOCUMENT`] in the bucket or [`MAX_DOCUMENT`] inflated.
-pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -> Result<Option<Vec<u8>>, BackupError> {
+/// Downloads `key` from where `stored` is into memory, decrypted and gunzipped; refused,
+/// naming the object, beyond [`MAX_COMPRESSED_DOCUMENT`] in the bucket or [`MAX_DOCUMENT`]
+/// inflated.
+pub async fn fetch_gz(coffer: &Coffer, stored: &Stored, key: &str) -> Result<Option<Vec<u8>>, BackupError> {
     use std::io::Read;
-    let mut store = crate::locations::object_store_for(coffer, bsl).await?;
-    let bucket = &bsl.spec.object_storage.bucket;
+    let mut store = crate::locations::object_store_for(coffer, &stored.bsl).await?;
+    let bucket = stored.bucket();
     if !store.object_exists(bucket, key).await? {
         return Ok(None);
     }
-    let gz = store.get_bytes(bucket, key, MAX_COMPRESSED_DOCUMENT).await?;
+    let gz = stored.plain(key, store.get_bytes(bucket, key, stored.stored_limit(MAX_COMPRESSED_DOCUMENT)).await?)?;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
         .take(MAX_DOCUMENT + 1)
@@ -192,15 +198,15 @@ pub async fn fetch_gz(coffer: &Coffer, bsl: &BackupStorageLocation, key: &str) -
     Ok(Some(out))
 }
 
-/// The gzipped JSON document `key` of a location (`what` names it in errors), or its default
-/// when it is absent or `null` (Velero writes `null` for an empty list).
+/// The gzipped JSON document `key` where `stored` is (`what` names it in errors), or its
+/// default when it is absent or `null` (Velero writes `null` for an empty list).
 pub(crate) async fn fetch_document<T: serde::de::DeserializeOwned + Default>(
     coffer: &Coffer,
-    bsl: &BackupStorageLocation,
+    stored: &Stored,
     key: &str,
     what: &str,
 ) -> Result<T, BackupError> {
-    let Some(json) = fetch_gz(coffer, bsl, key).await? else {
+    let Some(json) = fetch_gz(coffer, stored, key).await? else {
         return Ok(T::default());
     };
     serde_json::from_slice::<Option<T>>(&json)

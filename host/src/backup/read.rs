@@ -2,19 +2,19 @@
 //! snapshot records and the tarball.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
 use super::kept_log;
-use super::layout::Layout;
 use super::pod_volume_restores::PodVolumeRestore;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
+use super::stored::Stored;
 use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, readable_location};
 use crate::coffer::Coffer;
 use crate::locations::object_store_for;
-use crate::model::{Backup, BackupStorageLocation, Phase};
+use crate::model::{Backup, Phase};
 
 /// What `backup describe --details` lists besides the record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,12 +33,10 @@ fn finished(backup: &Backup) -> bool {
     backup.status.phase.is_some_and(Phase::is_usable)
 }
 
-/// Where to read `backup` from (`wanted`, or the first readable location holding it), with
-/// its layout.
-fn location_of(coffer: &Coffer, backup: &Backup, wanted: &str) -> Result<(BackupStorageLocation, Layout), BackupError> {
-    let bsl = readable_location(coffer, backup, wanted)?;
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    Ok((bsl, layout))
+/// Where to read `backup` from (`wanted`, or the first readable location holding it), and
+/// how.
+fn location_of(coffer: &Coffer, backup: &Backup, wanted: &str) -> Result<Stored, BackupError> {
+    Stored::new(coffer, backup, readable_location(coffer, backup, wanted)?)
 }
 
 /// The resource list and snapshot records of a completed (or partially failed) backup.
@@ -47,10 +45,11 @@ pub async fn backup_details(coffer: &Coffer, namespace: &str, name: &str) -> Res
     if !finished(&backup) {
         return Ok(BackupDetails::default());
     }
-    let (bsl, layout) = location_of(coffer, &backup, "")?;
-    let resource_list = fetch_document(coffer, &bsl, &layout.backup_resource_list(name), "resource list").await?;
-    let volume_snapshots = fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
-    let pod_volume_backups = fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
+    let stored = location_of(coffer, &backup, "")?;
+    let layout = &stored.layout;
+    let resource_list = fetch_document(coffer, &stored, &layout.backup_resource_list(name), "resource list").await?;
+    let volume_snapshots = fetch_document(coffer, &stored, &layout.backup_volume_snapshots(name), "volume snapshot list").await?;
+    let pod_volume_backups = fetch_document(coffer, &stored, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
     Ok(BackupDetails { resource_list, volume_snapshots, pod_volume_backups })
 }
 
@@ -72,9 +71,10 @@ pub async fn restore_details(coffer: &Coffer, namespace: &str, name: &str) -> Re
         return Ok(RestoreDetails::default());
     }
     let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
-    let (bsl, layout) = location_of(coffer, &backup, &restore.spec.storage_location)?;
-    let resource_list = fetch_document(coffer, &bsl, &layout.restore_resource_list(name), "restore resource list").await?;
-    let pod_volume_restores = fetch_document(coffer, &bsl, &layout.restore_pod_volume_restores(name), "pod volume restore list").await?;
+    let stored = location_of(coffer, &backup, &restore.spec.storage_location)?;
+    let layout = &stored.layout;
+    let resource_list = fetch_document(coffer, &stored, &layout.restore_resource_list(name), "restore resource list").await?;
+    let pod_volume_restores = fetch_document(coffer, &stored, &layout.restore_pod_volume_restores(name), "pod volume restore list").await?;
     Ok(RestoreDetails { resource_list, pod_volume_restores })
 }
 
@@ -88,8 +88,8 @@ pub async fn backup_log(coffer: &Coffer, namespace: &str, name: &str) -> Result<
         // Failed before logs were kept, or set Failed after a crash: the reason is all there is.
         return Err(BackupError::Refused(format!("backup {name:?} failed and has no log: {}", backup.status.failure_reason)));
     }
-    let (bsl, layout) = location_of(coffer, &backup, "")?;
-    fetch_gz(coffer, &bsl, &layout.backup_log(name))
+    let stored = location_of(coffer, &backup, "")?;
+    fetch_gz(coffer, &stored, &stored.layout.backup_log(name))
         .await?
         .ok_or_else(|| BackupError::Refused(format!("backup {name:?} has no log in object storage")))
 }
@@ -102,8 +102,8 @@ pub async fn restore_log(coffer: &Coffer, namespace: &str, name: &str) -> Result
         return Ok(log);
     }
     let backup = get_backup(coffer, namespace, &restore.spec.backup_name)?;
-    let (bsl, layout) = location_of(coffer, &backup, &restore.spec.storage_location)?;
-    fetch_gz(coffer, &bsl, &layout.restore_log(name))
+    let stored = location_of(coffer, &backup, &restore.spec.storage_location)?;
+    fetch_gz(coffer, &stored, &stored.layout.restore_log(name))
         .await?
         .ok_or_else(|| BackupError::Refused(format!("restore {name:?} has no log in object storage")))
 }
@@ -121,7 +121,19 @@ pub fn downloadable(coffer: &Coffer, namespace: &str, name: &str) -> Result<Back
 /// Streams backup `name`'s tarball into `sink`; returns its size.
 pub async fn download_backup<W: Write + Send + 'static>(coffer: &Coffer, namespace: &str, name: &str, sink: W) -> Result<u64, BackupError> {
     let backup = downloadable(coffer, namespace, name)?;
-    let (bsl, layout) = location_of(coffer, &backup, "")?;
-    let mut store = object_store_for(coffer, &bsl).await?;
-    Ok(store.get_object(&bsl.spec.object_storage.bucket, &layout.backup_contents(name), sink).await?)
+    let stored = location_of(coffer, &backup, "")?;
+    let mut store = object_store_for(coffer, &stored.bsl).await?;
+    let key = stored.layout.backup_contents(name);
+    if !stored.encrypted() {
+        return Ok(store.get_object(stored.bucket(), &key, sink).await?);
+    }
+    // Downloaded whole, then decrypted as it is read: nothing unauthenticated reaches `sink`
+    // before the object is in.
+    let file = tempfile::tempfile().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
+    let mut sealed = file.try_clone().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
+    store.get_object(stored.bucket(), &key, file).await?;
+    sealed.rewind().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
+    tokio::task::spawn_blocking(move || stored.plain_into(&key, std::io::BufReader::new(sealed), sink))
+        .await
+        .map_err(|e| BackupError::Io { path: "the download".into(), error: std::io::Error::other(e) })?
 }

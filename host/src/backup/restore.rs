@@ -10,12 +10,12 @@ use cap_std::fs::Dir;
 use super::filters::{Filter, Inclusion, NON_RESTORABLE, validate_filters};
 use super::item::Item;
 use super::kept_log;
-use super::layout::Layout;
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::pod_volume_restores;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::{VolumeSnapshot, rezone, snapshot_for};
 use super::tarball::{Limits, TarballError, item_path, visit_tarball};
+use super::stored::Stored;
 use super::{Accepted, BackupError, fetch_document, get_backup, readable_location};
 use crate::coffer::Coffer;
 use crate::confine::{PathError, overlapping};
@@ -195,12 +195,12 @@ impl StartedRestore {
 /// Uploads a restore's results and log to the location its backup was read from.
 async fn upload_files(coffer: &Coffer, backup: &Backup, request: &RestoreRequest, log: &RunLog) -> Result<(), BackupError> {
     let name = &request.name;
-    let bsl = readable_location(coffer, backup, &request.spec.storage_location)?;
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    let mut store = object_store_for(coffer, &bsl).await?;
-    let bucket = &bsl.spec.object_storage.bucket;
+    let stored = Stored::new(coffer, backup, readable_location(coffer, backup, &request.spec.storage_location)?)?;
+    let layout = &stored.layout;
+    let mut store = object_store_for(coffer, &stored.bsl).await?;
     for (key, body) in [(layout.restore_results(name), log.results_gz()), (layout.restore_log(name), log.log_gz())] {
-        store.put_bytes(bucket, &key, body).await?;
+        let body = stored.sealed(&key, body)?;
+        store.put_bytes(stored.bucket(), &key, body).await?;
     }
     Ok(())
 }
@@ -313,17 +313,26 @@ async fn run(
 ) -> Result<(), String> {
     let namespace = &backup.metadata.meta.namespace;
     let bsl = readable_location(coffer, backup, &request.spec.storage_location).map_err(|e| e.to_string())?;
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let stored = Stored::new(coffer, backup, bsl).map_err(|e| e.to_string())?;
+    let (bsl, layout) = (&stored.bsl, &stored.layout);
     let bucket = bsl.spec.object_storage.bucket.clone();
-    let mut store = object_store_for(coffer, &bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
+    let mut store = object_store_for(coffer, bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
     let limits = Limits::default();
     let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
     let file = tarball.try_clone().map_err(|e| e.to_string())?;
     let key = layout.backup_contents(&backup.metadata.meta.name);
     store
-        .get_object(&bucket, &key, Capped { inner: file, left: limits.max_total })
+        .get_object(&bucket, &key, Capped { inner: file, left: stored.stored_limit(limits.max_total) })
         .await
         .map_err(|e| format!("error downloading the backup tarball: {e}"))?;
+    if stored.encrypted() {
+        // Decrypted whole into a second file before anything of it is read.
+        tarball.rewind().map_err(|e| e.to_string())?;
+        let plain = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
+        let into = plain.try_clone().map_err(|e| e.to_string())?;
+        stored.plain_into(&key, std::io::BufReader::new(tarball), std::io::BufWriter::new(into)).map_err(|e| e.to_string())?;
+        tarball = plain;
+    }
     // Everything is read and checked before anything is written, one entry at a time.
     tarball.rewind().map_err(|e| e.to_string())?;
     // The first reading also finds which volumes included claims bind, and counts what the
@@ -350,7 +359,7 @@ async fn run(
     .map_err(|e| e.to_string())?;
     tarball.rewind().map_err(|e| e.to_string())?;
     let snapshots: Vec<VolumeSnapshot> =
-        fetch_document(coffer, &bsl, &layout.backup_volume_snapshots(&backup.metadata.meta.name), "the volume snapshot list")
+        fetch_document(coffer, &stored, &layout.backup_volume_snapshots(&backup.metadata.meta.name), "the volume snapshot list")
             .await
             .map_err(|e| e.to_string())?;
     // The target is opened once, here, and every write goes through the handle.
@@ -433,22 +442,26 @@ async fn run(
 
     // The restored pods' volumes backed up from their files.
     let backups: Vec<PodVolumeBackup> =
-        fetch_document(coffer, &bsl, &layout.backup_pod_volume_backups(&backup.metadata.meta.name), "the pod volume backup list")
+        fetch_document(coffer, &stored, &layout.backup_pod_volume_backups(&backup.metadata.meta.name), "the pod volume backup list")
             .await
             .map_err(|e| e.to_string())?;
     let mut report = |data| {
         counts.pod_volume_data = Some(data);
         progress(&counts);
     };
-    let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, &bsl, &backups, &pods, &target, log, &mut report).await;
-    let key = layout.restore_pod_volume_restores(&restore.metadata.meta.name);
-    if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&volume_restores)).await {
-        log.warn(Scope::Run, format!("error uploading {key}: {e}"));
-    }
+    let volume_restores = pod_volume_restores::restore(coffer, &restore.metadata.meta.name, bsl, &backups, &pods, &target, log, &mut report).await;
     restored.values_mut().for_each(|v| v.sort());
-    let key = layout.restore_resource_list(&restore.metadata.meta.name);
-    if let Err(e) = store.put_bytes(&bucket, &key, gzip_json(&restored)).await {
-        log.warn(Scope::Run, format!("error uploading {key}: {e}"));
+    for (key, document) in [
+        (layout.restore_pod_volume_restores(&restore.metadata.meta.name), gzip_json(&volume_restores)),
+        (layout.restore_resource_list(&restore.metadata.meta.name), gzip_json(&restored)),
+    ] {
+        let uploaded = match stored.sealed(&key, document) {
+            Ok(body) => store.put_bytes(&bucket, &key, body).await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = uploaded {
+            log.warn(Scope::Run, format!("error uploading {key}: {e}"));
+        }
     }
     counts.pod_volume_data = None;
     restore.status.progress = Some((&counts).into());

@@ -17,13 +17,14 @@ use super::kept_log;
 use super::manifests::read_manifests;
 use super::pod_volumes::{self, PodVolumeBackup};
 use super::run_log::{RunLog, Scope, gzip_json};
-use super::selection::{Resolved, resolve_locations};
+use super::selection::{Resolved, encryption_errors, resolve_locations};
 use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
 use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
-use crate::locations::{object_store_for, volume_snapshot_copier_for, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupCopy, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
+use crate::encryption::{BackupKey, EncryptionError};
+use crate::locations::{encryption_key, object_store_for, volume_snapshot_copier_for, volume_snapshotter_for};
+use crate::model::{API_VERSION, Backup, BackupCopy, BackupEncryption, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
@@ -150,6 +151,9 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
                 None
             }
         };
+        if let Some(resolved) = &resolved {
+            errors.extend(encryption_errors(txn, &coffer.keyring, resolved)?);
+        }
         let resolved = match resolved {
             Some(resolved) if errors.is_empty() => resolved,
             _ => {
@@ -419,34 +423,70 @@ async fn run(
     let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
     write_tarball(included.iter().copied(), &mut tarball).map_err(|e| format!("error writing the backup tarball: {e}"))?;
     tarball.flush().and_then(|()| tarball.rewind()).map_err(|e| format!("error writing the backup tarball: {e}"))?;
+    // Read now, so that a key rotated since the backup was accepted applies; its copies were
+    // checked to hold the identity of the recipient then.
+    let key = encryption_key(coffer, bsl).map_err(|e| format!("error reading the encryption key: {e}"))?;
+    if let Some(key) = &key {
+        backup.status.encryption = Some(BackupEncryption { recipient: key.recipient().to_owned() });
+        tarball = seal_file(key, tarball).map_err(|e| e.to_string())?;
+    }
 
     backup.status.errors = log.error_count();
     backup.status.warnings = log.warning_count();
     backup.status.phase = Some(if backup.status.errors > 0 { Phase::PartiallyFailed } else { Phase::Completed });
     backup.status.completion_timestamp = Some(now());
     log.info(&format!("Backed up a total of {} items", included.len()));
-    let records = Records::new(&records, &pod_volume_backups, &resource_list(&included));
+    let records = Records::new(&records, &pod_volume_backups, &resource_list(&included), key).map_err(|e| e.to_string())?;
     upload(coffer, main, locations.copies, backup, tarball, records, log).await
 }
 
 /// Where a layout keeps one of a backup's records.
 type KeyOf = fn(&Layout, &str) -> String;
 
-/// The records a backup uploads beside its tarball, gzipped JSON, with the layout's key of each.
+/// The records a backup uploads beside its tarball, gzipped JSON (encrypted when its location
+/// has a key), with the layout's key of each; and the key the backup's other files are
+/// encrypted with.
 struct Records {
     documents: Vec<(KeyOf, Vec<u8>)>,
+    key: Option<BackupKey>,
 }
 
 impl Records {
-    fn new(volume_snapshots: &[VolumeSnapshot], pod_volume_backups: &[PodVolumeBackup], resources: &BTreeMap<String, Vec<String>>) -> Self {
-        Records {
-            documents: vec![
-                (Layout::backup_volume_snapshots, gzip_json(&volume_snapshots)),
-                (Layout::backup_pod_volume_backups, gzip_json(&pod_volume_backups)),
-                (Layout::backup_resource_list, gzip_json(resources)),
-            ],
+    fn new(
+        volume_snapshots: &[VolumeSnapshot],
+        pod_volume_backups: &[PodVolumeBackup],
+        resources: &BTreeMap<String, Vec<String>>,
+        key: Option<BackupKey>,
+    ) -> Result<Self, EncryptionError> {
+        let documents: Vec<(KeyOf, Vec<u8>)> = vec![
+            (Layout::backup_volume_snapshots, gzip_json(&volume_snapshots)),
+            (Layout::backup_pod_volume_backups, gzip_json(&pod_volume_backups)),
+            (Layout::backup_resource_list, gzip_json(resources)),
+        ];
+        let mut records = Records { documents: Vec::with_capacity(documents.len()), key };
+        for (key_of, document) in documents {
+            let sealed = records.seal("a backup record", document)?;
+            records.documents.push((key_of, sealed));
+        }
+        Ok(records)
+    }
+
+    /// `plain` as the backup stores it: encrypted when its location has a key.
+    fn seal(&self, what: &str, plain: Vec<u8>) -> Result<Vec<u8>, EncryptionError> {
+        match &self.key {
+            None => Ok(plain),
+            Some(key) => key.seal_bytes(what, &plain),
         }
     }
+}
+
+/// `plain` encrypted with `key` into a new temporary file, streaming.
+fn seal_file(key: &BackupKey, plain: std::fs::File) -> Result<std::fs::File, EncryptionError> {
+    let io = |source| EncryptionError::Io { what: "the backup tarball".into(), source };
+    let mut sealed = tempfile::tempfile().map_err(io)?;
+    key.seal("the backup tarball", std::io::BufReader::new(plain), std::io::BufWriter::new(&mut sealed))?;
+    sealed.rewind().map_err(io)?;
+    Ok(sealed)
 }
 
 /// A storage location a backup is written to, open.
@@ -573,7 +613,16 @@ async fn upload(
     if backup.status.errors > 0 {
         backup.status.phase = Some(Phase::PartiallyFailed);
     }
-    let (results, log_gz) = (log.results_gz(), log.log_gz());
+    let (results, log_gz) = match (records.seal("the backup results", log.results_gz()), records.seal("the backup log", log.log_gz())) {
+        (Ok(results), Ok(log_gz)) => (results, log_gz),
+        (Err(e), _) | (_, Err(e)) => {
+            main.discard(&name, log).await;
+            for copy in &mut copies {
+                copy.discard(&name, log).await;
+            }
+            return Err(e.to_string());
+        }
+    };
     for copy in &copies {
         backup.status.copies.push(BackupCopy { storage_location: copy.name.clone(), phase: Some(Phase::Completed), message: String::new() });
     }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{AccessMode, BackupSpec, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
+use crate::keyring::Keyring;
+use crate::locations::{LocationError, encryption_key_in};
 use crate::state::{StateError, Txn};
 
 /// The name Velero's server falls back to when no location is marked default
@@ -113,6 +115,44 @@ fn resolve_copy_locations(
         copies.push(bsl);
     }
     Ok(copies)
+}
+
+/// A backup and its copies are encrypted alike: when the backup's own location has an
+/// encryption key, every copy's must hold the identity of its recipient (the copies carry the
+/// same ciphertext); when it has none, no copy's location may have one. Each problem names the
+/// location.
+pub fn encryption_errors(txn: &Txn<'_>, keyring: &Keyring, resolved: &Resolved) -> Result<Vec<String>, StateError> {
+    let mut errors = Vec::new();
+    let key_of = |bsl: &BackupStorageLocation, errors: &mut Vec<String>| match encryption_key_in(txn, keyring, bsl) {
+        Ok(key) => Ok(key),
+        Err(LocationError::State(e)) => Err(e),
+        Err(e) => {
+            errors.push(format!("backup storage location {}: {e}", bsl.metadata.name));
+            Ok(None)
+        }
+    };
+    let main = &resolved.storage_location;
+    let own = key_of(main, &mut errors)?;
+    for copy in &resolved.copy_locations {
+        let name = &copy.metadata.name;
+        match (&own, key_of(copy, &mut errors)?) {
+            (None, None) => {}
+            (Some(own), None) if copy.spec.encryption_key.is_none() => errors.push(format!(
+                "backup storage location {name} has no encryption key, and the backup is encrypted to recipient {}: give {name} a key holding that identity to receive a copy",
+                own.recipient()
+            )),
+            (Some(own), Some(key)) if !key.opens(own.recipient()) => errors.push(format!(
+                "the encryption key of backup storage location {name} does not hold the identity of recipient {} that the backup is encrypted to",
+                own.recipient()
+            )),
+            (None, Some(_)) => errors.push(format!(
+                "backup storage location {name} encrypts what it holds, and the backup's own location {} does not: give {} an encryption key too",
+                main.metadata.name, main.metadata.name
+            )),
+            _ => {}
+        }
+    }
+    Ok(errors)
 }
 
 /// Each location of `spec.copySnapshotsTo` must exist, appear once, not be one the backup

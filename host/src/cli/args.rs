@@ -335,6 +335,10 @@ pub struct BackupLocationCreate {
     /// The secret key with this location's credential, `secret=key`.
     #[arg(long, value_name = "SECRET=KEY")]
     pub credential: Option<String>,
+    /// The secret key holding age identities (`age-keygen` output): every object Coffer
+    /// writes here but `velero-backup.json` is encrypted to the first; all decrypt.
+    #[arg(long, value_name = "SECRET=KEY")]
+    pub encryption_key: Option<String>,
     /// Make this the default location.
     #[arg(long)]
     pub default: bool,
@@ -385,6 +389,10 @@ pub struct BackupLocationSet {
     /// File with a PEM CA bundle for the provider to trust.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// A new encryption key, `secret=key` (age identities; put a new one first to rotate,
+    /// keeping the old ones after it to read older backups).
+    #[arg(long, value_name = "SECRET=KEY")]
+    pub encryption_key: Option<String>,
 }
 
 /// `snapshot-location` subcommands.

@@ -126,6 +126,7 @@ fn new_bsl(args: BackupLocationCreate) -> Result<NewBackupStorageLocation> {
         backup_sync_period: parse::duration("backup-sync-period", args.backup_sync_period.as_deref())?,
         ca_cert: args.cacert.as_deref().map(|p| parse::read_file("cacert", p)).transpose()?,
         labels: parse::key_values("labels", args.labels.as_deref())?,
+        encryption_key: parse::secret_key("encryption-key", args.encryption_key.as_deref())?,
     })
 }
 
@@ -154,6 +155,7 @@ pub async fn backup_location(api: &dyn TenantApi, ns: &str, command: BackupLocat
                 default: args.default,
                 credential: parse::credential(args.credential.as_deref())?,
                 ca_cert: args.cacert.as_deref().map(|p| parse::read_file("cacert", p)).transpose()?,
+                encryption_key: parse::secret_key("encryption-key", args.encryption_key.as_deref())?,
             };
             api.change_backup_storage_location(&args.name, BackupStorageLocationPatch::from(change)).await?;
             println!("Backup storage location {:?} configured successfully.", args.name);

@@ -54,9 +54,14 @@ pub fn key_values(flag: &str, text: Option<&str>) -> Result<BTreeMap<String, Str
 
 /// Parses `--credential secret=key` (exactly one pair).
 pub fn credential(text: Option<&str>) -> Result<Option<SecretKeySelector>> {
-    let map = key_values("credential", text)?;
+    secret_key("credential", text)
+}
+
+/// Parses a `SECRET=KEY` flag `--{flag}`.
+pub fn secret_key(flag: &str, text: Option<&str>) -> Result<Option<SecretKeySelector>> {
+    let map = key_values(flag, text)?;
     if text.is_some() && map.len() != 1 {
-        bail!("--credential can only contain 1 key/value pair");
+        bail!("--{flag} can only contain 1 key/value pair");
     }
     Ok(map.into_iter().next().map(|(name, key)| SecretKeySelector { name, key }))
 }

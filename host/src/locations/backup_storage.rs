@@ -16,7 +16,7 @@ use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 
 use super::location::{self, Location};
-use super::location_grants;
+use super::{encryption_key, location_grants};
 use super::{LocationError, delete_named, get_named};
 
 const KIND: &str = BackupStorageLocation::NOUN;
@@ -54,6 +54,8 @@ pub struct NewBackupStorageLocation {
     pub ca_cert: Option<Vec<u8>>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The secret key holding its encryption key (age identities).
+    pub encryption_key: Option<SecretKeySelector>,
 }
 
 fn trim_slashes(s: &str) -> String {
@@ -84,6 +86,7 @@ impl NewBackupStorageLocation {
             backup_sync_period: spec.backup_sync_period,
             ca_cert,
             labels: bsl.metadata.labels,
+            encryption_key: spec.encryption_key,
         })
     }
 
@@ -123,6 +126,7 @@ impl NewBackupStorageLocation {
                 access_mode: self.access_mode,
                 backup_sync_period: self.backup_sync_period,
                 validation_frequency: self.validation_frequency,
+                encryption_key: self.encryption_key,
             },
             status: LocationStatus::default(),
         })
@@ -136,7 +140,9 @@ pub async fn create_backup_storage_location(
     namespace: &str,
     new: NewBackupStorageLocation,
 ) -> Result<BackupStorageLocation, LocationError> {
-    location::create(coffer, new.build(namespace)?).await
+    let bsl = new.build(namespace)?;
+    encryption_key(coffer, &bsl)?;
+    location::create(coffer, bsl).await
 }
 
 /// What `backup-location set` changes.
@@ -148,6 +154,8 @@ pub struct BackupStorageLocationChange {
     pub credential: Option<SecretKeySelector>,
     /// A new PEM CA bundle.
     pub ca_cert: Option<Vec<u8>>,
+    /// A new encryption key (the next backups encrypt with its first identity).
+    pub encryption_key: Option<SecretKeySelector>,
 }
 
 /// Changes a location. Making it the default unsets the previous default in the same
@@ -159,6 +167,12 @@ pub async fn set_backup_storage_location(
     change: BackupStorageLocationChange,
 ) -> Result<BackupStorageLocation, LocationError> {
     let revalidate = change.credential.is_some() || change.ca_cert.is_some();
+    if let Some(selector) = &change.encryption_key {
+        // Checked before anything changes: the key must resolve and parse.
+        let mut probe = coffer.state.read()?.get::<BackupStorageLocation>(namespace, name)?.ok_or_else(|| ObjectError::not_found(KIND, name))?;
+        probe.spec.encryption_key = Some(selector.clone());
+        encryption_key(coffer, &probe)?;
+    }
     let bsl = coffer.state.write(|txn| {
         let mut bsl = txn
             .get::<BackupStorageLocation>(namespace, name)?
@@ -176,6 +190,9 @@ pub async fn set_backup_storage_location(
         }
         if let Some(credential) = change.credential.clone() {
             location::set_credential(txn, coffer, &mut bsl, credential)?;
+        }
+        if let Some(selector) = &change.encryption_key {
+            bsl.spec.encryption_key = Some(selector.clone());
         }
         if let Some(pem) = &change.ca_cert {
             bsl.spec.object_storage.ca_cert = Some(STANDARD.encode(pem));

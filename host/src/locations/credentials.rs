@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::coffer::Coffer;
 use crate::keyring::Keyring;
-use crate::model::{Secret, SecretKeySelector};
+use crate::encryption::BackupKey;
+use crate::model::{BackupStorageLocation, Secret, SecretKeySelector};
 use crate::plugins::Plugin;
 use crate::sandbox::{Grants, grants_for};
 use crate::quotas::quota_of;
@@ -54,6 +55,27 @@ pub fn resolve_credential(
         return Err(missing(format!("secret {name:?} has no key {key:?} (it has: {})", keys.join(", "))));
     };
     Ok(Some(keyring.open_value(&sealed_identity(namespace, name, key), sealed)?))
+}
+
+/// The encryption key of `bsl`, if it names one: its secret value parsed as age identities.
+/// Read afresh on every call, so a rotated key applies to the next backup. A missing secret
+/// or a value that is not a list of identities is an error naming the field.
+pub fn encryption_key(coffer: &Coffer, bsl: &BackupStorageLocation) -> Result<Option<BackupKey>, LocationError> {
+    encryption_key_in(&coffer.state.read()?, &coffer.keyring, bsl)
+}
+
+/// [`encryption_key`], read in `txn`.
+pub fn encryption_key_in(txn: &Txn<'_>, keyring: &Keyring, bsl: &BackupStorageLocation) -> Result<Option<BackupKey>, LocationError> {
+    let Some(selector) = &bsl.spec.encryption_key else {
+        return Ok(None);
+    };
+    let name = &bsl.metadata.name;
+    let label = format!("backup-location {name:?} encryption key");
+    let value = resolve_credential(txn, keyring, &bsl.metadata.namespace, &label, Some(selector))?
+        .expect("an explicit selector resolves or fails");
+    let key = BackupKey::parse(name, &format!("{}={}", selector.name, selector.key), &value)
+        .map_err(|e| LocationError::InvalidField { field: "spec.encryptionKey".into(), reason: e.to_string() })?;
+    Ok(Some(key))
 }
 
 /// Everything a location's provider instance gets: its config, its credential (resolved

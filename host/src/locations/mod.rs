@@ -13,7 +13,7 @@ pub use backup_storage::{
     delete_backup_storage_location, get_backup_storage_locations, object_store_config, object_store_for, refresh_backup_storage_locations,
     set_backup_storage_location, validate_backup_storage_location, validation_due,
 };
-pub use credentials::{DEFAULT_CREDENTIAL, resolve_credential, sealed_identity};
+pub use credentials::{DEFAULT_CREDENTIAL, encryption_key, encryption_key_in, resolve_credential, sealed_identity};
 use credentials::location_grants;
 pub use directories::{LocationDirectory, location_directories};
 pub use error::LocationError;

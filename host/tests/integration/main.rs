@@ -13,6 +13,7 @@ mod cli_locations;
 mod credentials;
 mod fsb;
 mod disk_full;
+mod encryption;
 mod ebs;
 mod gcs;
 mod host_hardening;
