@@ -2,7 +2,8 @@
 //! providers, each with a ratio against GNU tar (`tar -czf` / `tar -xzf`) on the same data in
 //! the same run: the minimum work of packing and unpacking the same files. Then the cost of a
 //! copy (`--copy-to` a second filesystem location on the same disk): the same backup with one
-//! copy against the one without.
+//! copy against the one without; and the cost of encryption: the same backup into a location
+//! with an encryption key (age) against one without, on the same disk.
 //!
 //! Run: `cargo bench -p coffer --bench backup` (`COFFER_BENCH_COUNTS=1000,5000` to change sizes).
 
@@ -129,6 +130,38 @@ async fn main() {
             }
         }
 
+        // Encryption: the same backup into a location with a key and into one without, in turns.
+        use age::secrecy::ExposeSecret;
+        let identity = age::x25519::Identity::generate().to_string().expose_secret().to_owned();
+        coffer::secrets::create_secret(&coffer, "velero", "keys", vec![("age".into(), identity.into_bytes())]).unwrap();
+        std::fs::create_dir_all(root.join("vault")).unwrap();
+        let vault = NewBackupStorageLocation {
+            name: "vault".into(),
+            provider: "filesystem".into(),
+            bucket: "b".into(),
+            config: BTreeMap::from([("root".into(), root.join("vault").display().to_string())]),
+            encryption_key: Some(coffer::model::SecretKeySelector { name: "keys".into(), key: "age".into() }),
+            ..Default::default()
+        };
+        locations::create_backup_storage_location(&coffer, "velero", vault).await.unwrap();
+        let (mut clear_time, mut sealed_time) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..3 {
+            for (name, location, total) in [("clear", "default", &mut clear_time), ("sealed", "vault", &mut sealed_time)] {
+                let started = Instant::now();
+                let request = BackupRequest {
+                    name: format!("bench-{name}-{round}"),
+                    source: source.clone(),
+                    spec: BackupSpec { storage_location: location.into(), ..BackupSpec::default() },
+                    labels: BTreeMap::new(),
+                    default_snapshot_locations: BTreeMap::new(),
+                };
+                let b = backup::create_backup(&coffer, "velero", request, &mut |_| {}).await.unwrap();
+                *total += started.elapsed();
+                assert_eq!(b.status.phase, Some(Phase::Completed), "{b:?}");
+                assert_eq!(b.status.encryption.is_some(), location == "vault");
+            }
+        }
+
         println!("{count} ConfigMaps, {:.1} MiB of manifests", bytes as f64 / (1 << 20) as f64);
         line("backup", count, backup_time, tar_create, "tar -czf (manifests)");
         line("restore", count, restore_time, tar_extract, "tar -xzf (backup tarball)");
@@ -137,6 +170,12 @@ async fn main() {
             copied_time.as_secs_f64() / 3.0,
             plain_time.as_secs_f64() / 3.0,
             copied_time.as_secs_f64() / plain_time.as_secs_f64()
+        );
+        println!(
+            "encrypt  {count:>7} items  encrypted {:>6.2} s   clear {:>6.2} s   time ratio encrypted/clear {:.2} (3 rounds each)",
+            sealed_time.as_secs_f64() / 3.0,
+            clear_time.as_secs_f64() / 3.0,
+            sealed_time.as_secs_f64() / clear_time.as_secs_f64()
         );
     }
 }

@@ -74,3 +74,75 @@ async fn schedules_and_garbage_collection_follow_the_clock() {
     assert_eq!(backups(), vec![], "expired backups collected");
     assert!(std::fs::read_dir(store.join("b/backups")).map_or(true, |mut d| d.next().is_none()), "their objects are gone");
 }
+
+/// A schedule whose template copies the backup (`copyTo`) and its snapshots
+/// (`copySnapshotsTo`): every run is copied, and garbage collection deletes an expired run
+/// everywhere, its copies and its snapshots' copies included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_backup_is_copied_on_every_run_and_collected_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = Arc::new(Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap());
+    let (store, dr) = (dir(tmp.path(), "store"), dir(tmp.path(), "dr"));
+    locations::create_backup_storage_location(&coffer, "ns", filesystem_bsl("default", &store)).await.unwrap();
+    let dr_location = locations::NewBackupStorageLocation { default: false, ..filesystem_bsl("dr", &dr) };
+    locations::create_backup_storage_location(&coffer, "ns", dr_location).await.unwrap();
+    let volumes = dir(tmp.path(), "volumes");
+    std::fs::write(dir(&volumes, "data-1").join("a.txt"), b"hello").unwrap();
+    let (near, far) = (dir(tmp.path(), "snapshots-near"), dir(tmp.path(), "snapshots-far"));
+    for (name, snapshots) in [("near", &near), ("far", &far)] {
+        let config = BTreeMap::from([
+            ("volumeRoot".to_owned(), volumes.display().to_string()),
+            ("snapshotDir".to_owned(), snapshots.display().to_string()),
+        ]);
+        let vsl = locations::NewVolumeSnapshotLocation { name: name.into(), provider: "local".into(), config, ..Default::default() };
+        locations::create_volume_snapshot_location(&coffer, "ns", vsl).await.unwrap();
+    }
+    let src = dir(tmp.path(), "src");
+    let pv = serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"},
+        "spec": {"hostPath": {"path": volumes.join("data-1").display().to_string()}}});
+    std::fs::write(src.join("pv.json"), pv.to_string()).unwrap();
+    let template = BackupSpec {
+        ttl: Some(Duration::from_secs(90 * 60)),
+        volume_snapshot_locations: vec!["near".into()],
+        copy_to: vec!["dr".into()],
+        copy_snapshots_to: vec!["far".into()],
+        ..BackupSpec::default()
+    };
+    let new = NewSchedule {
+        name: "hourly".into(),
+        schedule: "@every 1h".into(),
+        template,
+        source: src,
+        labels: BTreeMap::new(),
+        paused: false,
+        skip_immediately: false,
+    };
+    schedules::create_schedule(&coffer, "ns", new).unwrap();
+    let jobs = Arc::new(Jobs::new(JobLimits::default(), 1).unwrap());
+    let mut controllers = Controllers::new(coffer.clone(), Settings::default(), jobs);
+    let t0 = now();
+    for at in [0, 60] {
+        controllers.tick(t0 + time::Duration::minutes(at)).unwrap();
+        controllers.settle().await;
+    }
+    let made = backup::list_backups(&coffer, "ns").unwrap();
+    assert_eq!(made.len(), 2, "{made:#?}");
+    for b in &made {
+        assert_eq!(b.status.phase, Some(Phase::Completed), "{:?}", b.status);
+        assert_eq!(b.status.copies.iter().map(|c| (c.storage_location.as_str(), c.phase)).collect::<Vec<_>>(), [("dr", Some(Phase::Completed))]);
+        assert!(dr.join("b/backups").join(&b.metadata.meta.name).join("velero-backup.json").exists());
+    }
+    let count = |d: &std::path::Path| std::fs::read_dir(d).unwrap().count();
+    assert_eq!((count(&near), count(&far)), (2, 2), "a snapshot and its copy per run");
+
+    // Both runs expire 90 min after they were made (by the wall clock): collected, with every
+    // copy. Paused first, so that no new run is made at the same tick.
+    schedules::pause_schedule(&coffer, "ns", "hourly", true).unwrap();
+    controllers.tick(t0 + time::Duration::hours(3)).unwrap();
+    controllers.settle().await;
+    assert!(backup::list_backups(&coffer, "ns").unwrap().is_empty(), "collected");
+    assert_eq!((count(&near), count(&far)), (0, 0), "the snapshots and their copies are gone");
+    for root in [&store, &dr] {
+        assert!(std::fs::read_dir(root.join("b/backups")).map_or(true, |mut d| d.next().is_none()), "{} is empty", root.display());
+    }
+}
