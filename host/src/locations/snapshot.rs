@@ -105,16 +105,22 @@ pub fn get_volume_snapshot_locations(
     get_named(coffer, namespace, names, KIND)
 }
 
-/// A handle on the location's volume snapshotter, with its credential and only its grants.
-pub async fn volume_snapshotter_for(
-    coffer: &Coffer,
-    vsl: &VolumeSnapshotLocation,
-) -> Result<VolumeSnapshotterHandle, LocationError> {
+/// The location's label and the plugin serving it.
+fn plugin_of<'a>(coffer: &'a Coffer, vsl: &VolumeSnapshotLocation) -> Result<(String, &'a crate::plugins::Plugin), LocationError> {
     let location = location::label(vsl);
     let plugin = coffer
         .registry
         .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
         .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
+    Ok((location, plugin))
+}
+
+/// A handle on the location's volume snapshotter, with its credential and only its grants.
+pub async fn volume_snapshotter_for(
+    coffer: &Coffer,
+    vsl: &VolumeSnapshotLocation,
+) -> Result<VolumeSnapshotterHandle, LocationError> {
+    let (location, plugin) = plugin_of(coffer, vsl)?;
     let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
@@ -128,11 +134,7 @@ pub async fn volume_snapshot_copier_for(
     vsl: &VolumeSnapshotLocation,
     source: &VolumeSnapshotLocation,
 ) -> Result<VolumeSnapshotterHandle, LocationError> {
-    let location = location::label(vsl);
-    let plugin = coffer
-        .registry
-        .resolve(&vsl.spec.provider, ProviderKind::VolumeSnapshotter)
-        .map_err(|error| LocationError::Plugin { location: location.clone(), error })?;
+    let (location, plugin) = plugin_of(coffer, vsl)?;
     let paths = tenant_paths(coffer, &source.metadata.namespace)?;
     let source_grants = grants_for(&location::label(source), plugin.component.manifest(), source.spec.config.clone(), None, &paths)?;
     let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;

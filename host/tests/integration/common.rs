@@ -59,6 +59,17 @@ pub fn dir(parent: &Path, name: &str) -> PathBuf {
     d
 }
 
+/// A directory `source` under `parent` holding the example manifests (`examples/manifests`).
+pub fn example_source(parent: &Path) -> PathBuf {
+    let source = dir(parent, "source");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, source.join(path.file_name().unwrap())).unwrap();
+    }
+    source
+}
+
 /// Runs the `coffer` binary against a data directory.
 pub struct Cli {
     /// The data directory.

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::azure::{ACCOUNT, KEY, credential as azure_credential, sdk as azure_sdk};
-use crate::common::{Cli, dir, files, s};
+use crate::common::{Cli, dir, example_source, files, s};
 use crate::s3::awscli_get;
 use std::time::Duration;
 
@@ -34,12 +34,7 @@ impl Host {
         std::fs::write(files.join("azure"), azure_credential(KEY)).unwrap();
         cli.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", s(&files.join("aws")))]);
         cli.ok(&["secret", "create", "azure-creds", "--from-file", &format!("cloud={}", s(&files.join("azure")))]);
-        let source = dir(tmp.path(), "source");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
-        for entry in std::fs::read_dir(examples).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, source.join(path.file_name().unwrap())).unwrap();
-        }
+        example_source(tmp.path());
         Host { tmp, cli }
     }
 

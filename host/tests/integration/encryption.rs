@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{Cli, dir, files, s};
+use crate::common::{Cli, dir, example_source, files, s};
 
 const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 
@@ -23,12 +23,7 @@ impl Host {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let cli = Cli::new(&tmp.path().join("data"));
-        let source = dir(tmp.path(), "source");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
-        for entry in std::fs::read_dir(examples).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, source.join(path.file_name().unwrap())).unwrap();
-        }
+        example_source(tmp.path());
         Host { tmp, cli }
     }
 
