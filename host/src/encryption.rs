@@ -127,7 +127,8 @@ impl BackupKey {
         let mut counted = Counted { inner: sealed, written: 0 };
         let mut writer = encryptor.wrap_output(&mut counted).map_err(io)?;
         std::io::copy(&mut plain, &mut writer).map_err(io)?;
-        writer.finish().map_err(io)?;
+        // Flushed here, so that a failed write is an error and not lost when a buffer drops.
+        writer.finish().and_then(|out| out.flush()).map_err(io)?;
         Ok(counted.written)
     }
 
@@ -152,10 +153,12 @@ impl BackupKey {
             Err(age::DecryptError::NoMatchingKeys) => return Err(self.wrong_key(object, recipient)),
             Err(e) => return Err(corrupt(e.to_string())),
         };
-        std::io::copy(&mut reader, &mut plain).map_err(|e| match e.kind() {
+        let written = std::io::copy(&mut reader, &mut plain).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => corrupt(e.to_string()),
             _ => EncryptionError::Io { what: format!("decrypting {object}"), source: e },
-        })
+        })?;
+        plain.flush().map_err(|source| EncryptionError::Io { what: format!("decrypting {object}"), source })?;
+        Ok(written)
     }
 
     /// Decrypts `sealed` in memory (for small documents).

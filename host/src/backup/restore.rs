@@ -59,8 +59,16 @@ fn validate(coffer: &Coffer, namespace: &str, request: &RestoreRequest) -> Resul
     let mut location = None;
     match get_backup(coffer, namespace, &request.spec.backup_name) {
         Ok(b) if b.status.phase.is_some_and(Phase::is_usable) => match readable_location(coffer, &b, &request.spec.storage_location) {
-            Ok(bsl) if !b.status.copies.is_empty() => location = Some(bsl.metadata.name),
-            Ok(_) => {}
+            Ok(bsl) => {
+                let name = bsl.metadata.name.clone();
+                // An encrypted backup is readable only with a key holding its recipient's identity.
+                if let Err(e) = Stored::new(coffer, &b, bsl) {
+                    errors.push(e.to_string());
+                }
+                if !b.status.copies.is_empty() {
+                    location = Some(name);
+                }
+            }
             Err(e) => errors.push(e.to_string()),
         },
         Ok(b) => errors.push(format!(

@@ -584,6 +584,13 @@ async fn upload(
     let mut copies = Vec::new();
     for bsl in copy_locations {
         let copied = async {
+            // Checked again now: the backup's key may have been rotated since it was accepted.
+            if let Some(recipient) = records.key.as_ref().map(BackupKey::recipient) {
+                match encryption_key(coffer, bsl).map_err(|e| e.to_string())? {
+                    Some(key) if key.opens(recipient) => {}
+                    _ => return Err(format!("its encryption key does not hold the identity of recipient {recipient}, which the backup is encrypted to")),
+                }
+            }
             let mut copy = Destination::open(coffer, bsl).await.map_err(|e| e.to_string())?;
             match copy.store.object_exists(&copy.bucket, &copy.layout.backup_metadata(&name)).await {
                 Ok(false) => {}

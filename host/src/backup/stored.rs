@@ -65,7 +65,7 @@ impl Stored {
     /// The content of `object`, read from what the bucket holds of it, into `out`.
     pub fn plain_into(&self, object: &str, mut stored: impl Read, mut out: impl Write) -> Result<u64, BackupError> {
         match &self.sealed {
-            None => std::io::copy(&mut stored, &mut out).map_err(|error| BackupError::Io { path: object.into(), error }),
+            None => std::io::copy(&mut stored, &mut out).and_then(|n| out.flush().map(|()| n)).map_err(|error| BackupError::Io { path: object.into(), error }),
             Some((key, recipient)) => Ok(key.open(object, recipient, stored, out)?),
         }
     }

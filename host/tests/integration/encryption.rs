@@ -157,8 +157,8 @@ fn an_encrypted_location_holds_age_files_that_coffer_and_the_age_tool_open() {
     let target = s(&host.path("restored-wrong"));
     let _ = host.cli.run(&["restore", "create", "r-wrong", "--from-backup", "b1", "--target", &target, "--wait"]);
     let r = host.cli.json(&["restore", "get", "r-wrong"]);
-    assert_eq!(r["status"]["phase"], "Failed", "{r:#}");
-    assert!(r["status"]["failureReason"].as_str().unwrap().contains(&expected), "{r:#}");
+    assert_eq!(r["status"]["phase"], "FailedValidation", "{r:#}");
+    assert!(r["status"]["validationErrors"].to_string().contains(&expected), "{r:#}");
     assert!(!Path::new(&target).exists() || files(Path::new(&target)).is_empty(), "nothing restored");
     assert!(host.restore("r-new", "b2", &[]).len() == from_vault.len(), "what the key opens still restores");
 
@@ -198,4 +198,45 @@ fn copies_of_an_encrypted_backup_go_only_where_its_key_is() {
     assert!(age_decrypt(&key, &copied).is_ok());
     let from_vault = host.restore("r-vault", "b1", &[]);
     assert_eq!(host.restore("r-offsite", "b1", &["--storage-location", "offsite"]), from_vault);
+}
+
+/// A key rotated (its secret changed) between a backup's acceptance and its upload is checked
+/// again: a copy location that does not hold the new recipient's identity gets no copy, and
+/// the backup says why.
+#[tokio::test]
+async fn a_copy_is_checked_against_the_key_the_backup_is_finally_encrypted_with() {
+    use age::secrecy::ExposeSecret;
+    use coffer::backup::{self, Accepted, BackupRequest};
+    use coffer::locations;
+    use coffer::model::{BackupSpec, Phase, SecretKeySelector};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = coffer::coffer::Coffer::open(&tmp.path().join("data"), coffer::sandbox::Limits::default()).await.unwrap();
+    let identity = |i: &age::x25519::Identity| i.to_string().expose_secret().as_bytes().to_vec();
+    let (old, new) = (age::x25519::Identity::generate(), age::x25519::Identity::generate());
+    for name in ["vault", "offsite"] {
+        coffer::secrets::create_secret(&coffer, "ns", name, vec![("age".into(), identity(&old))]).unwrap();
+        let key = Some(SecretKeySelector { name: name.into(), key: "age".into() });
+        let bsl = locations::NewBackupStorageLocation { encryption_key: key, default: false, ..crate::common::filesystem_bsl(name, &dir(tmp.path(), name)) };
+        locations::create_backup_storage_location(&coffer, "ns", bsl).await.unwrap();
+    }
+    let request = BackupRequest {
+        name: "b1".into(),
+        source: example_source(tmp.path()),
+        spec: BackupSpec { storage_location: "vault".into(), copy_to: vec!["offsite".into()], ..BackupSpec::default() },
+        labels: Default::default(),
+        default_snapshot_locations: Default::default(),
+    };
+    let Accepted::Started(started) = backup::accept_backup(&coffer, "ns", request).unwrap() else { panic!("accepted") };
+    // The vault's key now holds only the new identity; the offsite's still only the old.
+    coffer::secrets::set_secret(&coffer, "ns", "vault", vec![("age".into(), identity(&new))]).unwrap();
+    let b = started.run(&coffer, &mut |_| {}).await.unwrap();
+    let recipient = new.to_public().to_string();
+    assert_eq!(b.status.encryption.as_ref().map(|e| e.recipient.as_str()), Some(recipient.as_str()));
+    assert_eq!(b.status.phase, Some(Phase::PartiallyFailed), "{:?}", b.status);
+    let copy = &b.status.copies[0];
+    assert_eq!((copy.storage_location.as_str(), copy.phase), ("offsite", Some(Phase::Failed)));
+    assert!(copy.message.contains(&format!("does not hold the identity of recipient {recipient}")), "{}", copy.message);
+    let copied = tmp.path().join("offsite/b/backups/b1");
+    assert!(!copied.exists() || files(&copied).is_empty(), "no copy");
 }
