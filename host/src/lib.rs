@@ -8,7 +8,8 @@
 //! - [`conformance`]: the provider contract's named checks (`coffer plugin test`);
 //! - [`locations`]: backup storage and volume snapshot locations;
 //! - [`object`]: object names and the errors of naming, finding and creating one;
-//! - [`secrets`], [`keyring`]: credentials, sealed at rest;
+//! - [`secrets`], [`keyring`]: credentials, sealed at rest; [`encryption`]: a location's age
+//!   key, with which backups are encrypted client-side;
 //! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components; [`provider_template`]: a new one's crate;
 //! - [`jobs`]: where accepted backups and restores run, a bounded number at once;
