@@ -39,7 +39,7 @@ pub use bindings::CONTRACT;
 pub use call_stats::{CallStats, Histogram};
 pub use component::{LoadError, ProviderComponent, ProviderKind};
 pub use error::{ErrorKind, ProviderError, bounded};
-pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, grants_for};
+pub use grants::{DirectoryGrant, Endpoint, GrantError, Grants, SOURCE_MOUNT, grants_for};
 pub use tls::TlsOptions;
 pub use manifest::{DirectoryRequest, Manifest};
 pub use network::{Allowance, Reach, is_public};
