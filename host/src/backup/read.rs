@@ -2,7 +2,7 @@
 //! snapshot records and the tarball.
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,7 @@ use super::pod_volume_restores::PodVolumeRestore;
 use super::pod_volumes::PodVolumeBackup;
 use super::snapshots::VolumeSnapshot;
 use super::stored::Stored;
+use super::tarball::Limits;
 use super::{BackupError, fetch_document, fetch_gz, get_backup, get_restore, readable_location};
 use crate::coffer::Coffer;
 use crate::locations::object_store_for;
@@ -127,13 +128,14 @@ pub async fn download_backup<W: Write + Send + 'static>(coffer: &Coffer, namespa
     if !stored.encrypted() {
         return Ok(store.get_object(stored.bucket(), &key, sink).await?);
     }
-    // Downloaded whole, then decrypted as it is read: nothing unauthenticated reaches `sink`
-    // before the object is in.
-    let file = tempfile::tempfile().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
-    let mut sealed = file.try_clone().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
-    store.get_object(stored.bucket(), &key, file).await?;
-    sealed.rewind().map_err(|error| BackupError::Io { path: "a temporary file".into(), error })?;
-    tokio::task::spawn_blocking(move || stored.plain_into(&key, std::io::BufReader::new(sealed), sink))
-        .await
+    // Downloaded and decrypted whole first: nothing unauthenticated reaches `sink`.
+    let plain = stored.download_file(&mut store, &key, Limits::default().max_total).await?;
+    tokio::task::spawn_blocking(move || {
+        let mut sink = sink;
+        std::io::copy(&mut std::io::BufReader::new(plain), &mut sink)
+            .and_then(|n| sink.flush().map(|()| n))
+            .map_err(|error| BackupError::Io { path: key, error })
+    })
+    .await
         .map_err(|e| BackupError::Io { path: "the download".into(), error: std::io::Error::other(e) })?
 }

@@ -274,27 +274,6 @@ fn apart_from_locations(coffer: &Coffer, namespace: &str, target: &Dir, shown: &
     Ok(())
 }
 
-/// A `Write` that refuses to take more than `left` bytes in all.
-struct Capped<W> {
-    inner: W,
-    left: u64,
-}
-
-impl<W: Write> Write for Capped<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.len() as u64 > self.left {
-            return Err(std::io::Error::other("the backup tarball is larger than a restore accepts"));
-        }
-        let n = self.inner.write(buf)?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Whether the open directory `dir` has any entry.
 fn non_empty(dir: &Dir) -> std::io::Result<bool> {
     Ok(dir.entries()?.next().is_some())
@@ -326,21 +305,9 @@ async fn run(
     let bucket = bsl.spec.object_storage.bucket.clone();
     let mut store = object_store_for(coffer, bsl).await.map_err(|e| format!("error getting backup store: {e}"))?;
     let limits = Limits::default();
-    let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
-    let file = tarball.try_clone().map_err(|e| e.to_string())?;
     let key = layout.backup_contents(&backup.metadata.meta.name);
-    store
-        .get_object(&bucket, &key, Capped { inner: file, left: stored.stored_limit(limits.max_total) })
-        .await
-        .map_err(|e| format!("error downloading the backup tarball: {e}"))?;
-    if stored.encrypted() {
-        // Decrypted whole into a second file before anything of it is read.
-        tarball.rewind().map_err(|e| e.to_string())?;
-        let plain = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
-        let into = plain.try_clone().map_err(|e| e.to_string())?;
-        stored.plain_into(&key, std::io::BufReader::new(tarball), std::io::BufWriter::new(into)).map_err(|e| e.to_string())?;
-        tarball = plain;
-    }
+    let mut tarball =
+        stored.download_file(&mut store, &key, limits.max_total).await.map_err(|e| format!("error downloading the backup tarball: {e}"))?;
     // Everything is read and checked before anything is written, one entry at a time.
     tarball.rewind().map_err(|e| e.to_string())?;
     // The first reading also finds which volumes included claims bind, and counts what the

@@ -1,7 +1,7 @@
 //! A backup's objects as one storage location holds them, and how they are read and added
 //! to: as stored, or through the location's encryption key when the backup is encrypted.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 
 use super::BackupError;
 use super::layout::Layout;
@@ -9,6 +9,7 @@ use crate::coffer::Coffer;
 use crate::encryption::{BackupKey, EncryptionError, sealed_overhead};
 use crate::locations::encryption_key;
 use crate::model::{Backup, BackupStorageLocation};
+use crate::sandbox::ObjectStoreHandle;
 
 /// A backup in the storage location it is read from.
 pub struct Stored {
@@ -77,5 +78,46 @@ impl Stored {
             None => Ok(plain),
             Some((key, _)) => Ok(key.seal_bytes(object, &plain)?),
         }
+    }
+
+    /// Object `key` of this backup in a temporary file, at its start, refused beyond `limit`
+    /// bytes of content (plus age's overhead as stored): downloaded whole, and for an
+    /// encrypted backup decrypted into a second file, so that nothing of it is read before it
+    /// is whole and authenticated.
+    pub async fn download_file(&self, store: &mut ObjectStoreHandle, key: &str, limit: u64) -> Result<std::fs::File, BackupError> {
+        let io = |error| BackupError::Io { path: format!("a temporary file for {key}"), error };
+        let mut file = tempfile::tempfile().map_err(io)?;
+        let sink = Capped { inner: file.try_clone().map_err(io)?, left: self.stored_limit(limit), limit };
+        store.get_object(self.bucket(), key, sink).await?;
+        file.rewind().map_err(io)?;
+        if self.encrypted() {
+            let plain = tempfile::tempfile().map_err(io)?;
+            self.plain_into(key, std::io::BufReader::new(file), std::io::BufWriter::new(plain.try_clone().map_err(io)?))?;
+            file = plain;
+            file.rewind().map_err(io)?;
+        }
+        Ok(file)
+    }
+}
+
+/// A `Write` that refuses to take more than `left` bytes in all (`limit`, for its message).
+struct Capped<W> {
+    inner: W,
+    left: u64,
+    limit: u64,
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other(format!("the object is larger than the {} bytes Coffer accepts", self.limit)));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
