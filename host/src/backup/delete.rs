@@ -3,12 +3,11 @@
 
 use super::kept_log;
 use super::layout::Layout;
-use super::pod_volumes::PodVolumeBackup;
+use super::pod_volumes::{self, PodVolumeBackup};
 use super::snapshots::VolumeSnapshot;
 use super::stored::Stored;
 use super::{BackupError, fetch_document, get_backup, storage_location_of};
 use crate::coffer::Coffer;
-use crate::fsb::open_backup_repository;
 use crate::locations::{object_store_for, volume_snapshotter_for};
 use crate::model::{AccessMode, Backup, BackupStorageLocation, Phase, Restore, VolumeSnapshotLocation};
 use crate::sandbox::ObjectStoreHandle;
@@ -47,6 +46,21 @@ async fn remove_restore_files<'a>(
         }
     }
     Ok(errors)
+}
+
+/// Forgets the file-system snapshots of `backup` in the repositories of the location `stored`
+/// reads it from (maintenance frees their data); returns what could not be forgotten. Records
+/// naming another location that holds the backup are left to that location: a copy made before
+/// copies had volume data of their own names the backup's own location.
+async fn forget_pod_volume_snapshots(coffer: &Coffer, stored: &Stored, backup: &Backup) -> Result<Vec<String>, BackupError> {
+    let (name, here) = (&backup.metadata.meta.name, &stored.bsl.metadata.name);
+    let records: Vec<PodVolumeBackup> =
+        fetch_document(coffer, stored, &stored.layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
+    let elsewhere = |location: &String| {
+        location != here && (*location == backup.spec.storage_location || backup.status.copies.iter().any(|c| c.storage_location == *location))
+    };
+    let records: Vec<PodVolumeBackup> = records.into_iter().filter(|r| !elsewhere(&r.spec.backup_storage_location)).collect();
+    Ok(pod_volumes::forget(coffer, &stored.bsl, &records).await)
 }
 
 /// Deletes backup `name`. The record is removed only when everything else was; otherwise
@@ -92,19 +106,7 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
         }
     }
 
-    // The backup's file-system snapshots are forgotten; maintenance frees their data.
-    let pod_volume_backups: Vec<PodVolumeBackup> =
-        fetch_document(coffer, &stored, &layout.backup_pod_volume_backups(name), "pod volume backup list").await?;
-    let mut by_namespace: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
-    for pvb in pod_volume_backups.iter().filter(|p| !p.status.snapshot_id.is_empty()) {
-        by_namespace.entry(&pvb.spec.pod.namespace).or_default().push(pvb.status.snapshot_id.clone());
-    }
-    for (volume_namespace, ids) in by_namespace {
-        let forgotten = async { open_backup_repository(coffer, bsl, volume_namespace).await?.forget(ids).await }.await;
-        if let Err(e) = forgotten {
-            errors.push(format!("error forgetting the file-system snapshots of namespace {volume_namespace}: {e}"));
-        }
-    }
+    errors.extend(forget_pod_volume_snapshots(coffer, &stored, &backup).await?);
 
     let mut store = object_store_for(coffer, bsl).await.map_err(BackupError::Location)?;
     errors.extend(remove_objects(&mut store, &bucket, layout, name).await?);
@@ -121,10 +123,12 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
             if bsl.spec.access_mode == AccessMode::ReadOnly {
                 return Err(BackupError::Refused("it is currently in read-only mode".into()));
             }
-            let (bucket, layout) = (&bsl.spec.object_storage.bucket, Layout::new(&bsl.spec.object_storage.prefix));
-            let mut store = object_store_for(coffer, &bsl).await.map_err(BackupError::Location)?;
-            let mut left = remove_objects(&mut store, bucket, &layout, name).await?;
-            left.extend(remove_restore_files(&mut store, bucket, &layout, restores.iter().filter(|r| r.spec.storage_location == *here)).await?);
+            let stored = Stored::new(coffer, &backup, bsl)?;
+            let mut left = forget_pod_volume_snapshots(coffer, &stored, &backup).await?;
+            let (bsl, bucket, layout) = (&stored.bsl, stored.bucket(), &stored.layout);
+            let mut store = object_store_for(coffer, bsl).await.map_err(BackupError::Location)?;
+            left.extend(remove_objects(&mut store, bucket, layout, name).await?);
+            left.extend(remove_restore_files(&mut store, bucket, layout, restores.iter().filter(|r| r.spec.storage_location == *here)).await?);
             Ok(left)
         }
         .await;

@@ -299,6 +299,85 @@ pub async fn back_up(
     records
 }
 
+/// Copies the data `records` hold in `from` (a backup's own location) into the same
+/// namespaces' repositories in `to`, one `restic copy` per namespace. Returns the records as
+/// the copy in `to` holds them: naming `to`, its repositories, and the copies' snapshot IDs.
+/// Fails naming the namespace and location whose data could not be copied; the snapshots
+/// already copied into `to` are then forgotten again (what cannot be is a warning in `log`).
+pub async fn copy(
+    coffer: &Coffer,
+    from: &BackupStorageLocation,
+    to: &BackupStorageLocation,
+    records: &[PodVolumeBackup],
+    log: &mut RunLog,
+) -> Result<Vec<PodVolumeBackup>, String> {
+    let (mut sources, mut targets) = (LocationRepositories::new(coffer, from), LocationRepositories::new(coffer, to));
+    let mut copied: BTreeMap<String, String> = BTreeMap::new();
+    let mut failure = None;
+    for (namespace, ids) in snapshots_by_namespace(records) {
+        let outcome = async {
+            let target = targets.get(namespace).await?;
+            sources.get(namespace).await?.copy_snapshots(target, ids.clone()).await
+        }
+        .await;
+        targets.record(namespace, outcome.as_ref().map(drop));
+        match outcome {
+            Ok(copies) => copied.extend(ids.into_iter().zip(copies)),
+            Err(e) => {
+                failure = Some(format!("error copying the pod volume data of namespace {namespace} to backup storage location {}: {e}", to.metadata.name));
+                break;
+            }
+        }
+    }
+    let held: Vec<PodVolumeBackup> = records
+        .iter()
+        .map(|record| {
+            let mut here = record.clone();
+            here.spec.backup_storage_location.clone_from(&to.metadata.name);
+            here.spec.repo_identifier = restic_identifier(to, &record.spec.pod.namespace);
+            here.status.snapshot_id = copied.get(&record.status.snapshot_id).cloned().unwrap_or_default();
+            here
+        })
+        .collect();
+    match failure {
+        None => Ok(held),
+        Some(failure) => {
+            forget_copied(coffer, to, &held, log).await;
+            Err(failure)
+        }
+    }
+}
+
+/// Forgets the snapshots copied into `bsl` for a copy that failed; what cannot be forgotten is
+/// a warning in `log`.
+pub async fn forget_copied(coffer: &Coffer, bsl: &BackupStorageLocation, records: &[PodVolumeBackup], log: &mut RunLog) {
+    for error in forget(coffer, bsl, records).await {
+        log.warn(Scope::Run, format!("after the failed copy: {error}"));
+    }
+}
+
+/// The snapshot IDs of `records` by volume namespace.
+fn snapshots_by_namespace(records: &[PodVolumeBackup]) -> BTreeMap<&str, Vec<String>> {
+    let mut by_namespace: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for record in records.iter().filter(|r| !r.status.snapshot_id.is_empty()) {
+        by_namespace.entry(&record.spec.pod.namespace).or_default().push(record.status.snapshot_id.clone());
+    }
+    by_namespace
+}
+
+/// Forgets the snapshots of `records` in their repositories in `bsl` (maintenance frees their
+/// data); returns what could not be forgotten, naming the namespace.
+pub async fn forget(coffer: &Coffer, bsl: &BackupStorageLocation, records: &[PodVolumeBackup]) -> Vec<String> {
+    let mut repositories = LocationRepositories::new(coffer, bsl);
+    let mut errors = Vec::new();
+    for (namespace, ids) in snapshots_by_namespace(records) {
+        if let Err(e) = async { repositories.get(namespace).await?.forget(ids).await }.await {
+            errors.push(format!("error forgetting the file-system snapshots of namespace {namespace} in backup storage location {}: {e}", bsl.metadata.name));
+        }
+    }
+    errors
+}
+
 async fn back_up_one(
     v: &PodVolume,
     tags: &BTreeMap<String, String>,

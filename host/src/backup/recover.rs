@@ -1,14 +1,15 @@
 //! Setting straight a backup that a process left `InProgress` because it died, against its
 //! location: if `velero-backup.json` reached the bucket (it is uploaded last), the backup is
 //! complete there and is recorded as the bucket has it; otherwise it failed, and whatever the
-//! dead run uploaded is removed, so no part of it lingers as a backup.
+//! dead run uploaded is removed, in its own location and in each copy's, so no part of it
+//! lingers as a backup.
 
 use super::delete::remove_objects;
 use super::layout::Layout;
 use super::{BackupError, MAX_BACKUP_METADATA, storage_location_of};
 use crate::coffer::Coffer;
 use crate::locations::object_store_for;
-use crate::model::{Backup, Phase, now};
+use crate::model::{Backup, BackupStorageLocation, Phase, now};
 
 /// What the bucket says of an interrupted backup.
 enum Found {
@@ -42,6 +43,34 @@ async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
     }
 }
 
+/// Takes back what the interrupted run of `backup` wrote to its copy location `location`: a copy
+/// stands only with its backup, which has failed. Its objects are removed, `velero-backup.json`
+/// too when it is this run's (copies get theirs before the backup's own location does), and
+/// the location's repositories are marked for index repair, as the own location's are.
+async fn withdraw_copy(coffer: &Coffer, backup: &Backup, location: &str) -> Result<(), BackupError> {
+    let (namespace, name) = (&backup.metadata.meta.namespace, &backup.metadata.meta.name);
+    let Some(bsl) = coffer.state.read()?.get::<BackupStorageLocation>(namespace, location)? else {
+        return Ok(()); // As a deleted location's backups are left in its bucket.
+    };
+    if let Err(e) = crate::fsb::backup_interrupted(coffer, namespace, location) {
+        tracing::warn!(namespace = %namespace, backup = %name, location, "the location's backup repositories were not marked for index repair: {e}");
+    }
+    let layout = Layout::new(&bsl.spec.object_storage.prefix);
+    let bucket = &bsl.spec.object_storage.bucket;
+    let mut store = object_store_for(coffer, &bsl).await?;
+    let key = layout.backup_metadata(name);
+    if store.object_exists(bucket, &key).await? {
+        let stored: Option<Backup> = serde_json::from_slice(&store.get_bytes(bucket, &key, MAX_BACKUP_METADATA).await?).ok();
+        if !stored.is_some_and(|b| b.metadata.meta.name == *name && b.status.start_timestamp == backup.status.start_timestamp) {
+            return Ok(()); // Another backup of that name, which the copy did not replace.
+        }
+    }
+    match remove_objects(&mut store, bucket, &layout, name).await?.as_slice() {
+        [] => Ok(()),
+        left => Err(BackupError::Refused(left.join("; "))),
+    }
+}
+
 /// Sets `backup` (found `InProgress` with nothing running it) straight: `Completed` (or
 /// `PartiallyFailed`) as its bucket has it when the run finished uploading, otherwise `Failed`
 /// with `reason`, its partial objects removed.
@@ -58,6 +87,11 @@ pub async fn recover_backup(coffer: &Coffer, backup: &mut Backup, reason: &str) 
             // Its pod volume data may be in packs no index lists yet.
             if let Err(e) = crate::fsb::backup_interrupted(coffer, namespace, &backup.spec.storage_location) {
                 tracing::warn!(namespace = %namespace, backup = %name, "the location's backup repositories were not marked for index repair: {e}");
+            }
+            for location in &backup.spec.copy_to {
+                if let Err(e) = withdraw_copy(coffer, backup, location).await {
+                    tracing::warn!(namespace = %namespace, backup = %name, location = %location, "could not take back the copy of an interrupted backup; partial objects may remain: {e}");
+                }
             }
         }
         Ok(Found::Foreign) => tracing::warn!(namespace = %namespace, backup = %name, "the location holds another velero-backup.json under this name; left as it is"),

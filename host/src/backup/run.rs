@@ -24,7 +24,7 @@ use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
 use crate::encryption::{BackupKey, EncryptionError};
 use crate::locations::{encryption_key, object_store_for, volume_snapshot_copier_for, volume_snapshotter_for};
-use crate::model::{API_VERSION, Backup, BackupCopy, BackupEncryption, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
+use crate::model::{API_VERSION, AccessMode, Backup, BackupCopy, BackupEncryption, BackupMeta, BackupSpec, BackupStatus, BackupStorageLocation, ObjectMeta, Phase, Progress, VolumeSnapshotLocation, now};
 use crate::object::{ObjectError, validate_name};
 use crate::sandbox::{ObjectStoreHandle, VolumeSnapshotterHandle};
 
@@ -437,7 +437,7 @@ async fn run(
     backup.status.completion_timestamp = Some(now());
     log.info(&format!("Backed up a total of {} items", included.len()));
     let records = Records::new(&records, &pod_volume_backups, &resource_list(&included), key).map_err(|e| e.to_string())?;
-    upload(coffer, main, locations.copies, backup, tarball, records, log).await
+    upload(coffer, main, locations, backup, tarball, Uploaded { records, pod_volume_backups }, log).await
 }
 
 /// Where a layout keeps one of a backup's records.
@@ -448,6 +448,8 @@ type KeyOf = fn(&Layout, &str) -> String;
 /// encrypted with.
 struct Records {
     documents: Vec<(KeyOf, Vec<u8>)>,
+    /// The pod volume backups, which a copy replaces with its own.
+    pod_volume_backups: Vec<u8>,
     key: Option<BackupKey>,
 }
 
@@ -458,17 +460,20 @@ impl Records {
         resources: &BTreeMap<String, Vec<String>>,
         key: Option<BackupKey>,
     ) -> Result<Self, EncryptionError> {
-        let documents: Vec<(KeyOf, Vec<u8>)> = vec![
-            (Layout::backup_volume_snapshots, gzip_json(&volume_snapshots)),
-            (Layout::backup_pod_volume_backups, gzip_json(&pod_volume_backups)),
-            (Layout::backup_resource_list, gzip_json(resources)),
-        ];
-        let mut records = Records { documents: Vec::with_capacity(documents.len()), key };
+        let documents: Vec<(KeyOf, Vec<u8>)> =
+            vec![(Layout::backup_volume_snapshots, gzip_json(&volume_snapshots)), (Layout::backup_resource_list, gzip_json(resources))];
+        let mut records = Records { documents: Vec::with_capacity(documents.len()), pod_volume_backups: Vec::new(), key };
         for (key_of, document) in documents {
             let sealed = records.seal("a backup record", document)?;
             records.documents.push((key_of, sealed));
         }
+        records.pod_volume_backups = records.pod_volume_backups_of(pod_volume_backups)?;
         Ok(records)
+    }
+
+    /// `pod_volume_backups` as the backup stores them.
+    fn pod_volume_backups_of(&self, pod_volume_backups: &[PodVolumeBackup]) -> Result<Vec<u8>, EncryptionError> {
+        self.seal("a backup record", gzip_json(&pod_volume_backups))
     }
 
     /// `plain` as the backup stores it: encrypted when its location has a key.
@@ -489,6 +494,13 @@ fn seal_file(key: &BackupKey, plain: std::fs::File) -> Result<std::fs::File, Enc
     Ok(sealed)
 }
 
+/// What a backup uploads beside its tarball: the records, and (for the copies, whose
+/// records name their own repositories) its pod volume backups.
+struct Uploaded {
+    records: Records,
+    pod_volume_backups: Vec<PodVolumeBackup>,
+}
+
 /// A storage location a backup is written to, open.
 struct Destination {
     /// The location's name.
@@ -496,6 +508,18 @@ struct Destination {
     store: ObjectStoreHandle,
     bucket: String,
     layout: Layout,
+    /// A copy's pod volume data, copied into its own repositories.
+    copied_volumes: Option<CopiedVolumes>,
+}
+
+/// A copy's pod volume data, copied into the repositories of its location.
+struct CopiedVolumes {
+    /// The location.
+    bsl: BackupStorageLocation,
+    /// The copy's records, naming its repositories and snapshots.
+    records: Vec<PodVolumeBackup>,
+    /// The records as stored (the backup's own are in [`Records`]).
+    stored: Vec<u8>,
 }
 
 impl Destination {
@@ -505,6 +529,7 @@ impl Destination {
             store: object_store_for(coffer, bsl).await?,
             bucket: bsl.spec.object_storage.bucket.clone(),
             layout: Layout::new(&bsl.spec.object_storage.prefix),
+            copied_volumes: None,
         })
     }
 
@@ -517,6 +542,9 @@ impl Destination {
             let key = key_of(&self.layout, name);
             self.store.put_bytes(&self.bucket, &key, body.clone()).await.map_err(|e| format!("error uploading {key}: {e}"))?;
         }
+        let key = self.layout.backup_pod_volume_backups(name);
+        let body = self.copied_volumes.as_ref().map_or(&records.pod_volume_backups, |c| &c.stored).clone();
+        self.store.put_bytes(&self.bucket, &key, body).await.map_err(|e| format!("error uploading {key}: {e}"))?;
         Ok(())
     }
 
@@ -537,12 +565,16 @@ impl Destination {
         self.store.put_bytes(&self.bucket, &key, metadata).await.map(drop).map_err(|e| format!("error uploading the backup metadata: {e}"))
     }
 
-    /// Removes what a failed upload left, so that a half-written backup is never visible.
-    async fn discard(&mut self, name: &str, log: &mut RunLog) {
+    /// Removes what a failed upload left, so that a half-written backup is never visible, and
+    /// forgets the pod volume snapshots copied for it.
+    async fn discard(&mut self, coffer: &Coffer, name: &str, log: &mut RunLog) {
         match remove_objects(&mut self.store, &self.bucket, &self.layout, name).await {
             Ok(left) if left.is_empty() => {}
             Ok(left) => log.warn(Scope::Run, format!("objects of the failed backup remain in {}: {}", self.name, left.join("; "))),
             Err(e) => log.warn(Scope::Run, format!("objects of the failed backup may remain in {}: {e}", self.name)),
+        }
+        if let Some(copied) = self.copied_volumes.take() {
+            pod_volumes::forget_copied(coffer, &copied.bsl, &copied.records, log).await;
         }
     }
 }
@@ -569,22 +601,31 @@ impl std::io::Read for FileAt {
 async fn upload(
     coffer: &Coffer,
     mut main: Destination,
-    copy_locations: &[BackupStorageLocation],
+    locations: Locations<'_>,
     backup: &mut Backup,
     tarball: std::fs::File,
-    records: Records,
+    uploaded: Uploaded,
     log: &mut RunLog,
 ) -> Result<(), String> {
+    let Uploaded { records, pod_volume_backups } = uploaded;
     let name = backup.metadata.meta.name.clone();
     let tarball = Arc::new(tarball);
     if let Err(e) = main.put_data(&name, &tarball, &records).await {
-        main.discard(&name, log).await;
+        main.discard(coffer, &name, log).await;
         return Err(e);
     }
     let mut copies = Vec::new();
-    for bsl in copy_locations {
+    for bsl in locations.copies {
         let copied = async {
-            // Checked again now: the backup's key may have been rotated since it was accepted.
+            // Read again now: the location may have been deleted or changed since the backup
+            // was accepted, and the backup's key rotated.
+            let current = coffer.state.read().and_then(|txn| txn.get::<BackupStorageLocation>(&bsl.metadata.namespace, &bsl.metadata.name));
+            let bsl = match current.map_err(|e| e.to_string())? {
+                None => return Err("it was deleted while the backup ran".to_owned()),
+                Some(now) if now.spec.access_mode == AccessMode::ReadOnly => return Err("it was made read-only while the backup ran".to_owned()),
+                Some(now) => now,
+            };
+            let bsl = &bsl;
             if let Some(recipient) = records.key.as_ref().map(BackupKey::recipient) {
                 match encryption_key(coffer, bsl).map_err(|e| e.to_string())? {
                     Some(key) if key.opens(recipient) => {}
@@ -597,8 +638,19 @@ async fn upload(
                 Ok(true) => return Err("a backup of that name already exists there".to_owned()),
                 Err(e) => return Err(e.to_string()),
             }
+            // The pod volume data, into the copy's own repositories, which its records name.
+            if pod_volume_backups.iter().any(|p| !p.status.snapshot_id.is_empty()) {
+                let held = pod_volumes::copy(coffer, locations.storage, bsl, &pod_volume_backups, log).await?;
+                match records.pod_volume_backups_of(&held) {
+                    Ok(stored) => copy.copied_volumes = Some(CopiedVolumes { bsl: bsl.clone(), records: held, stored }),
+                    Err(e) => {
+                        pod_volumes::forget_copied(coffer, bsl, &held, log).await;
+                        return Err(e.to_string());
+                    }
+                }
+            }
             if let Err(e) = copy.put_data(&name, &tarball, &records).await {
-                copy.discard(&name, log).await;
+                copy.discard(coffer, &name, log).await;
                 return Err(e);
             }
             Ok(copy)
@@ -623,9 +675,9 @@ async fn upload(
     let (results, log_gz) = match (records.seal("the backup results", log.results_gz()), records.seal("the backup log", log.log_gz())) {
         (Ok(results), Ok(log_gz)) => (results, log_gz),
         (Err(e), _) | (_, Err(e)) => {
-            main.discard(&name, log).await;
+            main.discard(coffer, &name, log).await;
             for copy in &mut copies {
-                copy.discard(&name, log).await;
+                copy.discard(coffer, &name, log).await;
             }
             return Err(e.to_string());
         }
@@ -636,7 +688,7 @@ async fn upload(
     backup.status.copies.sort_by(|a, b| a.storage_location.cmp(&b.storage_location));
     for copy in &mut copies {
         if let Err(e) = copy.put_reports_and_metadata(backup, &results, &log_gz).await {
-            copy.discard(&name, log).await;
+            copy.discard(coffer, &name, log).await;
             // After the log went up: the failure is in the record, the backup's own metadata.
             let record = backup.status.copies.iter_mut().find(|c| c.storage_location == copy.name).expect("recorded above");
             record.phase = Some(Phase::Failed);
@@ -647,9 +699,9 @@ async fn upload(
     }
     let result = main.put_reports_and_metadata(backup, &results, &log_gz).await;
     if result.is_err() {
-        main.discard(&name, log).await;
+        main.discard(coffer, &name, log).await;
         for copy in &mut copies {
-            copy.discard(&name, log).await;
+            copy.discard(coffer, &name, log).await;
         }
     }
     result

@@ -181,6 +181,49 @@ impl VolumeRepository {
         .await
     }
 
+    /// Copies snapshots `ids` into `dest`, the same namespace's repository in another
+    /// location, as `restic copy` does: the data and trees `dest` lacks, then each snapshot,
+    /// recording the one it is a copy of (`original`). Returns each copy's ID in `dest`, in the
+    /// order of `ids`; a snapshot copied before is not copied twice (its copy has the same ID).
+    pub async fn copy_snapshots(&self, dest: &VolumeRepository, ids: Vec<String>) -> Result<Vec<String>, FsbError> {
+        let target = dest.opened(DataCounter::new());
+        dest.store.take_failure();
+        let copied = self
+            .blocking(None, move |repo, this| {
+                let repo = repo.to_indexed().map_err(|e| this.error(&e))?;
+                let mut snapshots = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let mut snapshot = repo
+                        .get_snapshot_from_str(id, |_| true)
+                        .map_err(|_| FsbError::NoSnapshot { repository: this.name.clone(), snapshot: id.clone() })?;
+                    snapshot.original.get_or_insert(snapshot.id);
+                    snapshots.push(snapshot);
+                }
+                let dest = target.open_or_create()?.to_indexed_ids().map_err(|e| target.error(&e))?;
+                repo.copy(&dest, &snapshots).map_err(|e| target.error(&e))?;
+                let present = dest.get_all_snapshots().map_err(|e| target.error(&e))?;
+                snapshots
+                    .iter()
+                    .map(|wanted| {
+                        let copy = present.iter().find(|p| p.original == wanted.original && p.tree == wanted.tree);
+                        copy.map(|c| c.id.to_hex().as_str().to_owned()).ok_or_else(|| FsbError::Repository {
+                            repository: target.name.clone(),
+                            message: format!("the copy of snapshot {} is not in it after copying", wanted.id.to_hex().as_str()),
+                        })
+                    })
+                    .collect()
+            })
+            .await;
+        match copied {
+            // A read or write of the destination that failed stopped the copy: it says why.
+            Err(FsbError::Task(task)) => Err(match dest.store.take_failure() {
+                Some(message) => FsbError::Repository { repository: dest.name.clone(), message },
+                None => FsbError::Task(task),
+            }),
+            other => other,
+        }
+    }
+
     /// Indexes the packs that no index lists (what an interrupted backup uploaded), reading
     /// their headers, and drops index entries of packs that are gone: rustic's `repair index`.
     pub async fn repair_index(&self) -> Result<(), FsbError> {
@@ -220,9 +263,7 @@ impl VolumeRepository {
         counter: Option<&Arc<DataCounter>>,
         work: impl FnOnce(Repository<OpenStatus>, &Opened) -> Result<T, FsbError> + Send + 'static,
     ) -> Result<T, FsbError> {
-        let counter = counter.cloned().unwrap_or_else(DataCounter::new);
-        let opened =
-            Opened { store: self.store.clone(), password: self.password.clone(), key: self.key.clone(), name: self.name.clone(), counter };
+        let opened = self.opened(counter.cloned().unwrap_or_else(DataCounter::new));
         self.store.take_failure();
         let outcome = tokio::task::spawn_blocking(move || {
             let repo = opened.open_or_create()?;
@@ -237,6 +278,11 @@ impl VolumeRepository {
                 None => FsbError::Task(e.to_string()),
             }),
         }
+    }
+
+    /// What a blocking task needs to open it, its bytes counted into `counter`.
+    fn opened(&self, counter: Arc<DataCounter>) -> Opened {
+        Opened { store: self.store.clone(), password: self.password.clone(), key: self.key.clone(), name: self.name.clone(), counter }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One backup in several storage locations (`--copy-to`): written to each through its own
-//! provider and credential, restorable from any of them, found once by a sync elsewhere, and
-//! deleted everywhere.
+//! provider and credential, its pod volume data copied into each location's own restic
+//! repositories, restorable from any of them, found once by a sync elsewhere, and deleted
+//! everywhere.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -238,4 +239,118 @@ fn a_copy_that_cannot_be_written_fails_alone_and_another_host_syncs_the_copy_onc
     host.cli.ok(&["bsl", "delete", "gone", "--confirm"]);
     host.cli.ok(&["backup", "delete", "b1", "--confirm"]);
     assert!(host.cli.fails(&["backup", "get", "b1"]).contains("not found"));
+}
+
+/// The pod volume backup records of backup `name` in moto's bucket `velero`.
+fn moto_pod_volume_backups(server: &Server, name: &str, out: &Path) -> Vec<Value> {
+    let gz = awscli_get(&server.url, &format!("velero/backups/{name}/{name}-podvolumebackups.json.gz"), out);
+    serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap()
+}
+
+#[test]
+fn pod_volume_data_is_copied_into_the_copy_locations_own_repository_and_restores_from_there() {
+    let host = Host::new();
+    let s3 = moto_bucket();
+    host.filesystem("primary");
+    host.s3("dr-west", &s3);
+    let root = host.tmp.path();
+    let volumes = dir(root, "volumes");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir(&volumes, "data").join("db"), &data).unwrap();
+    std::fs::write(dir(&volumes, "logs").join("today.log"), b"log lines").unwrap();
+    let source = s(&crate::fsb::manifests(root, &volumes, serde_json::json!({"backup.velero.io/backup-volumes": "data"})));
+    host.cli.ok(&["backup", "create", "v1", "--source", &source, "--copy-to", "dr-west", "--wait"]);
+    let backup = host.cli.json(&["backup", "get", "v1"]);
+    assert_eq!(backup["status"]["phase"], "Completed", "{backup:#}");
+    assert_eq!(backup["status"]["copies"][0]["phase"], "Completed", "{backup:#}");
+
+    // The copy's record names its own location, repository and snapshot.
+    let gz = std::fs::read(root.join("store-primary/b/backups/v1/v1-podvolumebackups.json.gz")).unwrap();
+    let own: Vec<Value> = serde_json::from_reader(flate2::read::GzDecoder::new(&gz[..])).unwrap();
+    let out = dir(root, "awscli");
+    let copied = moto_pod_volume_backups(&s3, "v1", &out);
+    let repository = format!("s3:{}/velero/restic/app", s3.url);
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    assert_eq!(copied[0]["spec"]["backupStorageLocation"], "dr-west");
+    assert_eq!(copied[0]["spec"]["repoIdentifier"].as_str(), Some(repository.as_str()));
+    let (original, copy) = (own[0]["status"]["snapshotID"].as_str().unwrap(), copied[0]["status"]["snapshotID"].as_str().unwrap());
+    assert_ne!(original, copy, "a snapshot of the copy's own repository");
+    assert_eq!(host.cli.json(&["repo", "get", "app-dr-west-restic"])["status"]["phase"], "Ready");
+
+    // restic reads the copy in the copy's repository, whole, and knows what it is a copy of.
+    let password = host.cli.ok(&["repo", "password", "app-dr-west-restic"]).trim_end().to_owned();
+    let env = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")];
+    let restic = |args: &[&str]| crate::fsb::restic(&repository, password.as_bytes(), &env, args);
+    let listed: Vec<Value> = serde_json::from_str(&restic(&["snapshots", "--json"])).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0]["id"].as_str(), listed[0]["original"].as_str()), (Some(copy), Some(original)));
+    assert!(listed[0]["tags"].as_array().unwrap().iter().any(|t| t == "backup=v1"), "{listed:?}");
+    assert!(restic(&["check", "--read-data"]).contains("no errors were found"));
+
+    // With the backup's own repository gone, the copy still restores the volume.
+    std::fs::remove_dir_all(root.join("store-primary/b/restic")).unwrap();
+    let target = root.join("restored");
+    host.cli.ok(&["restore", "create", "r1", "--from-backup", "v1", "--target", &s(&target), "--storage-location", "dr-west", "--wait"]);
+    let restored = host.cli.json(&["restore", "get", "r1"]);
+    assert_eq!(restored["status"]["phase"], "Completed", "{restored:#}");
+    assert_eq!(std::fs::read(target.join("volumes/app/data/db")).unwrap(), data);
+
+    // A copy whose volume data cannot be copied fails alone, naming namespace and location,
+    // and leaves nothing there: here another repository with another password holds the place.
+    let other = format!("s3:{}/velero/other/restic/app", s3.url);
+    crate::fsb::restic(&other, b"not the tenant's", &env, &["init"]);
+    let config = format!("region=us-east-1,s3Url={}", s3.url);
+    host.cli.ok(&["bsl", "create", "other", "--provider", "aws", "--bucket", "velero", "--prefix", "other", "--config", &config, "--credential", "aws-creds=cloud"]);
+    host.cli.ok(&["backup", "create", "v2", "--source", &source, "--copy-to", "other", "--wait"]);
+    let backup = host.cli.json(&["backup", "get", "v2"]);
+    assert_eq!(backup["status"]["phase"], "PartiallyFailed", "{backup:#}");
+    let message = backup["status"]["copies"][0]["message"].as_str().unwrap();
+    assert!(message.contains("error copying the pod volume data of namespace app to backup storage location other") && message.contains("password"), "{message}");
+    assert_eq!(moto_keys(&s3, "other/backups/"), 0, "nothing of the failed copy");
+
+    // Deleting the backup forgets its snapshot in the copy's repository too.
+    host.cli.ok(&["backup", "delete", "v1", "--confirm"]);
+    let listed: Vec<Value> = serde_json::from_str(&restic(&["snapshots", "--json"])).unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_location_deleted_while_the_backup_runs_gets_nothing_and_the_backup_stays_whole() {
+    use coffer::backup::{self, BackupRequest};
+    use coffer::locations::{self, NewBackupStorageLocation};
+    use coffer::model::{BackupSpec, Phase};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let coffer = coffer::coffer::Coffer::open(&tmp.path().join("data"), coffer::sandbox::Limits::default()).await.unwrap();
+    let (store, copy) = (dir(tmp.path(), "store"), dir(tmp.path(), "copy"));
+    locations::create_backup_storage_location(&coffer, "ns", crate::common::filesystem_bsl("primary", &store)).await.unwrap();
+    let new = NewBackupStorageLocation { default: false, ..crate::common::filesystem_bsl("gone", &copy) };
+    locations::create_backup_storage_location(&coffer, "ns", new).await.unwrap();
+    let source = example_source(tmp.path());
+    let request = BackupRequest {
+        name: "b1".into(),
+        source,
+        spec: BackupSpec { copy_to: vec!["gone".into()], ..Default::default() },
+        labels: BTreeMap::new(),
+        default_snapshot_locations: BTreeMap::new(),
+    };
+    // The location is deleted at the run's first progress report, after it was accepted.
+    let mut deleted = false;
+    let done = backup::create_backup(&coffer, "ns", request, &mut |_| {
+        if !std::mem::replace(&mut deleted, true) {
+            locations::delete_backup_storage_location(&coffer, "ns", "gone").unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert!(deleted);
+    assert_eq!(done.status.phase, Some(Phase::PartiallyFailed), "{:?}", done.status);
+    let failed = &done.status.copies[0];
+    assert_eq!((failed.storage_location.as_str(), failed.phase), ("gone", Some(Phase::Failed)));
+    assert!(failed.message.contains("backup storage location gone: it was deleted while the backup ran"), "{}", failed.message);
+    assert!(files(&copy).is_empty(), "nothing written to the deleted location: {:?}", files(&copy).keys());
+    assert!(store.join("b/backups/b1/velero-backup.json").exists(), "the backup itself is whole");
+    // It deletes, passing over the location that is gone.
+    backup::delete_backup(&coffer, "ns", "b1").await.unwrap();
+    assert!(files(&store).is_empty());
 }

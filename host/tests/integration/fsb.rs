@@ -72,7 +72,7 @@ fn without_specials(mut t: BTreeMap<String, (String, u32, Vec<u8>, i64)>) -> BTr
 }
 
 /// Runs `restic ARGS` on `repository` with `password` (and `env`); returns stdout.
-fn restic(repository: &str, password: &[u8], env: &[(&str, &str)], args: &[&str]) -> String {
+pub(crate) fn restic(repository: &str, password: &[u8], env: &[(&str, &str)], args: &[&str]) -> String {
     let out = Command::new("restic")
         .args(["--no-cache", "-r", repository])
         .args(args)
@@ -248,7 +248,7 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
 
 /// A namespace `app` with pod `web` mounting claims `data` and `logs`, each bound to a
 /// hostPath persistent volume under `volumes`, and a pod annotated with `annotations`.
-fn manifests(root: &Path, volumes: &Path, annotations: serde_json::Value) -> PathBuf {
+pub(crate) fn manifests(root: &Path, volumes: &Path, annotations: serde_json::Value) -> PathBuf {
     let m = dir(root, "manifests");
     let pv = |name: &str, dir: &str| serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
         "spec": {"capacity": {"storage": "1Gi"}, "hostPath": {"path": s(&volumes.join(dir))}}});

@@ -1,7 +1,7 @@
 //! A process that dies in the middle of a backup leaves it `InProgress` in the state; the
 //! next process to open the state sets it straight against its location: complete in the
 //! bucket (the crash came after `velero-backup.json`) → as the bucket has it; partial →
-//! `Failed`, with the partial objects removed.
+//! `Failed`, with the partial objects removed, in its own location and in its copies'.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -56,6 +56,36 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     assert!(partial.status.failure_reason.contains("ended before it finished"), "{}", partial.status.failure_reason);
     assert!(!store.join("b/backups/partial").exists(), "partial objects and the interrupted put's file removed");
     backup::delete_backup(&coffer, "ns", "partial").await.unwrap();
+
+    // A backup copied to `copy` died before its own location got velero-backup.json (copies
+    // get theirs first): the whole copy is taken back. `elsewhere` held another backup of that
+    // name, which the copy did not replace, and which stays.
+    let (copy, elsewhere) = (dir(tmp.path(), "copy"), dir(tmp.path(), "elsewhere"));
+    for (name, root) in [("copy", &copy), ("elsewhere", &elsewhere)] {
+        let new = coffer::locations::NewBackupStorageLocation { default: false, ..filesystem_bsl(name, root) };
+        locations::create_backup_storage_location(&coffer, "ns", new).await.unwrap();
+    }
+    let foreign = dir(&elsewhere, "b/backups/copied").join("velero-backup.json");
+    std::fs::write(&foreign, br#"{"metadata": {"name": "copied"}, "status": {"phase": "Completed"}}"#).unwrap();
+    let request = BackupRequest {
+        name: "copied".into(),
+        source: src.clone(),
+        spec: BackupSpec { copy_to: vec!["copy".into(), "elsewhere".into()], ..Default::default() },
+        labels: BTreeMap::new(),
+        default_snapshot_locations: BTreeMap::new(),
+    };
+    let done = backup::create_backup(&coffer, "ns", request, &mut |_| {}).await.unwrap();
+    assert_eq!(done.status.phase, Some(Phase::PartiallyFailed), "the copy to elsewhere failed: {:?}", done.status);
+    assert!(copy.join("b/backups/copied/velero-backup.json").exists());
+    let mut record = done.clone();
+    record.status.phase = Some(Phase::InProgress);
+    coffer.state.write(|txn| txn.put(&record)).unwrap();
+    std::fs::remove_file(store.join("b/backups/copied/velero-backup.json")).unwrap();
+    assert_eq!(recover_interrupted(&coffer, Opener::Command).await.unwrap(), (1, 0));
+    assert_eq!(get("copied").status.phase, Some(Phase::Failed));
+    assert!(!copy.join("b/backups/copied").exists(), "the copy is taken back whole");
+    assert!(!store.join("b/backups/copied").exists());
+    assert!(foreign.exists(), "another backup of that name is left alone");
 }
 
 /// The CLI on a data directory under `tmp`, with a default filesystem location in `store`:
