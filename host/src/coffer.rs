@@ -12,7 +12,7 @@ use crate::disk::SpaceReserve;
 use crate::keyring::{Keyring, KeyringError};
 use crate::plugins::{PluginError, Registry};
 use crate::sandbox::{CallGates, Limits, Reach, Sandbox, SandboxError};
-use crate::state::{State, StateError};
+use crate::state::{State, StateError, StateLocation};
 use crate::tenant::Tenant;
 
 /// How long a backup is kept when its TTL is unset or zero: Velero's default
@@ -68,10 +68,22 @@ pub struct Coffer {
 }
 
 impl Coffer {
-    /// Opens (creating if needed) the data directory `data_dir`.
+    /// Opens (creating if needed) the data directory `data_dir`, with its embedded state.
     pub async fn open(data_dir: &Path, limits: Limits) -> Result<Coffer, OpenError> {
-        let state = State::open(data_dir)?;
-        let keyring = Keyring::open(data_dir)?;
+        Coffer::open_with(data_dir, limits, &StateLocation::Embedded, None).await
+    }
+
+    /// Opens (creating if needed) the data directory `data_dir`, with the state kept where
+    /// `state` says and secrets sealed with the master key in `master_key` (else the data
+    /// directory's own, created on first use). A master key that is not the one the state's
+    /// secrets are sealed with is refused.
+    pub async fn open_with(data_dir: &Path, limits: Limits, state: &StateLocation, master_key: Option<&Path>) -> Result<Coffer, OpenError> {
+        let state = State::open_at(data_dir, state)?;
+        let keyring = match master_key {
+            Some(file) => Keyring::open_file(file)?,
+            None => Keyring::open(data_dir)?,
+        };
+        keyring.check(&state)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
         let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
         Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: DEFAULT_BACKUP_TTL, space_reserve: None })

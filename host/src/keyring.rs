@@ -12,7 +12,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use serde::{Deserialize, Serialize};
+
 use crate::secret::SecretBytes;
+use crate::state::{Resource, State};
 
 /// The key file's name under the data directory.
 pub const KEY_FILE: &str = "master.key";
@@ -37,15 +40,56 @@ pub enum KeyringError {
         /// Which value, e.g. `secret velero/creds key cloud`.
         what: String,
     },
+    /// The state's secrets are sealed with another master key.
+    #[error(
+        "master key {path} is not the key this state's secrets are sealed with: every process on one state needs the same master key (--master-key-file)"
+    )]
+    WrongKey {
+        /// The key file.
+        path: String,
+    },
+    /// The state could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
+
+/// What tells whether a master key is the one a state's secrets are sealed with: a value sealed
+/// with it, kept in the state.
+#[derive(Debug, Serialize, Deserialize)]
+struct MasterKeyCheck {
+    sealed: String,
+}
+
+impl Resource for MasterKeyCheck {
+    const KIND: &'static str = "MasterKeyCheck";
+    fn namespace(&self) -> &str {
+        ""
+    }
+    fn name(&self) -> &str {
+        CHECK_IDENTITY
+    }
+}
+
+/// The identity the check value is sealed to.
+const CHECK_IDENTITY: &str = "master-key";
 
 /// Seals and opens secret values with the data directory's master key (XChaCha20-Poly1305,
 /// random nonce, the value's identity as associated data so values cannot be swapped).
 pub struct Keyring {
     cipher: XChaCha20Poly1305,
+    /// The key file, for errors.
+    path: String,
 }
 
 impl Keyring {
+    /// Loads the master key from `file`, which must exist: an operator's, which every process
+    /// sharing one state is given.
+    pub fn open_file(file: &Path) -> Result<Keyring, KeyringError> {
+        let path = file.display().to_string();
+        let key = Zeroizing::new(fs::read(file).map_err(|e| KeyringError::KeyFile { path: path.clone(), message: e.to_string() })?);
+        Keyring::from_key(path, &key)
+    }
+
     /// Loads the master key from `data_dir`, creating it (mode 0600) on first use.
     pub fn open(data_dir: &Path) -> Result<Keyring, KeyringError> {
         let path = data_dir.join(KEY_FILE);
@@ -69,11 +113,38 @@ impl Keyring {
             }
             Err(e) => return Err(err(&e)),
         };
+        Keyring::from_key(path.display().to_string(), &key)
+    }
+
+    fn from_key(path: String, key: &[u8]) -> Result<Keyring, KeyringError> {
         if key.len() != KEY_LEN {
-            return Err(err(&format!("must hold exactly {KEY_LEN} bytes, holds {}", key.len())));
+            let message = format!("must hold exactly {KEY_LEN} bytes, holds {}", key.len());
+            return Err(KeyringError::KeyFile { path, message });
         }
-        let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|e| err(&e))?;
-        Ok(Keyring { cipher })
+        let cipher = XChaCha20Poly1305::new_from_slice(key).map_err(|e| KeyringError::KeyFile { path: path.clone(), message: e.to_string() })?;
+        Ok(Keyring { cipher, path })
+    }
+
+    /// Checks that `state`'s secrets are sealed with this key: the first key to open a state
+    /// leaves a value sealed with it there, which every later one must open. So a process
+    /// given another key refuses to start, rather than reading secrets it cannot open.
+    pub fn check(&self, state: &State) -> Result<(), KeyringError> {
+        let kept = state.read()?.get::<MasterKeyCheck>("", CHECK_IDENTITY)?;
+        let check = match kept {
+            Some(check) => check,
+            None => state.write(|txn| match txn.get::<MasterKeyCheck>("", CHECK_IDENTITY)? {
+                Some(check) => Ok::<_, KeyringError>(check), // Another process's, first.
+                None => {
+                    let check = MasterKeyCheck { sealed: self.seal(CHECK_IDENTITY, CHECK_IDENTITY.as_bytes()) };
+                    txn.put(&check)?;
+                    Ok(check)
+                }
+            })?,
+        };
+        match self.open_value(CHECK_IDENTITY, &check.sealed) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(KeyringError::WrongKey { path: self.path.clone() }),
+        }
     }
 
     /// Encrypts `plaintext`, bound to `identity`; base64 text.

@@ -12,6 +12,14 @@ pub struct Cli {
     /// Where Coffer keeps its state, master key, plugins and caches.
     #[arg(long, env = "COFFER_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the state is kept: `etcd://HOST:PORT[,HOST:PORT...]` for an etcd cluster that
+    /// several servers share; unset, the redb file of the data directory.
+    #[arg(long, env = "COFFER_STATE", global = true, value_name = "etcd://HOST:PORT,...")]
+    pub state: Option<String>,
+    /// The master key sealing secrets (32 bytes), which every process sharing one `--state`
+    /// is given; unset, the data directory's own `master.key`, created on first use.
+    #[arg(long, env = "COFFER_MASTER_KEY_FILE", global = true, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// The namespace (tenant) to work in.
     #[arg(short = 'n', long, default_value = "velero", global = true)]
     pub namespace: String,

@@ -22,6 +22,7 @@ use coffer::api::{Client, Host, LocalTenant, RemoteTenant, TenantApi};
 use coffer::backup::parse_default_snapshot_locations;
 use coffer::coffer::Coffer;
 use coffer::sandbox::Limits;
+use coffer::state::StateLocation;
 use coffer::secret::SecretBytes;
 use coffer::tenant::Tenant;
 
@@ -49,9 +50,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
+    let state = StateLocation::parse(cli.state.as_deref().unwrap_or_default()).map_err(|e| anyhow::anyhow!("--state: {e}"))?;
     let open = |limits: Limits| {
-        let data_dir = data_dir.clone();
-        async move { Coffer::open(&data_dir, limits).await.with_context(|| format!("opening the data directory {}", data_dir.display())) }
+        let (data_dir, state, master_key) = (data_dir.clone(), state.clone(), cli.master_key_file.clone());
+        async move {
+            Coffer::open_with(&data_dir, limits, &state, master_key.as_deref()).await.with_context(|| match &state {
+                StateLocation::Embedded => format!("opening the data directory {}", data_dir.display()),
+                StateLocation::Etcd(_) => format!("opening the data directory {} with the state in etcd", data_dir.display()),
+            })
+        }
     };
     let command = match cli.command {
         // On a component and a service of the author's, not on a data directory.
@@ -76,10 +83,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         (None, c) => {
             let coffer = open(Limits::default()).await?;
-            // This process holds the state now: what is InProgress was left by one that died.
-            let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command).await?;
-            if backups + restores > 0 {
-                tracing::warn!(backups, restores, "set straight backups and restores left InProgress by a process that ended");
+            // This process holds the embedded state now: what is InProgress was left by one
+            // that died. What is InProgress in a shared state may be running on a server.
+            if !coffer.state.is_shared() {
+                let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command).await?;
+                if backups + restores > 0 {
+                    tracing::warn!(backups, restores, "set straight backups and restores left InProgress by a process that ended");
+                }
             }
             let tenant = Tenant::single_user(cli.namespace.as_str());
             let local = LocalTenant::new(Arc::new(coffer), tenant, default_snapshot_locations, Host::Command);

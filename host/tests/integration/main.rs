@@ -30,6 +30,7 @@ mod server_controllers;
 mod server_hardening;
 mod servers;
 mod service_layer;
+mod shared_state;
 mod snapshot_copies;
 mod state_crash;
 mod ttls;

@@ -93,6 +93,30 @@ fn start_moto(scheme: &str, extra: &[&std::ffi::OsStr]) -> Server {
     Server { child, url: format!("{scheme}://127.0.0.1:{port}"), port }
 }
 
+/// A one-member etcd cluster on fresh ports, its data in `data` (`Server::url` is
+/// `etcd://127.0.0.1:<port>`, as `--state` takes it).
+pub fn etcd(data: &std::path::Path) -> Server {
+    etcd_on(data, free_port(), free_port())
+}
+
+/// etcd on client port `port` and peer port `peer`, its data in `data`: to start one again
+/// where it was.
+pub fn etcd_on(data: &std::path::Path, port: u16, peer: u16) -> Server {
+    let (client, peer) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{peer}"));
+    let mut child = Command::new("etcd")
+        .args(["--name", "coffer-test", "--data-dir"])
+        .arg(data)
+        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("coffer-test={peer}"), "--log-level", "error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd is installed by scripts/setup");
+    wait_for(port, &mut child, "etcd");
+    Server { child, url: format!("etcd://127.0.0.1:{port}"), port }
+}
+
 /// Azurite's blob service (checks SharedKey signatures), on a fresh port, in memory.
 pub fn azurite() -> Server {
     let port = free_port();

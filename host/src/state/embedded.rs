@@ -6,14 +6,12 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use redb::{Database, ReadableTable, TableDefinition};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use thiserror::Error;
 
+use super::{StateError, StateHealth, create_private_dir};
 use crate::disk::Ballast;
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-/// When the state was last written by [`State::probe`].
+/// When the state was last written by [`Embedded::probe`].
 const HEALTH: TableDefinition<&str, u64> = TableDefinition::new("health");
 
 /// The file name of the state under the data directory.
@@ -27,82 +25,10 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How long a reopen waits for transactions still running on the closed database.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
-/// A problem with the state file.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum StateError {
-    /// The database failed.
-    #[error("state database {path}: {message}")]
-    Database {
-        /// The state file.
-        path: String,
-        /// What failed.
-        message: String,
-    },
-    /// The state could not be written for I/O (a full disk): the server keeps serving reads
-    /// and tries again on every write.
-    #[error("state database {path} cannot be written now: {message}")]
-    Unwritable {
-        /// The state file.
-        path: String,
-        /// What failed.
-        message: String,
-    },
-    /// A stored object could not be decoded.
-    #[error("stored {kind} {namespace}/{name} is unreadable: {message}")]
-    Corrupt {
-        /// Kind of object.
-        kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The decoding error.
-        message: String,
-    },
-}
-
-/// An object kept in the state, addressed by kind, namespace and name.
-pub trait Resource: Serialize + DeserializeOwned {
-    /// The kind, e.g. `BackupStorageLocation`.
-    const KIND: &'static str;
-    /// The namespace (tenant) it belongs to.
-    fn namespace(&self) -> &str;
-    /// Its name, unique per kind and namespace.
-    fn name(&self) -> &str;
-}
-
-fn key(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}\u{0}{namespace}\u{0}{name}")
-}
-
-/// Creates `dir` and its missing parents owner-only (0700); an existing directory is left
-/// as it is.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-/// How the state has fared: for `/healthz` and metrics.
-#[derive(Debug, Clone, Default)]
-pub struct StateHealth {
-    /// Whether the last write committed (false from a write that failed for I/O until one
-    /// succeeds).
-    pub writable: bool,
-    /// Why the last failed write failed (the I/O error, without paths).
-    pub last_error: Option<String>,
-    /// Writes that failed for I/O, since start.
-    pub write_failures: u64,
-    /// Times the database was reopened after an I/O error.
-    pub reopens: u64,
-    /// Whether the reserve kept for the state is held (`None`: none is kept).
-    pub reserve_held: Option<bool>,
-}
-
 /// The embedded state. A write that fails for I/O (a full disk) closes the database; the next
 /// call reopens it (redb refuses every call after one I/O error until then), so the state
 /// recovers by itself once space returns.
-pub struct State {
+pub struct Embedded {
     file: PathBuf,
     path: String,
     db: RwLock<Option<Arc<Database>>>,
@@ -144,9 +70,9 @@ fn open_database(file: &Path, wait: Duration) -> Result<Database, redb::Database
     }
 }
 
-impl State {
+impl Embedded {
     /// Opens (or creates) the state in `data_dir`, waiting for another process holding it.
-    pub fn open(data_dir: &Path) -> Result<State, StateError> {
+    pub fn open(data_dir: &Path) -> Result<Embedded, StateError> {
         let file = data_dir.join(STATE_FILE);
         let path = file.display().to_string();
         let err = |e: &dyn std::fmt::Display| StateError::Database { path: path.clone(), message: e.to_string() };
@@ -161,7 +87,7 @@ impl State {
         txn.open_table(OBJECTS).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;
         let health = StateHealth { writable: true, ..StateHealth::default() };
-        Ok(State { file, path, db: RwLock::new(Some(Arc::new(db))), health: Mutex::new(health), ballast: OnceLock::new() })
+        Ok(Embedded { file, path, db: RwLock::new(Some(Arc::new(db))), health: Mutex::new(health), ballast: OnceLock::new() })
     }
 
     /// Keeps `bytes` of the disk for the state: held in a file beside it while there is room,
@@ -247,7 +173,7 @@ impl State {
     /// Runs `f` in a write transaction, committed (durably) if it returns `Ok` and discarded
     /// otherwise. A write that fails for I/O is retried once on the reopened database, with the
     /// state's reserve given up to make room.
-    pub fn write<R, E: From<StateError>>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
+    pub fn write<R, E: From<StateError>>(&self, mut f: impl FnMut(&mut super::Txn<'_>) -> Result<R, E>) -> Result<R, E> {
         if let Ok(out) = self.attempt(&mut f)? {
             return Ok(out);
         }
@@ -258,7 +184,7 @@ impl State {
     }
 
     /// One try of a write: `Err(message)` when it failed for I/O (and the database was closed).
-    fn attempt<R, E: From<StateError>>(&self, f: &mut impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<Result<R, String>, E> {
+    fn attempt<R, E: From<StateError>>(&self, f: &mut impl FnMut(&mut super::Txn<'_>) -> Result<R, E>) -> Result<Result<R, String>, E> {
         let db = self.database()?;
         let txn = match db.begin_write() {
             Ok(txn) => txn,
@@ -272,8 +198,10 @@ impl State {
                 };
             }
         };
-        let mut txn = Txn { state: self, db: db.clone(), inner: Inner::Write(Box::new(txn)), io: Mutex::new(None) };
-        let out = f(&mut txn);
+        let txn = Txn { state: self, db: db.clone(), inner: Inner::Write(Box::new(txn)), io: Mutex::new(None) };
+        let mut shared = super::Txn { inner: super::Inner::Embedded(txn) };
+        let out = f(&mut shared);
+        let super::Inner::Embedded(mut txn) = shared.inner else { unreachable!("built as an embedded transaction") };
         if let Some(message) = txn.io.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
             self.lost(&db, &message, true);
             return Ok(Err(message));
@@ -305,6 +233,7 @@ impl State {
     pub fn probe(&self) -> bool {
         if !self.health_mut().writable {
             let probe = self.write(|txn| {
+                let super::Inner::Embedded(txn) = &txn.inner else { unreachable!("an embedded transaction") };
                 let Inner::Write(w) = &txn.inner else { unreachable!("a write transaction") };
                 let stamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
                 let written = w.open_table(HEALTH).and_then(|mut t| t.insert("probe", stamp).map(drop).map_err(Into::into));
@@ -328,7 +257,7 @@ enum Inner {
 
 /// A read or write transaction.
 pub struct Txn<'a> {
-    state: &'a State,
+    state: &'a Embedded,
     /// The database it runs on, so that an I/O error closes that one.
     db: Arc<Database>,
     inner: Inner,
@@ -352,13 +281,9 @@ impl Txn<'_> {
         }
     }
 
-    fn decode<T: Resource>(&self, namespace: &str, name: &str, bytes: &[u8]) -> Result<T, StateError> {
-        serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
-            kind: T::KIND,
-            namespace: namespace.into(),
-            name: name.into(),
-            message: e.to_string(),
-        })
+    /// Says `message` as this store's error.
+    pub(super) fn error(&self, message: String) -> StateError {
+        self.state.err(message)
     }
 
     /// Runs `f` on the objects table, for reading.
@@ -382,48 +307,24 @@ impl Txn<'_> {
         f(&mut table).map_err(|e| self.fail(e))
     }
 
-    /// The object of kind `T` named `name` in `namespace`.
-    pub fn get<T: Resource>(&self, namespace: &str, name: &str) -> Result<Option<T>, StateError> {
-        let k = key(T::KIND, namespace, name);
-        let bytes = self.read_table(|t| t.bytes(&k))?;
-        bytes.map(|b| self.decode(namespace, name, &b)).transpose()
+    /// The value at `key`.
+    pub(super) fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.read_table(|t| t.bytes(key))
     }
 
-    /// Every object of kind `T` in `namespace`, by name.
-    pub fn list<T: Resource>(&self, namespace: &str) -> Result<Vec<T>, StateError> {
-        let start = key(T::KIND, namespace, "");
-        let end = format!("{}\u{1}", &start[..start.len() - 1]);
-        self.range(&start, &end)
+    /// The keys and values from `start` to `end` (exclusive), by key.
+    pub(super) fn range(&self, start: &str, end: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        self.read_table(|t| t.range_of(start, end))
     }
 
-    /// Every object of kind `T` in every namespace, by namespace and name: for the server's
-    /// controllers, which act for all tenants.
-    pub fn list_all<T: Resource>(&self) -> Result<Vec<T>, StateError> {
-        self.range(&format!("{}\u{0}", T::KIND), &format!("{}\u{1}", T::KIND))
+    /// Sets `key` to `value`.
+    pub(super) fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StateError> {
+        self.write_table(|t| t.insert(key, value).map(drop))
     }
 
-    fn range<T: Resource>(&self, start: &str, end: &str) -> Result<Vec<T>, StateError> {
-        let raw = self.read_table(|t| t.range_of(start, end))?;
-        raw.iter()
-            .map(|(k, v)| {
-                let mut parts = k.split('\u{0}').skip(1);
-                let (namespace, name) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-                self.decode(namespace, name, v)
-            })
-            .collect()
-    }
-
-    /// Creates or replaces `object`. Only in a write transaction.
-    pub fn put<T: Resource>(&mut self, object: &T) -> Result<(), StateError> {
-        let k = key(T::KIND, object.namespace(), object.name());
-        let bytes = serde_json::to_vec(object).map_err(|e| self.state.err(e))?;
-        self.write_table(|t| t.insert(k.as_str(), bytes.as_slice()).map(drop))
-    }
-
-    /// Deletes the object of kind `T` named `name`; whether it existed.
-    pub fn delete<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<bool, StateError> {
-        let k = key(T::KIND, namespace, name);
-        self.write_table(|t| Ok(t.remove(k.as_str())?.is_some()))
+    /// Removes `key`; whether it was there.
+    pub(super) fn remove(&mut self, key: &str) -> Result<bool, StateError> {
+        self.write_table(|t| Ok(t.remove(key)?.is_some()))
     }
 }
 
@@ -445,57 +346,5 @@ impl<T: ReadableTable<&'static str, &'static [u8]>> ReadObjects for T {
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
-    struct Thing {
-        ns: String,
-        name: String,
-        n: u32,
-    }
-
-    impl Resource for Thing {
-        const KIND: &'static str = "Thing";
-        fn namespace(&self) -> &str {
-            &self.ns
-        }
-        fn name(&self) -> &str {
-            &self.name
-        }
-    }
-
-    fn thing(ns: &str, name: &str, n: u32) -> Thing {
-        Thing { ns: ns.into(), name: name.into(), n }
-    }
-
-    #[test]
-    fn namespaces_are_separate_and_failed_writes_roll_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = State::open(dir.path()).unwrap();
-        state.write(|t| {
-            t.put(&thing("a", "x", 1))?;
-            t.put(&thing("a", "y", 2))?;
-            t.put(&thing("ab", "z", 3))?;
-            Ok::<_, StateError>(())
-        })
-        .unwrap();
-        let r = state.read().unwrap();
-        assert_eq!(r.list::<Thing>("a").unwrap(), [thing("a", "x", 1), thing("a", "y", 2)]);
-        assert_eq!(r.get::<Thing>("ab", "z").unwrap(), Some(thing("ab", "z", 3)));
-        assert_eq!(r.get::<Thing>("a", "z").unwrap(), None);
-        assert_eq!(r.list_all::<Thing>().unwrap(), [thing("a", "x", 1), thing("a", "y", 2), thing("ab", "z", 3)]);
-        drop(r);
-        let failed: Result<(), StateError> = state.write(|t| {
-            t.put(&thing("a", "w", 9))?;
-            Err(StateError::Database { path: String::new(), message: "boom".into() })
-        });
-        assert!(failed.is_err());
-        assert_eq!(state.read().unwrap().get::<Thing>("a", "w").unwrap(), None);
     }
 }

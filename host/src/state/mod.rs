@@ -1,0 +1,350 @@
+//! The state: every object (locations, secrets, backups, …) by kind, namespace and name, read
+//! and changed in transactions. Two stores keep it: the embedded redb file under the data
+//! directory (the default; [`embedded`]) and etcd, which several servers share ([`etcd`]).
+//! Either way a change commits whole or not at all, and a transaction reads one consistent
+//! snapshot.
+
+mod embedded;
+mod etcd;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+pub use embedded::{RESERVE_FILE, STATE_FILE};
+pub use etcd::{EtcdOptions, parse_etcd_url};
+
+/// A problem with the state.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The store failed.
+    #[error("state database {path}: {message}")]
+    Database {
+        /// The state file, or the etcd endpoints.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// The state could not be written for I/O (a full disk): the server keeps serving reads
+    /// and tries again on every write.
+    #[error("state database {path} cannot be written now: {message}")]
+    Unwritable {
+        /// The state file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A stored object could not be decoded.
+    #[error("stored {kind} {namespace}/{name} is unreadable: {message}")]
+    Corrupt {
+        /// Kind of object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The decoding error.
+        message: String,
+    },
+    /// A transaction met concurrent changes on every try (etcd).
+    #[error("state database {path}: the change conflicted with others {tries} times in a row; try again")]
+    Contended {
+        /// The etcd endpoints.
+        path: String,
+        /// How often it was tried.
+        tries: u32,
+    },
+}
+
+/// An object kept in the state, addressed by kind, namespace and name.
+pub trait Resource: Serialize + DeserializeOwned {
+    /// The kind, e.g. `BackupStorageLocation`.
+    const KIND: &'static str;
+    /// The namespace (tenant) it belongs to.
+    fn namespace(&self) -> &str;
+    /// Its name, unique per kind and namespace.
+    fn name(&self) -> &str;
+}
+
+/// An object's key: kind, namespace and name, NUL-separated (names never hold NUL).
+fn key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}\u{0}{namespace}\u{0}{name}")
+}
+
+/// Creates `dir` and its missing parents owner-only (0700); an existing directory is left
+/// as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// How the state has fared: for `/healthz` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct StateHealth {
+    /// Whether the last write committed (false from a write that failed for I/O until one
+    /// succeeds).
+    pub writable: bool,
+    /// Why the last failed write failed (the I/O error, without paths).
+    pub last_error: Option<String>,
+    /// Writes that failed for I/O, since start.
+    pub write_failures: u64,
+    /// Times the database was reopened after an I/O error.
+    pub reopens: u64,
+    /// Whether the reserve kept for the state is held (`None`: none is kept).
+    pub reserve_held: Option<bool>,
+}
+
+/// Where the state is kept: `--state` (or `COFFER_STATE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// The redb file of the data directory (the default).
+    Embedded,
+    /// An etcd cluster.
+    Etcd(EtcdOptions),
+}
+
+impl StateLocation {
+    /// Parses `--state`: `etcd://HOST:PORT[,HOST:PORT…]`, or empty for the embedded file.
+    pub fn parse(value: &str) -> Result<StateLocation, String> {
+        match value.trim() {
+            "" => Ok(StateLocation::Embedded),
+            url => parse_etcd_url(url).map(StateLocation::Etcd),
+        }
+    }
+}
+
+/// The state, in whichever store keeps it.
+pub struct State {
+    store: Store,
+}
+
+enum Store {
+    Embedded(embedded::Embedded),
+    /// Boxed: the client is large.
+    Etcd(Box<etcd::Etcd>),
+}
+
+impl State {
+    /// Opens (or creates) the embedded state in `data_dir`, waiting for another process
+    /// holding it.
+    pub fn open(data_dir: &Path) -> Result<State, StateError> {
+        Ok(State { store: Store::Embedded(embedded::Embedded::open(data_dir)?) })
+    }
+
+    /// Opens the state where `location` says: the embedded file of `data_dir`, or etcd.
+    pub fn open_at(data_dir: &Path, location: &StateLocation) -> Result<State, StateError> {
+        match location {
+            StateLocation::Embedded => State::open(data_dir),
+            StateLocation::Etcd(options) => Ok(State { store: Store::Etcd(Box::new(etcd::Etcd::connect(options)?)) }),
+        }
+    }
+
+    /// Whether several processes may share this state at once (etcd).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Etcd(_))
+    }
+
+    /// Keeps `bytes` of the disk for the embedded state: held in a file beside it while there
+    /// is room, and given up to let a write through when the disk is full. Nothing for etcd,
+    /// whose disk is its own.
+    pub fn keep_reserve(&self, bytes: u64) {
+        if let Store::Embedded(e) = &self.store {
+            e.keep_reserve(bytes);
+        }
+    }
+
+    /// How the state has fared.
+    pub fn health(&self) -> StateHealth {
+        match &self.store {
+            Store::Embedded(e) => e.health(),
+            Store::Etcd(e) => e.health(),
+        }
+    }
+
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<Txn<'_>, StateError> {
+        Ok(Txn {
+            inner: match &self.store {
+                Store::Embedded(e) => Inner::Embedded(e.read()?),
+                Store::Etcd(e) => Inner::Etcd(e.transaction()),
+            },
+        })
+    }
+
+    /// Runs `f` in a write transaction, committed (durably) if it returns `Ok` and discarded
+    /// otherwise. `f` may run more than once: after an I/O failure of the embedded file (with
+    /// the state's reserve given up to make room), and in etcd whenever another writer changed
+    /// what it read before it committed.
+    pub fn write<R, E: From<StateError>>(&self, f: impl FnMut(&mut Txn<'_>) -> Result<R, E>) -> Result<R, E> {
+        match &self.store {
+            Store::Embedded(e) => e.write(f),
+            Store::Etcd(e) => e.write(f),
+        }
+    }
+
+    /// For a server's controllers: whether the state can be written now. The embedded state,
+    /// while unwritable, tries a small write (so it reports writable again as soon as it is),
+    /// and takes its reserve back while there is room.
+    pub fn probe(&self) -> bool {
+        match &self.store {
+            Store::Embedded(e) => e.probe(),
+            Store::Etcd(e) => e.probe(),
+        }
+    }
+}
+
+enum Inner<'a> {
+    Embedded(embedded::Txn<'a>),
+    Etcd(etcd::Txn<'a>),
+}
+
+/// A read or write transaction.
+pub struct Txn<'a> {
+    inner: Inner<'a>,
+}
+
+impl Txn<'_> {
+    fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        match &self.inner {
+            Inner::Embedded(t) => t.bytes(key),
+            Inner::Etcd(t) => t.bytes(key),
+        }
+    }
+
+    /// The objects of kind `kind` (and `namespace`, when given), by key.
+    fn range(&self, kind: &str, namespace: Option<&str>) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let (start, end) = match namespace {
+            Some(ns) => (format!("{kind}\u{0}{ns}\u{0}"), format!("{kind}\u{0}{ns}\u{1}")),
+            None => (format!("{kind}\u{0}"), format!("{kind}\u{1}")),
+        };
+        match &self.inner {
+            Inner::Embedded(t) => t.range(&start, &end),
+            Inner::Etcd(t) => t.range(&start, &end, kind, namespace),
+        }
+    }
+
+    fn store_error(&self, message: String) -> StateError {
+        match &self.inner {
+            Inner::Embedded(t) => t.error(message),
+            Inner::Etcd(t) => t.error(message),
+        }
+    }
+
+    fn decode<T: Resource>(namespace: &str, name: &str, bytes: &[u8]) -> Result<T, StateError> {
+        serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+            kind: T::KIND,
+            namespace: namespace.into(),
+            name: name.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The object of kind `T` named `name` in `namespace`.
+    pub fn get<T: Resource>(&self, namespace: &str, name: &str) -> Result<Option<T>, StateError> {
+        let bytes = self.bytes(&key(T::KIND, namespace, name))?;
+        bytes.map(|b| Self::decode(namespace, name, &b)).transpose()
+    }
+
+    /// Every object of kind `T` in `namespace`, by name.
+    pub fn list<T: Resource>(&self, namespace: &str) -> Result<Vec<T>, StateError> {
+        self.decode_all::<T>(self.range(T::KIND, Some(namespace))?)
+    }
+
+    /// Every object of kind `T` in every namespace, by namespace and name: for the server's
+    /// controllers, which act for all tenants.
+    pub fn list_all<T: Resource>(&self) -> Result<Vec<T>, StateError> {
+        self.decode_all::<T>(self.range(T::KIND, None)?)
+    }
+
+    fn decode_all<T: Resource>(&self, raw: Vec<(String, Vec<u8>)>) -> Result<Vec<T>, StateError> {
+        raw.iter()
+            .map(|(k, v)| {
+                let mut parts = k.split('\u{0}').skip(1);
+                let (namespace, name) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                Self::decode(namespace, name, v)
+            })
+            .collect()
+    }
+
+    /// Creates or replaces `object`. Only in a write transaction.
+    pub fn put<T: Resource>(&mut self, object: &T) -> Result<(), StateError> {
+        let k = key(T::KIND, object.namespace(), object.name());
+        let bytes = serde_json::to_vec(object).map_err(|e| self.store_error(e.to_string()))?;
+        match &mut self.inner {
+            Inner::Embedded(t) => t.put(&k, &bytes),
+            Inner::Etcd(t) => t.put(k, bytes, T::KIND, object.namespace()),
+        }
+    }
+
+    /// Deletes the object of kind `T` named `name`; whether it existed.
+    pub fn delete<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<bool, StateError> {
+        let k = key(T::KIND, namespace, name);
+        match &mut self.inner {
+            Inner::Embedded(t) => t.remove(&k),
+            Inner::Etcd(t) => t.remove(k, T::KIND, namespace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Thing {
+        ns: String,
+        name: String,
+        n: u32,
+    }
+
+    impl Resource for Thing {
+        const KIND: &'static str = "Thing";
+        fn namespace(&self) -> &str {
+            &self.ns
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+    }
+
+    fn thing(ns: &str, name: &str, n: u32) -> Thing {
+        Thing { ns: ns.into(), name: name.into(), n }
+    }
+
+    #[test]
+    fn namespaces_are_separate_and_failed_writes_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        state.write(|t| {
+            t.put(&thing("a", "x", 1))?;
+            t.put(&thing("a", "y", 2))?;
+            t.put(&thing("ab", "z", 3))?;
+            Ok::<_, StateError>(())
+        })
+        .unwrap();
+        let r = state.read().unwrap();
+        assert_eq!(r.list::<Thing>("a").unwrap(), [thing("a", "x", 1), thing("a", "y", 2)]);
+        assert_eq!(r.get::<Thing>("ab", "z").unwrap(), Some(thing("ab", "z", 3)));
+        assert_eq!(r.get::<Thing>("a", "z").unwrap(), None);
+        assert_eq!(r.list_all::<Thing>().unwrap(), [thing("a", "x", 1), thing("a", "y", 2), thing("ab", "z", 3)]);
+        drop(r);
+        let failed: Result<(), StateError> = state.write(|t| {
+            t.put(&thing("a", "w", 9))?;
+            Err(StateError::Database { path: String::new(), message: "boom".into() })
+        });
+        assert!(failed.is_err());
+        assert_eq!(state.read().unwrap().get::<Thing>("a", "w").unwrap(), None);
+    }
+
+    #[test]
+    fn state_locations_parse() {
+        assert_eq!(StateLocation::parse("").unwrap(), StateLocation::Embedded);
+        assert!(matches!(StateLocation::parse("etcd://127.0.0.1:2379,127.0.0.1:2380").unwrap(), StateLocation::Etcd(_)));
+        let err = StateLocation::parse("redis://x").unwrap_err();
+        assert!(err.contains("redis://x") && err.contains("etcd://"), "{err}");
+    }
+}
