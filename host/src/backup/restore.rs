@@ -153,6 +153,8 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, mut request: RestoreRequ
         if errors.is_empty() {
             restore.status.phase = Some(Phase::InProgress);
             restore.status.start_timestamp = Some(now());
+            // Held while this process lives: in a shared state, the others know it still runs.
+            txn.hold::<Restore>(namespace, &request.name)?;
         } else {
             restore.status.phase = Some(Phase::FailedValidation);
             restore.status.validation_errors = errors.clone();
@@ -191,6 +193,7 @@ impl StartedRestore {
         }
         coffer.state.write(|txn| {
             txn.put(&restore)?;
+            txn.release::<Restore>(namespace, &request.name)?;
             if uploaded.is_err() {
                 kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;
             }

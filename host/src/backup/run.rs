@@ -105,6 +105,7 @@ impl StartedBackup {
         // A failed backup leaves nothing in object storage: its log is kept in the state.
         coffer.state.write(|txn| {
             txn.put(&backup)?;
+            txn.release::<Backup>(&namespace, &name)?;
             if failed {
                 kept_log::keep(txn, &namespace, kept_log::Run::Backup(&name), &log)?;
             }
@@ -172,6 +173,8 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         backup.status.start_timestamp = Some(start);
         backup.status.expiration = Some(expiration(start, ttl));
         txn.put(&backup)?;
+        // Held while this process lives: in a shared state, the others know it still runs.
+        txn.hold::<Backup>(namespace, &backup.metadata.meta.name)?;
         Ok(Some(resolved))
     })?;
     Ok(match resolved {

@@ -87,12 +87,16 @@ pub struct Controllers {
     busy: Arc<Mutex<HashSet<String>>>,
     tasks: JoinSet<()>,
     last_gc: Option<OffsetDateTime>,
+    last_recovery: Option<OffsetDateTime>,
 }
+
+/// How often the leader of a shared state looks for runs whose process is gone.
+const RECOVERY_PERIOD: time::Duration = time::Duration::seconds(2);
 
 impl Controllers {
     /// Controllers for `coffer`; scheduled backups take their turns among `jobs`.
     pub fn new(coffer: Arc<Coffer>, settings: Settings, jobs: Arc<crate::jobs::Jobs>) -> Self {
-        Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None }
+        Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None, last_recovery: None }
     }
 
     /// What the controllers have done so far.
@@ -210,6 +214,17 @@ impl Controllers {
                         counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(namespace, repository = %name, "backup repository maintenance failed: {e}");
                     }
+                }
+            });
+        }
+        // In a shared state, runs whose process is gone (its lease expired) are set straight.
+        if self.coffer.state.is_shared() && self.last_recovery.is_none_or(|last| at >= last + RECOVERY_PERIOD) {
+            self.last_recovery = Some(at);
+            self.start("recover".into(), |coffer, _| async move {
+                match recover_interrupted(&coffer, Opener::Leader).await {
+                    Ok((0, 0)) => {}
+                    Ok((backups, restores)) => tracing::warn!(backups, restores, "set straight runs whose process is gone"),
+                    Err(e) => tracing::warn!("could not look for runs whose process is gone: {e}"),
                 }
             });
         }

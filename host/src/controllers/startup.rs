@@ -1,9 +1,11 @@
 //! What a process that opens the state does first: backups and restores left `InProgress`
-//! are set straight, since nothing is running them any more. The state is held by one
-//! process at a time (the embedded database is locked while open), so whatever is
-//! `InProgress` when it is opened was left by a process that ended before it finished:
-//! a crashed server, or a command killed mid-run. A backup that had finished uploading is
-//! recorded as its location has it; any other is `Failed` and its partial objects removed.
+//! are set straight, since nothing is running them any more. The embedded state is held by
+//! one process at a time (the database is locked while open), so whatever is `InProgress`
+//! when it is opened was left by a process that ended before it finished: a crashed server,
+//! or a command killed mid-run. In a shared state, a run is left when the process holding it
+//! is gone (its lease expired); the leading server looks for those all along. A backup that
+//! had finished uploading is recorded as its location has it; any other is `Failed` and its
+//! partial objects removed.
 
 use crate::backup::BackupError;
 use crate::coffer::Coffer;
@@ -16,6 +18,8 @@ pub enum Opener {
     Server,
     /// A command run without a server.
     Command,
+    /// The server leading the others on a shared state.
+    Leader,
 }
 
 impl Opener {
@@ -25,12 +29,15 @@ impl Opener {
             Opener::Command => format!(
                 "found a {kind} with status \"InProgress\" when the state was next opened: the process running it ended before it finished, mark it as \"Failed\""
             ),
+            Opener::Leader => format!(
+                "found a {kind} with status \"InProgress\" that no live process runs any more (the lease of the process running it in the shared state expired), mark it as \"Failed\""
+            ),
         }
     }
 }
 
-/// Sets every `InProgress` backup and restore (in every namespace) straight, as `opener`
-/// words it; returns how many of each were found.
+/// Sets every `InProgress` backup and restore (in every namespace) that no live process
+/// holds straight, as `opener` words it; returns how many of each were found.
 pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usize, usize), BackupError> {
     let (backups, restores) = {
         let txn = coffer.state.read()?;
@@ -39,6 +46,11 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
         let restores: Vec<Restore> = txn.list_all::<Restore>()?.into_iter().filter(|r| running(r.status.phase)).collect();
         (backups, restores)
     };
+    let names = |metas: Vec<&crate::model::ObjectMeta>| metas.into_iter().map(|m| (m.namespace.clone(), m.name.clone())).collect::<Vec<_>>();
+    let held = coffer.state.held::<Backup>(&names(backups.iter().map(|b| &b.metadata.meta).collect()))?;
+    let backups: Vec<Backup> = backups.into_iter().zip(held).filter(|(_, held)| !held).map(|(b, _)| b).collect();
+    let held = coffer.state.held::<Restore>(&names(restores.iter().map(|r| &r.metadata.meta).collect()))?;
+    let restores: Vec<Restore> = restores.into_iter().zip(held).filter(|(_, held)| !held).map(|(r, _)| r).collect();
     let reason = opener.reason("backup");
     for mut backup in backups.iter().cloned() {
         crate::backup::recover_backup(coffer, &mut backup, &reason).await;

@@ -155,16 +155,27 @@ pub struct Listeners {
 
 /// Runs the API, metrics, the operator's API and the controllers, until `shutdown`.
 /// Backups and restores a crash left running are set straight first (see [`crate::controllers::recover_interrupted`]).
+///
+/// On a shared state every server serves the API and runs the backups and restores it
+/// accepts, and the controllers run on one server at a time, the leader: another takes over
+/// within a lease's time when it ends. A server whose lease lapses stops, with an error:
+/// others may have taken over its work, and it writes nothing more.
 pub async fn serve(
     coffer: Arc<Coffer>,
     listeners: Listeners,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (backups, restores) = crate::controllers::recover_interrupted(&coffer, crate::controllers::Opener::Server).await.map_err(std::io::Error::other)?;
-    if backups + restores > 0 {
-        tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
+    // On a shared state the leader sets straight the runs of processes that are gone.
+    if !coffer.state.is_shared() {
+        let (backups, restores) = crate::controllers::recover_interrupted(&coffer, crate::controllers::Opener::Server).await.map_err(std::io::Error::other)?;
+        if backups + restores > 0 {
+            tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
+        }
     }
+    let lost = coffer.state.lost();
+    let lead = coffer.state.lead();
+    let member = coffer.state.member().map(str::to_owned);
     let jobs = Arc::new(Jobs::new(settings.jobs.clone(), 2)?);
     let controllers = Controllers::new(coffer.clone(), settings.controllers.clone(), jobs.clone());
     let state = Arc::new(AppState {
@@ -181,7 +192,20 @@ pub async fn serve(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let controllers = tokio::spawn(controllers.run(wait()));
+    let controllers = {
+        let stopping = wait();
+        let run = controllers.run(wait());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = lead => {}
+                () = stopping => return,
+            }
+            if let Some(member) = member {
+                tracing::info!(member, "leading: this server runs the controllers");
+            }
+            run.await;
+        })
+    };
     let admin = listeners
         .admin
         .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));
@@ -192,7 +216,10 @@ pub async fn serve(
         ApiListener::Plain(listener) => tokio::spawn(connections::serve(listener, app, limits, wait())),
         ApiListener::Tls(listener) => tokio::spawn(connections::serve(listener, app, limits, wait())),
     };
-    shutdown.await;
+    let lapsed = tokio::select! {
+        () = shutdown => false,
+        () = lost => true,
+    };
     let _ = stop.send(true);
     api.await.map_err(std::io::Error::other)?;
     // The operator's listeners get the same grace as the API's (one more for the controllers,
@@ -208,6 +235,11 @@ pub async fn serve(
         Err(_) => tracing::warn!("stopped waiting for the operator's connections"),
     }
     controllers.await.map_err(std::io::Error::other)?;
+    if lapsed {
+        return Err(std::io::Error::other(
+            "this server's lease in the shared state lapsed (it was paused or cut off from etcd for longer than the lease lasts): others may have taken over its work, so it stopped",
+        ));
+    }
     Ok(())
 }
 

@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp};
+use tokio::sync::watch;
 
 use super::{StateError, StateHealth};
 
@@ -24,6 +25,17 @@ const OBJECTS: &str = "coffer/objects/";
 const GENERATIONS: &str = "coffer/generations/";
 /// Written by [`Etcd::probe`].
 const PROBE: &str = "coffer/probe";
+/// Members: `coffer/members/<id>`, each under its process's lease.
+const MEMBERS: &str = "coffer/members/";
+/// The member whose servers' controllers act (under its lease).
+const LEADER: &str = "coffer/leader";
+/// Runs in progress: `coffer/holds/<object key>`, each under the lease of the process running
+/// it, so that it goes when that process does.
+const HOLDS: &str = "coffer/holds/";
+/// How long a process's lease lasts without renewal: how soon the others learn it is gone.
+const LEASE_TTL: i64 = 5;
+/// How often a server that does not lead looks whether it may.
+const CAMPAIGN_INTERVAL: Duration = Duration::from_millis(500);
 /// How many keys one request of a listing reads.
 const PAGE: i64 = 500;
 /// How often a transaction runs before it gives up to others changing what it reads.
@@ -61,11 +73,20 @@ pub fn parse_etcd_url(value: &str) -> Result<EtcdOptions, String> {
     Ok(EtcdOptions { endpoints })
 }
 
-/// The state in an etcd cluster.
+/// The state in an etcd cluster, and this process's membership of the processes sharing it:
+/// a lease it keeps alive, with its member key under it. Every write it commits requires that
+/// key to be under that lease still, so a process whose lease lapsed (paused, cut off) writes
+/// nothing more; it learns so, and stops.
 pub struct Etcd {
     /// How errors name it: `etcd://…`.
     name: String,
     client: Client,
+    /// This process's member ID.
+    member: String,
+    /// Its lease.
+    lease: i64,
+    /// Set when the lease is known to be gone.
+    lost: Arc<watch::Sender<bool>>,
     /// The runtime its calls run on (taken when it is dropped).
     runtime: Option<tokio::runtime::Runtime>,
     health: Mutex<StateHealth>,
@@ -92,14 +113,78 @@ impl Etcd {
             .enable_all()
             .build()
             .map_err(|e| err(e.to_string()))?;
+        match Etcd::join(&runtime, options, &err) {
+            Ok(Joined { client, member, lease, lost }) => {
+                let health = Mutex::new(StateHealth { writable: true, ..StateHealth::default() });
+                Ok(Etcd { name, client, member, lease, lost, runtime: Some(runtime), health })
+            }
+            Err(e) => {
+                // Without waiting: it may be dropped inside another runtime.
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
+    /// Connects on `runtime` and joins the processes sharing the state: a lease kept alive
+    /// there, and a member key under it.
+    fn join(runtime: &tokio::runtime::Runtime, options: &EtcdOptions, err: &impl Fn(String) -> StateError) -> Result<Joined, StateError> {
         let endpoints = options.endpoints.clone();
         let connect = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(CALL_TIMEOUT);
-        let client = block(&runtime, async move { Client::connect(endpoints, Some(connect)).await }).map_err(|e| err(e.to_string()))?;
-        let health = Mutex::new(StateHealth { writable: true, ..StateHealth::default() });
-        let etcd = Etcd { name, client, runtime: Some(runtime), health };
-        // The client connects lazily: a first read says whether anything answers.
-        etcd.get(PROBE, None).map_err(|e| err(format!("does not answer: {e}")))?;
-        Ok(etcd)
+        let client = block(runtime, async move { Client::connect(endpoints, Some(connect)).await }).map_err(|e| err(e.to_string()))?;
+        // The client connects lazily: a first call says whether anything answers.
+        let mut leases = client.lease_client();
+        let granted = block(runtime, async move { leases.grant(LEASE_TTL, None).await }).map_err(|e| err(format!("does not answer: {e}")))?;
+        let lease = granted.id();
+        let member = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        let mut kv = client.kv_client();
+        let (key, value) = (format!("{MEMBERS}{member}"), member.clone());
+        block(runtime, async move { kv.put(key, value, Some(PutOptions::new().with_lease(lease))).await }).map_err(|e| err(e.to_string()))?;
+        let lost = Arc::new(watch::Sender::new(false));
+        runtime.spawn(keep_alive(client.clone(), lease, lost.clone()));
+        Ok(Joined { client, member, lease, lost })
+    }
+
+    /// This process's member ID.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// Resolves when this process's lease is gone: it may write nothing more.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.subscribe();
+        async move {
+            let _ = lost.wait_for(|gone| *gone).await;
+        }
+    }
+
+    /// Waits until this process leads: it holds the leader key, under its lease, so that it
+    /// leads as long as it lives and another takes over within a lease's time of its end.
+    pub fn lead(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (client, member, lease) = (self.client.clone(), self.member.clone(), self.lease);
+        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store").handle().clone();
+        let (done, led) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            loop {
+                let mut kv = client.kv_client();
+                let claim = etcd_client::Txn::new()
+                    .when([Compare::create_revision(LEADER, CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(LEADER, member.clone(), Some(PutOptions::new().with_lease(lease)))]);
+                if kv.txn(claim).await.is_ok_and(|r| r.succeeded()) {
+                    let _ = done.send(());
+                    return;
+                }
+                tokio::time::sleep(CAMPAIGN_INTERVAL).await;
+            }
+        });
+        async move {
+            let _ = led.await;
+        }
+    }
+
+    /// Whether runs held under `keys` (object keys) are held by a live process.
+    pub fn held(&self, keys: &[String]) -> Result<Vec<bool>, StateError> {
+        keys.iter().map(|key| Ok(self.get(&format!("{HOLDS}{key}"), None)?.0.is_some())).collect()
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StateError {
@@ -157,7 +242,15 @@ impl Etcd {
 
     /// A transaction on the newest revision (fixed at its first read).
     pub fn transaction(&self) -> Txn<'_> {
-        Txn { etcd: self, writable: false, revision: Mutex::new(None), seen: Mutex::new(BTreeMap::new()), writes: BTreeMap::new(), touched: BTreeSet::new() }
+        Txn {
+            etcd: self,
+            writable: false,
+            revision: Mutex::new(None),
+            seen: Mutex::new(BTreeMap::new()),
+            writes: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            holds: BTreeMap::new(),
+        }
     }
 
     /// Runs `f` in a transaction and commits what it wrote if nothing it read has changed
@@ -190,12 +283,15 @@ impl Etcd {
 
     /// Commits `txn`'s writes if nothing it read changed since; whether it did.
     fn commit(&self, txn: Txn<'_>) -> Result<bool, StateError> {
-        if txn.writes.is_empty() {
+        if txn.writes.is_empty() && txn.holds.is_empty() {
             return Ok(true);
         }
         let seen = txn.seen.into_inner().unwrap_or_else(|e| e.into_inner());
-        let compares: Vec<Compare> =
+        let mut compares: Vec<Compare> =
             seen.iter().map(|(key, revision)| Compare::mod_revision(key.as_bytes(), CompareOp::Equal, *revision)).collect();
+        // Fenced: only while this process's lease holds.
+        let member_key = format!("{MEMBERS}{}", self.member);
+        compares.push(Compare::lease(member_key.clone(), CompareOp::Equal, self.lease));
         let mut operations: Vec<TxnOp> = txn
             .writes
             .into_iter()
@@ -205,10 +301,24 @@ impl Etcd {
             })
             .collect();
         operations.extend(txn.touched.into_iter().map(|generation| TxnOp::put(generation, Vec::new(), None)));
+        operations.extend(txn.holds.into_iter().map(|(key, hold)| match hold {
+            true => TxnOp::put(format!("{HOLDS}{key}"), self.member.clone(), Some(PutOptions::new().with_lease(self.lease))),
+            false => TxnOp::delete(format!("{HOLDS}{key}"), None),
+        }));
         let mut kv = self.client.kv_client();
         let request = etcd_client::Txn::new().when(compares).and_then(operations);
         let response = self.run(async move { kv.txn(request).await }).map_err(|e| self.error(e))?;
-        Ok(response.succeeded())
+        if response.succeeded() {
+            return Ok(true);
+        }
+        // A conflict, unless this process's lease is gone.
+        match self.get(&member_key, None)? {
+            (Some(_), _) => Ok(false),
+            (None, _) => {
+                self.lost.send_replace(true);
+                Err(StateError::Fenced { path: self.name.clone(), member: self.member.clone() })
+            }
+        }
     }
 
     /// Whether etcd takes a write now.
@@ -218,6 +328,50 @@ impl Etcd {
         let written = self.run(async move { kv.put(PROBE, stamp, None).await }).is_ok();
         self.health_mut().writable = written;
         written
+    }
+}
+
+/// A process's membership of those sharing the state, as [`Etcd::join`] makes it.
+struct Joined {
+    client: Client,
+    member: String,
+    lease: i64,
+    /// Set when the lease is known to be gone (by the task keeping it alive).
+    lost: Arc<watch::Sender<bool>>,
+}
+
+/// Keeps `lease` alive, renewing it a third of its time to live apart; tells `lost` when etcd
+/// says it is gone. While etcd does not answer it tries again: a lease outlives a restart of
+/// etcd's leader, and this process writes nothing meanwhile anyway.
+async fn keep_alive(client: Client, lease: i64, lost: Arc<watch::Sender<bool>>) {
+    let period = Duration::from_millis(LEASE_TTL as u64 * 1000 / 3);
+    let mut stream = None;
+    loop {
+        tokio::time::sleep(period).await;
+        if stream.is_none() {
+            stream = client.lease_client().keep_alive(lease).await.ok();
+        }
+        let Some((keeper, answers)) = stream.as_mut() else { continue };
+        let renewed = tokio::time::timeout(period, async {
+            keeper.keep_alive().await?;
+            answers.message().await
+        })
+        .await;
+        let gone = match renewed {
+            Ok(Ok(Some(answer))) => answer.ttl() <= 0,
+            // The stream broke (etcd restarted, or is unreachable, or the lease is gone): a
+            // new one next time, unless etcd says the lease is no more.
+            _ => {
+                stream = None;
+                let asked = tokio::time::timeout(period, client.lease_client().time_to_live(lease, None)).await;
+                matches!(asked, Ok(Ok(answer)) if answer.ttl() < 0)
+            }
+        };
+        if gone {
+            tracing::error!(lease, "this process's lease in the shared state expired");
+            lost.send_replace(true);
+            return;
+        }
     }
 }
 
@@ -257,6 +411,8 @@ pub struct Txn<'a> {
     writes: BTreeMap<String, Option<Vec<u8>>>,
     /// The generation keys of what it writes.
     touched: BTreeSet<String>,
+    /// Runs it holds (`true`) or releases (`false`), by object key.
+    holds: BTreeMap<String, bool>,
 }
 
 impl Txn<'_> {
@@ -313,6 +469,15 @@ impl Txn<'_> {
     /// Sets object `key` (of `kind` in `namespace`) to `value`.
     pub(super) fn put(&mut self, key: String, value: Vec<u8>, kind: &str, namespace: &str) -> Result<(), StateError> {
         self.write(object_key(&key), Some(value), kind, namespace)
+    }
+
+    /// Holds the run of object `key` under this process's lease (`true`), or releases it.
+    pub(super) fn hold(&mut self, key: String, hold: bool) -> Result<(), StateError> {
+        if !self.writable {
+            return Err(self.error("write in a read transaction".into()));
+        }
+        self.holds.insert(key, hold);
+        Ok(())
     }
 
     /// Removes object `key` (of `kind` in `namespace`); whether it was there.

@@ -49,6 +49,15 @@ pub enum StateError {
         /// The decoding error.
         message: String,
     },
+    /// This process's lease in a shared state lapsed (it was paused or cut off longer than
+    /// the lease lasts): others may have taken over its work, so it writes nothing more.
+    #[error("state database {path}: the lease of this process (member {member}) has lapsed, so it may write nothing more; it must be restarted")]
+    Fenced {
+        /// The etcd endpoints.
+        path: String,
+        /// This process's member ID.
+        member: String,
+    },
     /// A transaction met concurrent changes on every try (etcd).
     #[error("state database {path}: the change conflicted with others {tries} times in a row; try again")]
     Contended {
@@ -145,6 +154,43 @@ impl State {
     /// Whether several processes may share this state at once (etcd).
     pub fn is_shared(&self) -> bool {
         matches!(self.store, Store::Etcd(_))
+    }
+
+    /// This process's member ID in a shared state (`None`: the embedded state, which one
+    /// process holds at a time).
+    pub fn member(&self) -> Option<&str> {
+        match &self.store {
+            Store::Embedded(_) => None,
+            Store::Etcd(e) => Some(e.member()),
+        }
+    }
+
+    /// Resolves when this process's lease in a shared state is gone, after which it writes
+    /// nothing more (never, for the embedded state).
+    pub fn lost(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match &self.store {
+            Store::Embedded(_) => Box::pin(std::future::pending()),
+            Store::Etcd(e) => Box::pin(e.lost()),
+        }
+    }
+
+    /// Resolves when this process leads the processes sharing the state, which it then does
+    /// as long as it lives (at once, for the embedded state).
+    pub fn lead(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match &self.store {
+            Store::Embedded(_) => Box::pin(std::future::ready(())),
+            Store::Etcd(e) => Box::pin(e.lead()),
+        }
+    }
+
+    /// For each object `(namespace, name)` of kind `T`: whether a live process holds its run
+    /// ([`Txn::hold`]). Always false for the embedded state, whose one process holds nothing
+    /// it did not start itself.
+    pub fn held<T: Resource>(&self, objects: &[(String, String)]) -> Result<Vec<bool>, StateError> {
+        match &self.store {
+            Store::Embedded(_) => Ok(vec![false; objects.len()]),
+            Store::Etcd(e) => e.held(&objects.iter().map(|(ns, name)| key(T::KIND, ns, name)).collect::<Vec<_>>()),
+        }
     }
 
     /// Keeps `bytes` of the disk for the embedded state: held in a file beside it while there
@@ -276,6 +322,23 @@ impl Txn<'_> {
         match &mut self.inner {
             Inner::Embedded(t) => t.put(&k, &bytes),
             Inner::Etcd(t) => t.put(k, bytes, T::KIND, object.namespace()),
+        }
+    }
+
+    /// Marks the run of object `name` of kind `T` as this process's while it lives: in a
+    /// shared state, the others then know whether the run may still be going on.
+    pub fn hold<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<(), StateError> {
+        match &mut self.inner {
+            Inner::Embedded(_) => Ok(()),
+            Inner::Etcd(t) => t.hold(key(T::KIND, namespace, name), true),
+        }
+    }
+
+    /// Ends what [`Txn::hold`] marked.
+    pub fn release<T: Resource>(&mut self, namespace: &str, name: &str) -> Result<(), StateError> {
+        match &mut self.inner {
+            Inner::Embedded(_) => Ok(()),
+            Inner::Etcd(t) => t.hold(key(T::KIND, namespace, name), false),
         }
     }
 

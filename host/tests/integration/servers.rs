@@ -34,6 +34,24 @@ impl Server {
         self.child.id()
     }
 
+    /// Waits up to `limit` for the process to exit by itself; how it did.
+    pub fn exited(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`, …).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
     /// Sends SIGTERM and waits up to `limit` for the process to exit; whether it did.
     pub fn terminate(&mut self, limit: Duration) -> bool {
         let sent = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();

@@ -123,6 +123,24 @@ fn writers_in_two_processes_never_lose_an_update_nor_miss_a_listed_object() {
     assert!(seq.iter().enumerate().all(|(i, t)| t.n == i as u32 && t.name == format!("{i:03}")), "{seq:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_whose_lease_lapsed_writes_nothing_more_and_learns_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = etcd(&tmp.path().join("etcd"));
+    let state = etcd_state(&server);
+    state.write(|t| t.put(&thing("a", "before", 1))).unwrap();
+    // Its lease ends, as when the process is paused past it: here revoked from outside.
+    let member = state.member().unwrap().to_owned();
+    let mut client = etcd_client::Client::connect([server.url.replace("etcd://", "http://")], None).await.unwrap();
+    let held = client.get(format!("coffer/members/{member}"), None).await.unwrap();
+    client.lease_revoke(held.kvs()[0].lease()).await.unwrap();
+    let err = state.write(|t| t.put(&thing("a", "after", 2))).unwrap_err();
+    assert!(matches!(err, StateError::Fenced { .. }), "{err}");
+    assert!(err.to_string().contains(&member) && err.to_string().contains("may write nothing more"), "{err}");
+    assert_eq!(etcd_state(&server).read().unwrap().list::<Thing>("a").unwrap(), [thing("a", "before", 1)]);
+    tokio::time::timeout(std::time::Duration::from_secs(10), state.lost()).await.expect("it learns that its lease is gone");
+}
+
 /// A CLI on its own data directory under `tmp`, on the state at `state` with master key `key`.
 fn cli_on(tmp: &Path, name: &str, state: &str, key: &Path) -> Cli {
     let mut cli = Cli::new(&tmp.join(name));
@@ -206,4 +224,131 @@ fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
     assert!(!files(&tenants.join("acme/restored")).is_empty());
     // The operator's view, from a third process, has both.
     assert!(operator.ok(&["-n", "acme", "restore", "get"]).contains("r1"));
+}
+
+/// Servers sharing one etcd, with a shared master key and tenants' root, and a token for
+/// tenant `acme` made by the operator.
+struct Replicas {
+    tmp: tempfile::TempDir,
+    _etcd: Server,
+    args: Vec<String>,
+    token: String,
+}
+
+impl Replicas {
+    fn new() -> Replicas {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let etcd = etcd(&root.join("etcd"));
+        let key = key_file(&dir(root, "keys"), "master.key");
+        let tenants = dir(root, "tenants");
+        let args = ["--state", &etcd.url, "--master-key-file", &s(&key), "--tenant-root", &s(&tenants), "--allow-endpoint", "127.0.0.1"];
+        let operator = cli_on(root, "operator", &etcd.url, &key);
+        let token = operator.ok(&["tenant", "token", "create", "t1", "--tenant", "acme"]).trim().to_owned();
+        Replicas { args: args.iter().map(|a| a.to_string()).collect(), tmp, _etcd: etcd, token }
+    }
+
+    /// Starts server `name`.
+    fn start(&self, name: &str) -> crate::servers::CofferServer {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        coffer_server(&self.tmp.path().join(name), &args)
+    }
+
+    /// Whether server `name` has said it leads.
+    fn leads(&self, name: &str) -> bool {
+        self.log(name).contains("leading: this server runs the controllers")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.tmp.path().join(name).join("server.log")).unwrap_or_default()
+    }
+
+    /// The tenant's directory.
+    fn home(&self) -> std::path::PathBuf {
+        self.tmp.path().join("tenants/acme")
+    }
+
+    fn backups(&self, server: &crate::servers::CofferServer) -> Vec<serde_json::Value> {
+        let (status, body) = http("GET", &format!("{}/v1/backups", server.server.url), Some(&self.token), None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().clone()
+    }
+}
+
+#[test]
+fn one_of_three_servers_leads_and_another_takes_over_within_a_lease_when_it_is_killed() {
+    let replicas = Replicas::new();
+    let mut servers: Vec<(String, crate::servers::CofferServer)> = ["one", "two", "three"].iter().map(|n| (n.to_string(), replicas.start(n))).collect();
+    let leader = crate::servers::eventually(std::time::Duration::from_secs(15), "a leader", || {
+        let leading: Vec<usize> = (0..3).filter(|i| replicas.leads(&servers[*i].0)).collect();
+        (leading.len() == 1).then(|| leading[0])
+    });
+    // The tenant's schedule fires on the leader, once a period, and every server shows its runs.
+    let cli = Cli::remote(&servers[(leader + 1) % 3].1.server.url, &replicas.token);
+    let store = dir(&replicas.home(), "store");
+    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    example_source(&replicas.home());
+    cli.ok(&["schedule", "create", "often", "--schedule", "@every 2s", "--source", "source"]);
+    crate::servers::eventually(std::time::Duration::from_secs(20), "two scheduled runs", || (replicas.backups(&servers[2].1).len() >= 2).then_some(()));
+
+    // The leader dies: another leads within a lease (5 s) and a little, and the schedule goes on.
+    let (dead_name, dead) = servers.remove(leader);
+    dead.server.signal("KILL");
+    let killed = std::time::Instant::now();
+    let before = replicas.backups(&servers[0].1).len();
+    let next = crate::servers::eventually(std::time::Duration::from_secs(15), "a new leader", || servers.iter().position(|(n, _)| replicas.leads(n)));
+    let handover = killed.elapsed();
+    assert!(handover < std::time::Duration::from_secs(9), "took {handover:?}");
+    assert!(!replicas.leads(&dead_name) || replicas.log(&dead_name).matches("leading").count() == 1);
+    crate::servers::eventually(std::time::Duration::from_secs(20), "runs after the handover", || (replicas.backups(&servers[next].1).len() >= before + 2).then_some(()));
+    // Never two runs for one period: each run's name is its period's.
+    let names: Vec<String> = replicas.backups(&servers[0].1).iter().map(|b| b["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    eprintln!("handover took {handover:?}");
+}
+
+#[test]
+fn a_backup_whose_server_dies_is_failed_by_the_leader_and_a_paused_server_stops() {
+    let replicas = Replicas::new();
+    let leader = replicas.start("one");
+    crate::servers::eventually(std::time::Duration::from_secs(15), "one leads", || replicas.leads("one").then_some(()));
+    let runner = replicas.start("two");
+    let cli = Cli::remote(&runner.server.url, &replicas.token);
+    let store = dir(&replicas.home(), "store");
+    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    crate::common::bulky_manifests(&dir(&replicas.home(), "bulk"), 48);
+    // A backup accepted by the server that does not lead, which dies while running it.
+    let running = cli.command(&["backup", "create", "big", "--source", "bulk", "--wait"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    crate::servers::eventually(std::time::Duration::from_secs(20), "the backup runs", || {
+        let (status, body) = http("GET", &format!("{}/v1/backups/big", leader.server.url), Some(&replicas.token), None);
+        (status == 200 && body.contains("\"InProgress\"")).then_some(())
+    });
+    runner.server.signal("KILL");
+    let killed = std::time::Instant::now();
+    drop(running);
+    let failed = crate::servers::eventually(std::time::Duration::from_secs(20), "the leader fails it", || {
+        let (_, body) = http("GET", &format!("{}/v1/backups/big", leader.server.url), Some(&replicas.token), None);
+        let backup: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (backup["status"]["phase"] == "Failed").then_some(backup)
+    });
+    assert!(killed.elapsed() < std::time::Duration::from_secs(12), "{:?}", killed.elapsed());
+    let reason = failed["status"]["failureReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no live process runs any more"), "{reason}");
+    assert!(!store.join("b/backups/big").exists(), "nothing of it left in the location");
+
+    // A server paused for longer than its lease is fenced: when it resumes, it stops, saying
+    // why, and the other has taken over.
+    let mut second = replicas.start("three");
+    let mut leader = leader;
+    leader.server.signal("STOP");
+    crate::servers::eventually(std::time::Duration::from_secs(15), "three leads", || replicas.leads("three").then_some(()));
+    leader.server.signal("CONT");
+    let status = leader.server.exited(std::time::Duration::from_secs(15)).expect("the fenced server stops");
+    assert!(!status.success());
+    assert!(replicas.log("one").contains("lease in the shared state lapsed"), "{}", replicas.log("one"));
+    // The other goes on serving.
+    assert_eq!(replicas.backups(&second).len(), 1);
+    second.server.signal("TERM");
+    assert!(second.server.exited(std::time::Duration::from_secs(15)).is_some_and(|s| s.success()));
 }
