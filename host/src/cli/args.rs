@@ -74,6 +74,9 @@ pub enum Command {
     /// Manage the tenants of a shared host: API tokens and quotas (on the server's host).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Work with the state itself: move it between a data directory's file and etcd.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Serve the HTTP API to tenants and run the controllers (validation, sync, schedules,
     /// garbage collection).
     Server(ServerArgs),
@@ -220,6 +223,25 @@ pub struct Names {
     /// Names.
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+/// `state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy every object of one state into another that holds none: a data directory's file
+    /// into etcd (`--from DATA_DIR --to etcd://HOST:PORT`), or back. Stop the servers first.
+    Migrate(MigrateArgs),
+}
+
+/// `state migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The state to copy: a data directory, or `etcd://HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, value_name = "DATA_DIR|etcd://...")]
+    pub from: String,
+    /// The state to copy into, which must be empty: a data directory, or an etcd URL.
+    #[arg(long, value_name = "DATA_DIR|etcd://...")]
+    pub to: String,
 }
 
 /// `tenant` subcommands.

@@ -10,6 +10,7 @@ mod repos;
 mod schedules;
 mod secrets;
 mod server;
+mod state_migration;
 mod tenants;
 mod worded;
 
@@ -26,7 +27,7 @@ use coffer::state::StateLocation;
 use coffer::secret::SecretBytes;
 use coffer::tenant::Tenant;
 
-use args::{Cli, Command, PluginCommand};
+use args::{Cli, Command, PluginCommand, StateCommand};
 
 /// The data directory when neither `--data-dir` nor `COFFER_DATA_DIR` is given.
 fn default_data_dir() -> Result<PathBuf> {
@@ -66,6 +67,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Plugin(PluginCommand::New(args)) => return plugins::new(args),
         Command::Server(args) => return server::serve(open, &data_dir, args, default_snapshot_locations).await,
         Command::Tenant(c) => return tenants::tenant(&data_dir, || open(Limits::default()), c).await,
+        Command::State(StateCommand::Migrate(args)) => return state_migration::migrate(&args),
         other => other,
     };
     if cli.server.is_none() && Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {
@@ -108,7 +110,7 @@ async fn tenant_command(api: &dyn TenantApi, ns: &str, command: Command) -> Resu
         Command::Secret(c) => secrets::secret(api, c).await,
         Command::Schedule(c) => schedules::schedule(api, ns, c).await,
         Command::Repo(c) => repos::repo(api, c).await,
-        Command::Plugin(_) | Command::Tenant(_) | Command::Server(_) => unreachable!("handled before"),
+        Command::Plugin(_) | Command::Tenant(_) | Command::State(_) | Command::Server(_) => unreachable!("handled before"),
     };
     done.map_err(worded::error)
 }

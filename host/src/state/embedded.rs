@@ -101,6 +101,11 @@ impl Embedded {
         let _ = self.ballast.set(Ballast::new(path, bytes));
     }
 
+    /// The state file.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> StateError {
         StateError::Database { path: self.path.clone(), message: e.to_string() }
     }

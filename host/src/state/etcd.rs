@@ -145,6 +145,11 @@ impl Etcd {
         Ok(Joined { client, member, lease, lost })
     }
 
+    /// The endpoints, as `etcd://…`.
+    pub fn path(&self) -> &str {
+        &self.name
+    }
+
     /// This process's member ID.
     pub fn member(&self) -> &str {
         &self.member

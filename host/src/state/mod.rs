@@ -58,6 +58,14 @@ pub enum StateError {
         /// This process's member ID.
         member: String,
     },
+    /// A state to migrate into already holds objects.
+    #[error("state {path} already holds {objects} objects: migrate only into an empty state")]
+    NotEmpty {
+        /// The state file, or the etcd endpoints.
+        path: String,
+        /// How many.
+        objects: usize,
+    },
     /// A transaction met concurrent changes on every try (etcd).
     #[error("state database {path}: the change conflicted with others {tries} times in a row; try again")]
     Contended {
@@ -125,6 +133,10 @@ impl StateLocation {
     }
 }
 
+/// Objects a migration writes in one transaction: with the generation keys each adds, within
+/// etcd's default bound of 128 operations.
+const MIGRATION_BATCH: usize = 40;
+
 /// The state, in whichever store keeps it.
 pub struct State {
     store: Store,
@@ -149,6 +161,34 @@ impl State {
             StateLocation::Embedded => State::open(data_dir),
             StateLocation::Etcd(options) => Ok(State { store: Store::Etcd(Box::new(etcd::Etcd::connect(options)?)) }),
         }
+    }
+
+    /// Where it is: the state file, or the etcd endpoints.
+    pub fn path(&self) -> &str {
+        match &self.store {
+            Store::Embedded(e) => e.path(),
+            Store::Etcd(e) => e.path(),
+        }
+    }
+
+    /// Copies every object of `self` into `to`, which must hold none, a few objects to a
+    /// transaction (etcd bounds the operations of one); returns how many it copied. Secrets go
+    /// as they are sealed: `to`'s processes need the master key `self`'s had.
+    pub fn migrate_to(&self, to: &State) -> Result<usize, StateError> {
+        let objects = self.read()?.export()?;
+        let there = to.read()?.export()?.len();
+        if there > 0 {
+            return Err(StateError::NotEmpty { path: to.path().to_owned(), objects: there });
+        }
+        for batch in objects.chunks(MIGRATION_BATCH) {
+            to.write(|t| {
+                for (key, value) in batch {
+                    t.import(key, value.clone())?;
+                }
+                Ok::<_, StateError>(())
+            })?;
+        }
+        Ok(objects.len())
     }
 
     /// Whether several processes may share this state at once (etcd).
@@ -322,6 +362,29 @@ impl Txn<'_> {
         match &mut self.inner {
             Inner::Embedded(t) => t.put(&k, &bytes),
             Inner::Etcd(t) => t.put(k, bytes, T::KIND, object.namespace()),
+        }
+    }
+
+    /// Every object as stored, by key: for moving a state to another store.
+    pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        // Keys begin with an ASCII kind; U+00FF sorts after every one.
+        let (start, end) = ("", "\u{ff}");
+        match &self.inner {
+            Inner::Embedded(t) => t.range(start, end),
+            Inner::Etcd(t) => t.range(start, end, "", None),
+        }
+    }
+
+    /// Stores `value` at `key`, both as [`Txn::export`] gave them.
+    pub fn import(&mut self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
+        let mut parts = key.split('\u{0}');
+        let (kind, namespace) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        if parts.next().is_none() {
+            return Err(self.store_error(format!("{key:?} is not the key of an object")));
+        }
+        match &mut self.inner {
+            Inner::Embedded(t) => t.put(key, &value),
+            Inner::Etcd(t) => t.put(key.to_owned(), value, kind, namespace),
         }
     }
 

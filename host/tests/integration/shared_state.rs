@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use coffer::state::{Resource, State, StateError, StateLocation};
 
 use crate::common::{Cli, dir, example_source, files, s};
-use crate::servers::{Server, coffer_server, etcd, free_port, http, moto, raw_http};
+use crate::servers::{Server, coffer_server, etcd, etcd_on, free_port, http, moto, raw_http};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Thing {
@@ -230,7 +230,9 @@ fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
 /// tenant `acme` made by the operator.
 struct Replicas {
     tmp: tempfile::TempDir,
-    _etcd: Server,
+    etcd: Server,
+    /// etcd's peer port, to start it again where it was.
+    peer: u16,
     args: Vec<String>,
     token: String,
 }
@@ -239,13 +241,22 @@ impl Replicas {
     fn new() -> Replicas {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        let etcd = etcd(&root.join("etcd"));
+        let peer = free_port();
+        let etcd = etcd_on(&root.join("etcd"), free_port(), peer);
         let key = key_file(&dir(root, "keys"), "master.key");
         let tenants = dir(root, "tenants");
         let args = ["--state", &etcd.url, "--master-key-file", &s(&key), "--tenant-root", &s(&tenants), "--allow-endpoint", "127.0.0.1"];
         let operator = cli_on(root, "operator", &etcd.url, &key);
         let token = operator.ok(&["tenant", "token", "create", "t1", "--tenant", "acme"]).trim().to_owned();
-        Replicas { args: args.iter().map(|a| a.to_string()).collect(), tmp, _etcd: etcd, token }
+        Replicas { args: args.iter().map(|a| a.to_string()).collect(), tmp, etcd, peer, token }
+    }
+
+    /// Stops etcd for `down`, then starts it again on its data and ports.
+    fn restart_etcd(&mut self, down: std::time::Duration) {
+        self.etcd.signal("KILL");
+        assert!(self.etcd.exited(std::time::Duration::from_secs(10)).is_some());
+        std::thread::sleep(down);
+        self.etcd = etcd_on(&self.tmp.path().join("etcd"), self.etcd.port, self.peer);
     }
 
     /// Starts server `name`.
@@ -351,4 +362,76 @@ fn a_backup_whose_server_dies_is_failed_by_the_leader_and_a_paused_server_stops(
     assert_eq!(replicas.backups(&second).len(), 1);
     second.server.signal("TERM");
     assert!(second.server.exited(std::time::Duration::from_secs(15)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn servers_ride_out_a_restart_of_etcd_and_lose_nothing() {
+    let mut replicas = Replicas::new();
+    let servers = [replicas.start("one"), replicas.start("two")];
+    crate::servers::eventually(std::time::Duration::from_secs(15), "a leader", || (replicas.leads("one") || replicas.leads("two")).then_some(()));
+    let cli = Cli::remote(&servers[1].server.url, &replicas.token);
+    let store = dir(&replicas.home(), "store");
+    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    example_source(&replicas.home());
+    cli.ok(&["backup", "create", "before", "--source", "source", "--wait"]);
+    cli.ok(&["schedule", "create", "often", "--schedule", "@every 2s", "--source", "source"]);
+    crate::servers::eventually(std::time::Duration::from_secs(20), "a scheduled run", || (replicas.backups(&servers[0]).len() >= 2).then_some(()));
+
+    // etcd goes away for two seconds (less than a lease) and comes back on its data.
+    replicas.restart_etcd(std::time::Duration::from_secs(2));
+    let after = replicas.backups(&servers[0]).len();
+    // Both servers answer again, with everything made before; the schedule goes on, and a
+    // backup made through either after the restart is seen through the other.
+    crate::servers::eventually(std::time::Duration::from_secs(30), "runs after the restart", || (replicas.backups(&servers[1]).len() >= after + 2).then_some(()));
+    cli.ok(&["backup", "create", "after", "--source", "source", "--wait"]);
+    let names: Vec<String> = replicas.backups(&servers[0]).iter().map(|b| b["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+    assert!(names.contains(&"before".to_owned()) && names.contains(&"after".to_owned()), "{names:?}");
+    for name in ["one", "two"] {
+        assert!(!replicas.log(name).contains("lapsed"), "{name} kept its lease: {}", replicas.log(name));
+    }
+}
+
+#[test]
+fn a_data_directory_moves_into_etcd_and_back_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let server = etcd(&root.join("etcd"));
+    let single = Cli::new(&root.join("single"));
+    let store = dir(root, "store");
+    single.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    let secret = dir(root, "files").join("token");
+    std::fs::write(&secret, "sekrit").unwrap();
+    single.ok(&["secret", "create", "app", "--from-file", &format!("token={}", s(&secret))]);
+    let source = s(&example_source(root));
+    single.ok(&["backup", "create", "b1", "--source", &source, "--wait"]);
+    let before = root.join("restored-before");
+    single.ok(&["restore", "create", "r0", "--from-backup", "b1", "--target", &s(&before), "--wait"]);
+
+    // Into etcd: everything, with the secrets sealed as they were.
+    let moved = single.ok(&["state", "migrate", "--from", &s(&root.join("single")), "--to", &server.url]);
+    assert!(moved.starts_with("Copied ") && moved.contains(&server.url), "{moved}");
+    let key = root.join("single/master.key");
+    let shared = cli_on(root, "shared", &server.url, &key);
+    assert_eq!(shared.json(&["backup", "get", "b1"])["status"]["phase"], "Completed");
+    assert!(shared.ok(&["secret", "get"]).contains("app"));
+    shared.ok(&["backup", "create", "b2", "--source", &source, "--wait"]);
+    // A second migration into a state that holds objects is refused, naming it.
+    let err = single.fails(&["state", "migrate", "--from", &s(&root.join("single")), "--to", &server.url]);
+    assert!(err.contains(&format!("state {} already holds", server.url)), "{err}");
+
+    // And back into a new data directory, with the master key copied as it says.
+    let back = root.join("back");
+    let said = single.run(&["state", "migrate", "--from", &server.url, "--to", &s(&back)]);
+    assert!(said.ok && said.stderr.contains(&s(&back.join("master.key"))), "{said:?}");
+    std::fs::copy(&key, back.join("master.key")).unwrap();
+    let again = Cli::new(&back);
+    assert!(again.ok(&["backup", "get"]).contains("b2"), "made in etcd, moved back");
+    assert!(again.ok(&["restore", "get"]).contains("r0"), "made before, moved there and back");
+    let after = root.join("restored-after");
+    again.ok(&["restore", "create", "r1", "--from-backup", "b1", "--target", &s(&after), "--wait"]);
+    assert!(!files(&before).is_empty());
+    assert_eq!(files(&after), files(&before), "the same backup restores the same");
+    // A directory without a state is named.
+    let err = single.fails(&["state", "migrate", "--from", &s(&root.join("nothing")), "--to", &server.url]);
+    assert!(err.contains("nothing") && err.contains("holds no state"), "{err}");
 }
