@@ -10,7 +10,7 @@
 //! - [`object`]: object names and the errors of naming, finding and creating one;
 //! - [`secrets`], [`keyring`]: credentials, sealed at rest; [`encryption`]: a location's age
 //!   key, with which backups are encrypted client-side;
-//! - [`state`], [`model`]: the embedded state and its Velero-shaped objects;
+//! - [`state`], [`model`]: the state (the embedded redb file, or etcd shared by several servers) and its Velero-shaped objects;
 //! - [`plugins`], [`embedded`]: the provider components; [`provider_template`]: a new one's crate;
 //! - [`jobs`]: where accepted backups and restores run, a bounded number at once;
 //! - [`controllers`]: what a server does by itself: validation, sync, schedules, GC;
