@@ -21,25 +21,44 @@ enum Found {
     Foreign,
 }
 
+/// A location's view of backup `name`: what its `velero-backup.json` holds (`None`: absent),
+/// read within [`MAX_BACKUP_METADATA`]; and the store, to remove what is there.
+struct InLocation {
+    store: crate::sandbox::ObjectStoreHandle,
+    bucket: String,
+    layout: Layout,
+    metadata: Option<Option<Backup>>,
+}
+
+impl InLocation {
+    async fn read(coffer: &Coffer, bsl: &BackupStorageLocation, name: &str) -> Result<Self, BackupError> {
+        let (layout, bucket) = (Layout::new(&bsl.spec.object_storage.prefix), bsl.spec.object_storage.bucket.clone());
+        let mut store = object_store_for(coffer, bsl).await?;
+        let key = layout.backup_metadata(name);
+        let metadata = match store.object_exists(&bucket, &key).await? {
+            true => Some(serde_json::from_slice(&store.get_bytes(&bucket, &key, MAX_BACKUP_METADATA).await?).ok()),
+            false => None,
+        };
+        Ok(InLocation { store, bucket, layout, metadata })
+    }
+
+    /// Removes every object of backup `name` there.
+    async fn remove(mut self, name: &str) -> Result<(), BackupError> {
+        match remove_objects(&mut self.store, &self.bucket, &self.layout, name).await?.as_slice() {
+            [] => Ok(()),
+            left => Err(BackupError::Refused(left.join("; "))),
+        }
+    }
+}
+
 async fn look(coffer: &Coffer, backup: &Backup) -> Result<Found, BackupError> {
     let (namespace, name) = (&backup.metadata.meta.namespace, &backup.metadata.meta.name);
     let bsl = storage_location_of(coffer, namespace, &backup.spec.storage_location)?;
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    let bucket = &bsl.spec.object_storage.bucket;
-    let mut store = object_store_for(coffer, &bsl).await?;
-    let key = layout.backup_metadata(name);
-    if store.object_exists(bucket, &key).await? {
-        let stored: Option<Backup> = serde_json::from_slice(&store.get_bytes(bucket, &key, MAX_BACKUP_METADATA).await?).ok();
-        return Ok(match stored {
-            Some(b) if b.metadata.meta.name == *name && b.status.phase.is_some_and(Phase::is_usable) => {
-                Found::Complete(Box::new(b.status))
-            }
-            _ => Found::Foreign,
-        });
-    }
-    match remove_objects(&mut store, bucket, &layout, name).await?.as_slice() {
-        [] => Ok(Found::Removed),
-        left => Err(BackupError::Refused(left.join("; "))),
+    let there = InLocation::read(coffer, &bsl, name).await?;
+    match &there.metadata {
+        Some(Some(b)) if b.metadata.meta.name == *name && b.status.phase.is_some_and(Phase::is_usable) => Ok(Found::Complete(Box::new(b.status.clone()))),
+        Some(_) => Ok(Found::Foreign),
+        None => there.remove(name).await.map(|()| Found::Removed),
     }
 }
 
@@ -55,19 +74,12 @@ async fn withdraw_copy(coffer: &Coffer, backup: &Backup, location: &str) -> Resu
     if let Err(e) = crate::fsb::backup_interrupted(coffer, namespace, location) {
         tracing::warn!(namespace = %namespace, backup = %name, location, "the location's backup repositories were not marked for index repair: {e}");
     }
-    let layout = Layout::new(&bsl.spec.object_storage.prefix);
-    let bucket = &bsl.spec.object_storage.bucket;
-    let mut store = object_store_for(coffer, &bsl).await?;
-    let key = layout.backup_metadata(name);
-    if store.object_exists(bucket, &key).await? {
-        let stored: Option<Backup> = serde_json::from_slice(&store.get_bytes(bucket, &key, MAX_BACKUP_METADATA).await?).ok();
-        if !stored.is_some_and(|b| b.metadata.meta.name == *name && b.status.start_timestamp == backup.status.start_timestamp) {
-            return Ok(()); // Another backup of that name, which the copy did not replace.
-        }
-    }
-    match remove_objects(&mut store, bucket, &layout, name).await?.as_slice() {
-        [] => Ok(()),
-        left => Err(BackupError::Refused(left.join("; "))),
+    let there = InLocation::read(coffer, &bsl, name).await?;
+    let this_run = |b: &Backup| b.metadata.meta.name == *name && b.status.start_timestamp == backup.status.start_timestamp;
+    match &there.metadata {
+        // Another backup of that name, which the copy did not replace.
+        Some(stored) if !stored.as_ref().is_some_and(this_run) => Ok(()),
+        _ => there.remove(name).await,
     }
 }
 

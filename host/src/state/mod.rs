@@ -418,53 +418,6 @@ impl Txn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
-    struct Thing {
-        ns: String,
-        name: String,
-        n: u32,
-    }
-
-    impl Resource for Thing {
-        const KIND: &'static str = "Thing";
-        fn namespace(&self) -> &str {
-            &self.ns
-        }
-        fn name(&self) -> &str {
-            &self.name
-        }
-    }
-
-    fn thing(ns: &str, name: &str, n: u32) -> Thing {
-        Thing { ns: ns.into(), name: name.into(), n }
-    }
-
-    #[test]
-    fn namespaces_are_separate_and_failed_writes_roll_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = State::open(dir.path()).unwrap();
-        state.write(|t| {
-            t.put(&thing("a", "x", 1))?;
-            t.put(&thing("a", "y", 2))?;
-            t.put(&thing("ab", "z", 3))?;
-            Ok::<_, StateError>(())
-        })
-        .unwrap();
-        let r = state.read().unwrap();
-        assert_eq!(r.list::<Thing>("a").unwrap(), [thing("a", "x", 1), thing("a", "y", 2)]);
-        assert_eq!(r.get::<Thing>("ab", "z").unwrap(), Some(thing("ab", "z", 3)));
-        assert_eq!(r.get::<Thing>("a", "z").unwrap(), None);
-        assert_eq!(r.list_all::<Thing>().unwrap(), [thing("a", "x", 1), thing("a", "y", 2), thing("ab", "z", 3)]);
-        drop(r);
-        let failed: Result<(), StateError> = state.write(|t| {
-            t.put(&thing("a", "w", 9))?;
-            Err(StateError::Database { path: String::new(), message: "boom".into() })
-        });
-        assert!(failed.is_err());
-        assert_eq!(state.read().unwrap().get::<Thing>("a", "w").unwrap(), None);
-    }
 
     #[test]
     fn state_locations_parse() {
