@@ -95,6 +95,10 @@ pub struct Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
+            // It leaves at once: with its lease go its member key, its holds and its lead, so
+            // another leads without waiting for the lease to run out.
+            let (mut leases, lease) = (self.client.lease_client(), self.lease);
+            let _ = block(&runtime, async move { tokio::time::timeout(Duration::from_secs(2), leases.revoke(lease)).await });
             // Without waiting: it may be dropped inside another runtime.
             runtime.shutdown_background();
         }

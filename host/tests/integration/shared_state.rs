@@ -316,7 +316,15 @@ fn one_of_three_servers_leads_and_another_takes_over_within_a_lease_when_it_is_k
     let names: Vec<String> = replicas.backups(&servers[0].1).iter().map(|b| b["metadata"]["name"].as_str().unwrap().to_owned()).collect();
     let unique: std::collections::BTreeSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len(), "{names:?}");
-    eprintln!("handover took {handover:?}");
+
+    // A leader stopped on purpose leaves at once: the last one leads without waiting out a lease.
+    let (_, mut stopped) = servers.remove(next);
+    let asked = std::time::Instant::now();
+    assert!(stopped.server.terminate(std::time::Duration::from_secs(20)), "stops on SIGTERM");
+    crate::servers::eventually(std::time::Duration::from_secs(15), "the last leads", || replicas.leads(&servers[0].0).then_some(()));
+    let planned = asked.elapsed();
+    assert!(planned < std::time::Duration::from_secs(4), "took {planned:?}");
+    eprintln!("handover took {handover:?} after a kill, {planned:?} after a stop");
 }
 
 #[test]
