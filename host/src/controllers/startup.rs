@@ -46,11 +46,7 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
         let restores: Vec<Restore> = txn.list_all::<Restore>()?.into_iter().filter(|r| running(r.status.phase)).collect();
         (backups, restores)
     };
-    let names = |metas: Vec<&crate::model::ObjectMeta>| metas.into_iter().map(|m| (m.namespace.clone(), m.name.clone())).collect::<Vec<_>>();
-    let held = coffer.state.held::<Backup>(&names(backups.iter().map(|b| &b.metadata.meta).collect()))?;
-    let backups: Vec<Backup> = backups.into_iter().zip(held).filter(|(_, held)| !held).map(|(b, _)| b).collect();
-    let held = coffer.state.held::<Restore>(&names(restores.iter().map(|r| &r.metadata.meta).collect()))?;
-    let restores: Vec<Restore> = restores.into_iter().zip(held).filter(|(_, held)| !held).map(|(r, _)| r).collect();
+    let (backups, restores) = (coffer.state.unheld(backups)?, coffer.state.unheld(restores)?);
     let reason = opener.reason("backup");
     for mut backup in backups.iter().cloned() {
         crate::backup::recover_backup(coffer, &mut backup, &reason).await;

@@ -191,9 +191,11 @@ impl Etcd {
         }
     }
 
-    /// Whether runs held under `keys` (object keys) are held by a live process.
-    pub fn held(&self, keys: &[String]) -> Result<Vec<bool>, StateError> {
-        keys.iter().map(|key| Ok(self.get(&format!("{HOLDS}{key}"), None)?.0.is_some())).collect()
+    /// The object keys of the runs live processes hold, read at once.
+    pub fn held(&self) -> Result<BTreeSet<String>, StateError> {
+        // Object keys begin with an ASCII kind; U+00FF sorts after every one.
+        let holds = self.range(HOLDS, &format!("{HOLDS}\u{ff}"), 0)?;
+        Ok(holds.into_iter().map(|(key, _)| key[HOLDS.len()..].to_owned()).collect())
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StateError {
@@ -225,8 +227,8 @@ impl Etcd {
         Ok((response.kvs().first().map(|kv| (kv.value().to_vec(), kv.mod_revision())), at))
     }
 
-    /// The keys from `start` to `end` (exclusive) with their values, at `revision`, read a page
-    /// at a time.
+    /// The keys from `start` to `end` (exclusive) with their values, at `revision` (the newest:
+    /// 0), read a page at a time.
     fn range(&self, start: &str, end: &str, revision: i64) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         let mut out = Vec::new();
         let mut from = start.as_bytes().to_vec();

@@ -223,13 +223,15 @@ impl State {
         }
     }
 
-    /// For each object `(namespace, name)` of kind `T`: whether a live process holds its run
-    /// ([`Txn::hold`]). Always false for the embedded state, whose one process holds nothing
-    /// it did not start itself.
-    pub fn held<T: Resource>(&self, objects: &[(String, String)]) -> Result<Vec<bool>, StateError> {
+    /// Those of `objects` whose run no live process holds ([`Txn::hold`]): all of them for the
+    /// embedded state, whose one process holds nothing it did not start itself.
+    pub fn unheld<T: Resource>(&self, objects: Vec<T>) -> Result<Vec<T>, StateError> {
         match &self.store {
-            Store::Embedded(_) => Ok(vec![false; objects.len()]),
-            Store::Etcd(e) => e.held(&objects.iter().map(|(ns, name)| key(T::KIND, ns, name)).collect::<Vec<_>>()),
+            Store::Embedded(_) => Ok(objects),
+            Store::Etcd(e) => {
+                let held = e.held()?;
+                Ok(objects.into_iter().filter(|o| !held.contains(&key(T::KIND, o.namespace(), o.name()))).collect())
+            }
         }
     }
 
