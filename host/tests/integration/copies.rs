@@ -17,7 +17,8 @@ use crate::server_api::token;
 use crate::gcs::gcs_client;
 use crate::servers::{Server, azurite, coffer_server, eventually, fake_gcs, gcs_token_server, moto, raw_http, venv_bin};
 
-const AWS_CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
+/// moto's test credentials, as an AWS credentials file.
+pub(crate) const AWS_CREDENTIALS: &str = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n";
 
 /// A data directory with a filesystem location `primary` (the default), the example
 /// manifests as the source, and the secrets for S3 and Azure.
@@ -79,7 +80,8 @@ impl Host {
     }
 }
 
-fn moto_bucket() -> Server {
+/// moto, with an empty bucket `velero`.
+pub(crate) fn moto_bucket() -> Server {
     let server = moto();
     assert!(raw_http(server.port, "PUT", "/velero").contains("200"), "bucket created");
     server

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use coffer::state::{Resource, State, StateError, StateLocation};
 
 use crate::common::{Cli, dir, example_source, files, s};
-use crate::servers::{Server, coffer_server, etcd, etcd_on, free_port, http, moto, raw_http};
+use crate::copies::{AWS_CREDENTIALS, moto_bucket};
+use crate::servers::{Server, coffer_server, etcd, etcd_on, free_port, http};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Thing {
@@ -149,6 +150,21 @@ fn cli_on(tmp: &Path, name: &str, state: &str, key: &Path) -> Cli {
     cli
 }
 
+/// Through `cli`: secret `aws-creds` (moto's credentials, in a file under `root`) and the
+/// default location `s3`, on bucket `velero` of `s3`.
+fn s3_location(cli: &Cli, root: &Path, s3: &Server) {
+    let credentials = dir(root, "files").join("aws");
+    std::fs::write(&credentials, AWS_CREDENTIALS).unwrap();
+    cli.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", s(&credentials))]);
+    let config = format!("region=us-east-1,s3Url={}", s3.url);
+    cli.ok(&["bsl", "create", "s3", "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud", "--default"]);
+}
+
+/// Through `cli`: the default location `main`, a filesystem one in `store`.
+fn filesystem_location(cli: &Cli, store: &Path) {
+    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(store)), "--default"]);
+}
+
 fn key_file(dir: &Path, name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, rand::random::<[u8; 32]>()).unwrap();
@@ -159,16 +175,11 @@ fn key_file(dir: &Path, name: &str) -> std::path::PathBuf {
 fn processes_on_one_etcd_with_one_master_key_share_everything_and_another_key_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let (server, s3) = (etcd(&root.join("etcd")), moto());
-    assert!(raw_http(s3.port, "PUT", "/velero").contains("200"), "bucket created");
+    let (server, s3) = (etcd(&root.join("etcd")), moto_bucket());
     let keys = dir(root, "keys");
     let key = key_file(&keys, "master.key");
     let (a, b) = (cli_on(root, "a", &server.url, &key), cli_on(root, "b", &server.url, &key));
-    let credentials = dir(root, "files").join("aws");
-    std::fs::write(&credentials, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n").unwrap();
-    a.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", s(&credentials))]);
-    let config = format!("region=us-east-1,s3Url={}", s3.url);
-    a.ok(&["bsl", "create", "s3", "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud", "--default"]);
+    s3_location(&a, root, &s3);
     let source = s(&example_source(root));
     a.ok(&["backup", "create", "b1", "--source", &source, "--wait"]);
     assert!(!root.join("a/coffer.redb").exists(), "nothing in a file of the data directory");
@@ -200,8 +211,7 @@ fn processes_on_one_etcd_with_one_master_key_share_everything_and_another_key_is
 fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let (server, s3) = (etcd(&root.join("etcd")), moto());
-    assert!(raw_http(s3.port, "PUT", "/velero").contains("200"), "bucket created");
+    let (server, s3) = (etcd(&root.join("etcd")), moto_bucket());
     let key = key_file(&dir(root, "keys"), "master.key");
     let tenants = dir(root, "tenants");
     let args = ["--state", &server.url, "--master-key-file", &s(&key), "--tenant-root", &s(&tenants), "--allow-endpoint", "127.0.0.1"];
@@ -210,11 +220,7 @@ fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
     let token = operator.ok(&["tenant", "token", "create", "t1", "--tenant", "acme"]).trim().to_owned();
     let (one, two) = (coffer_server(&root.join("one"), &args), coffer_server(&root.join("two"), &args));
     let (a, b) = (Cli::remote(&one.server.url, &token), Cli::remote(&two.server.url, &token));
-    let credentials = dir(root, "files").join("aws");
-    std::fs::write(&credentials, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n").unwrap();
-    a.ok(&["secret", "create", "aws-creds", "--from-file", &format!("cloud={}", s(&credentials))]);
-    let config = format!("region=us-east-1,s3Url={}", s3.url);
-    a.ok(&["bsl", "create", "s3", "--provider", "aws", "--bucket", "velero", "--config", &config, "--credential", "aws-creds=cloud", "--default"]);
+    s3_location(&a, root, &s3);
     example_source(&tenants.join("acme"));
     a.ok(&["backup", "create", "b1", "--source", "source", "--wait"]);
     let (status, body) = http("GET", &format!("{}/v1/backups/b1", two.server.url), Some(&token), None);
@@ -297,7 +303,7 @@ fn one_of_three_servers_leads_and_another_takes_over_within_a_lease_when_it_is_k
     // The tenant's schedule fires on the leader, once a period, and every server shows its runs.
     let cli = Cli::remote(&servers[(leader + 1) % 3].1.server.url, &replicas.token);
     let store = dir(&replicas.home(), "store");
-    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    filesystem_location(&cli, &store);
     example_source(&replicas.home());
     cli.ok(&["schedule", "create", "often", "--schedule", "@every 2s", "--source", "source"]);
     crate::servers::eventually(std::time::Duration::from_secs(20), "two scheduled runs", || (replicas.backups(&servers[2].1).len() >= 2).then_some(()));
@@ -335,7 +341,7 @@ fn a_backup_whose_server_dies_is_failed_by_the_leader_and_a_paused_server_stops(
     let runner = replicas.start("two");
     let cli = Cli::remote(&runner.server.url, &replicas.token);
     let store = dir(&replicas.home(), "store");
-    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    filesystem_location(&cli, &store);
     crate::common::bulky_manifests(&dir(&replicas.home(), "bulk"), 48);
     // A backup accepted by the server that does not lead, which dies while running it.
     let running = cli.command(&["backup", "create", "big", "--source", "bulk", "--wait"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
@@ -379,7 +385,7 @@ fn servers_ride_out_a_restart_of_etcd_and_lose_nothing() {
     crate::servers::eventually(std::time::Duration::from_secs(15), "a leader", || (replicas.leads("one") || replicas.leads("two")).then_some(()));
     let cli = Cli::remote(&servers[1].server.url, &replicas.token);
     let store = dir(&replicas.home(), "store");
-    cli.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    filesystem_location(&cli, &store);
     example_source(&replicas.home());
     cli.ok(&["backup", "create", "before", "--source", "source", "--wait"]);
     cli.ok(&["schedule", "create", "often", "--schedule", "@every 2s", "--source", "source"]);
@@ -406,7 +412,7 @@ fn a_data_directory_moves_into_etcd_and_back_whole() {
     let server = etcd(&root.join("etcd"));
     let single = Cli::new(&root.join("single"));
     let store = dir(root, "store");
-    single.ok(&["bsl", "create", "main", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    filesystem_location(&single, &store);
     let secret = dir(root, "files").join("token");
     std::fs::write(&secret, "sekrit").unwrap();
     single.ok(&["secret", "create", "app", "--from-file", &format!("token={}", s(&secret))]);
