@@ -45,6 +45,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A value, and the revision it was last changed at.
 type Versioned = (Vec<u8>, i64);
+/// A key and its value.
+type Entry = (String, Vec<u8>);
 
 /// An etcd cluster to keep the state in (`--state etcd://HOST:PORT[,HOST:PORT…]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +196,7 @@ impl Etcd {
     /// The object keys of the runs live processes hold, read at once.
     pub fn held(&self) -> Result<BTreeSet<String>, StateError> {
         // Object keys begin with an ASCII kind; U+00FF sorts after every one.
-        let holds = self.range(HOLDS, &format!("{HOLDS}\u{ff}"), 0)?;
+        let (holds, _) = self.range(HOLDS, &format!("{HOLDS}\u{ff}"), None)?;
         Ok(holds.into_iter().map(|(key, _)| key[HOLDS.len()..].to_owned()).collect())
     }
 
@@ -228,15 +230,17 @@ impl Etcd {
     }
 
     /// The keys from `start` to `end` (exclusive) with their values, at `revision` (the newest:
-    /// 0), read a page at a time.
-    fn range(&self, start: &str, end: &str, revision: i64) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+    /// `None`), read a page at a time, every page at the same revision; and that revision.
+    fn range(&self, start: &str, end: &str, revision: Option<i64>) -> Result<(Vec<Entry>, i64), StateError> {
         let mut out = Vec::new();
         let mut from = start.as_bytes().to_vec();
+        let mut revision = revision;
         loop {
             let mut kv = self.client.kv_client();
-            let options = GetOptions::new().with_range(end).with_revision(revision).with_limit(PAGE);
+            let options = GetOptions::new().with_range(end).with_revision(revision.unwrap_or(0)).with_limit(PAGE);
             let key = from.clone();
             let response = self.run(async move { kv.get(key, Some(options)).await }).map_err(|e| self.error(e))?;
+            let at = *revision.get_or_insert(response.header().map_or(0, |h| h.revision()));
             for kv in response.kvs() {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
                 out.push((key, kv.value().to_vec()));
@@ -246,7 +250,7 @@ impl Etcd {
                     from = last.key().to_vec();
                     from.push(0);
                 }
-                _ => return Ok(out),
+                _ => return Ok((out, at)),
             }
         }
     }
@@ -453,11 +457,16 @@ impl Txn<'_> {
     /// The objects from `start` to `end` (exclusive), which are those of `kind` (in
     /// `namespace`), by key, as this transaction has them.
     pub(super) fn range(&self, start: &str, end: &str, kind: &str, namespace: Option<&str>) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        // The generation first: a change in the range after this revision fails the commit.
-        self.read(generation_key(kind, namespace))?;
-        let revision = self.revision.lock().unwrap_or_else(|e| e.into_inner()).expect("set by the read above");
+        if self.writable {
+            // The generation first: a change in the range after this revision fails the commit.
+            self.read(generation_key(kind, namespace))?;
+        }
         let (start, end) = (object_key(start), object_key(end));
-        let mut found: BTreeMap<String, Vec<u8>> = self.etcd.range(&start, &end, revision)?.into_iter().collect();
+        let mut revision = self.revision.lock().unwrap_or_else(|e| e.into_inner());
+        let (found, at) = self.etcd.range(&start, &end, *revision)?;
+        revision.get_or_insert(at);
+        drop(revision);
+        let mut found: BTreeMap<String, Vec<u8>> = found.into_iter().collect();
         for (key, written) in self.writes.range(start..end) {
             match written {
                 Some(value) => found.insert(key.clone(), value.clone()),
