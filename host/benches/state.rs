@@ -87,7 +87,7 @@ fn timed(count: usize, mut op: impl FnMut(usize)) -> (f64, Duration) {
 /// Create, get and list figures of one store: `[(ops/s, p99); 3]`.
 fn measure(state: &State, backups: usize) -> [(f64, Duration); 3] {
     let per = backups / TENANTS;
-    let create = timed(backups, |i| state.write(|t| t.put(&backup(i % TENANTS, i / TENANTS))).unwrap());
+    let create = timed(backups, |i| state.write(|t| t.put(&mut backup(i % TENANTS, i / TENANTS))).unwrap());
     let get = timed(backups, |i| {
         let name = format!("nightly-{:05}", i / TENANTS);
         assert!(state.read().unwrap().get::<Backup>(&format!("tenant-{:03}", i % TENANTS), &name).unwrap().is_some());

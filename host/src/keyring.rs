@@ -135,8 +135,8 @@ impl Keyring {
             None => state.write(|txn| match txn.get::<MasterKeyCheck>("", CHECK_IDENTITY)? {
                 Some(check) => Ok::<_, KeyringError>(check), // Another process's, first.
                 None => {
-                    let check = MasterKeyCheck { sealed: self.seal(CHECK_IDENTITY, CHECK_IDENTITY.as_bytes()) };
-                    txn.put(&check)?;
+                    let mut check = MasterKeyCheck { sealed: self.seal(CHECK_IDENTITY, CHECK_IDENTITY.as_bytes()) };
+                    txn.put(&mut check)?;
                     Ok(check)
                 }
             })?,

@@ -28,6 +28,10 @@ pub struct ObjectMeta {
     /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The version of the object the state holds, set by the state on every write (opaque:
+    /// compare it only for equality). An update that gives one applies only to that version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
 }
 
 impl ObjectMeta {
@@ -38,6 +42,7 @@ impl ObjectMeta {
             namespace: namespace.into(),
             creation_timestamp: now(),
             labels: BTreeMap::new(),
+            resource_version: String::new(),
         }
     }
 }
@@ -235,6 +240,12 @@ macro_rules! resource {
             }
             fn name(&self) -> &str {
                 &self.metadata.name
+            }
+            fn resource_version(&self) -> Option<&str> {
+                Some(&self.metadata.resource_version)
+            }
+            fn resource_version_mut(&mut self) -> Option<&mut String> {
+                Some(&mut self.metadata.resource_version)
             }
         }
     };
@@ -694,6 +705,12 @@ macro_rules! annotated_resource {
             }
             fn name(&self) -> &str {
                 &self.metadata.meta.name
+            }
+            fn resource_version(&self) -> Option<&str> {
+                Some(&self.metadata.meta.resource_version)
+            }
+            fn resource_version_mut(&mut self) -> Option<&mut String> {
+                Some(&mut self.metadata.meta.resource_version)
             }
         }
     };

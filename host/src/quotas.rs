@@ -86,8 +86,8 @@ pub fn set_quota(
     if call_deadline.is_some_and(|d| d.is_zero()) {
         return Err(QuotaError::InvalidQuota { field: "callDeadline", reason: "must be longer than 0s".into() });
     }
-    let quota = TenantQuota { metadata: ObjectMeta::new(tenant, QUOTA), concurrent_calls, memory_bytes, call_deadline };
-    coffer.state.write(|txn| txn.put(&quota))?;
+    let mut quota = TenantQuota { metadata: ObjectMeta::new(tenant, QUOTA), concurrent_calls, memory_bytes, call_deadline };
+    coffer.state.write(|txn| txn.put(&mut quota))?;
     Ok(quota)
 }
 

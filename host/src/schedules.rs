@@ -12,7 +12,7 @@ use crate::backup::{BackupRequest, validate_filters};
 use crate::coffer::Coffer;
 use crate::object::{ObjectError, validate_name};
 use crate::model::{API_VERSION, Backup, BackupMeta, BackupSpec, ObjectMeta, Phase, go_duration};
-use crate::state::{Resource, StateError};
+use crate::state::{Resource, StateError, expect_version};
 
 /// The label backups made by a schedule carry, with the schedule's name.
 pub const SCHEDULE_LABEL: &str = "velero.io/schedule-name";
@@ -149,6 +149,12 @@ impl Resource for Schedule {
     fn name(&self) -> &str {
         &self.metadata.meta.name
     }
+    fn resource_version(&self) -> Option<&str> {
+        Some(&self.metadata.meta.resource_version)
+    }
+    fn resource_version_mut(&mut self) -> Option<&mut String> {
+        Some(&mut self.metadata.meta.resource_version)
+    }
 }
 
 impl Schedule {
@@ -216,7 +222,7 @@ pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Re
     }
     let mut meta = ObjectMeta::new(namespace, &new.name);
     meta.labels = new.labels;
-    let schedule = Schedule {
+    let mut schedule = Schedule {
         api_version: API_VERSION.into(),
         kind: "Schedule".into(),
         metadata: BackupMeta { meta, annotations: BTreeMap::from([(SOURCE_ANNOTATION.to_owned(), new.source.display().to_string())]) },
@@ -232,7 +238,7 @@ pub fn create_schedule(coffer: &Coffer, namespace: &str, new: NewSchedule) -> Re
         if txn.get::<Schedule>(namespace, &new.name)?.is_some() {
             return Err(ScheduleError::Object(ObjectError::already_exists("schedule", &new.name)));
         }
-        txn.put(&schedule)?;
+        txn.put(&mut schedule)?;
         Ok(())
     })?;
     Ok(schedule)
@@ -262,14 +268,15 @@ pub fn delete_schedules(coffer: &Coffer, namespace: &str, names: &[String]) -> R
     })
 }
 
-/// Pauses or unpauses schedule `name`.
-pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool) -> Result<Schedule, ScheduleError> {
+/// Pauses or unpauses schedule `name`, if it is still at `expected` (when that is given).
+pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool, expected: Option<&str>) -> Result<Schedule, ScheduleError> {
     coffer.state.write(|txn| {
         let Some(mut s) = txn.get::<Schedule>(namespace, name)? else {
             return Err(ScheduleError::Object(ObjectError::not_found("schedule", name)));
         };
+        expect_version(&s, expected)?;
         s.spec.paused = paused;
-        txn.put(&s)?;
+        txn.put(&mut s)?;
         Ok(s)
     })
 }
@@ -286,7 +293,7 @@ pub fn claim_run(coffer: &Coffer, schedule: &Schedule, at: OffsetDateTime) -> Re
             return Ok(false);
         }
         stored.status.last_run = Some(at);
-        txn.put(&stored)?;
+        txn.put(&mut stored)?;
         Ok(true)
     })
 }
@@ -313,7 +320,7 @@ pub fn record_run(coffer: &Coffer, namespace: &str, schedule: &str, at: OffsetDa
             }
             Some(why) => stored.status.last_failure = Some(crate::sandbox::bounded(why.clone())),
         }
-        txn.put(&stored)?;
+        txn.put(&mut stored)?;
         Ok(failure.is_none())
     })
 }

@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::coffer::Coffer;
 use crate::object::{ObjectError, validate_name};
 use crate::model::{BackupStorageLocation, ObjectMeta, Secret, SecretKeySelector};
-use crate::state::StateError;
+use crate::state::{StateError, expect_version};
 
 /// A secret operation failed.
 #[derive(Debug, Error)]
@@ -90,32 +90,40 @@ fn seal_values(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String
 pub fn create_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
     validate_name(KIND, name)?;
     let sealed_data = seal_values(coffer, namespace, name, values)?;
-    let secret = Secret { api_version: "v1".into(), kind: "Secret".into(), metadata: ObjectMeta::new(namespace, name), sealed_data };
+    let mut secret = Secret { api_version: "v1".into(), kind: "Secret".into(), metadata: ObjectMeta::new(namespace, name), sealed_data };
     coffer.state.write(|txn| {
         if txn.get::<Secret>(namespace, name)?.is_some() {
             return Err(SecretError::Object(ObjectError::already_exists(KIND, name)));
         }
-        txn.put(&secret)?;
+        txn.put(&mut secret)?;
         Ok(())
     })?;
     Ok(secret)
 }
 
-/// Sets keys of secret `name` (adding or replacing them; other keys stay). Locations read
-/// credentials afresh for every provider instance, so the next call uses the new values.
-pub fn set_secret(coffer: &Coffer, namespace: &str, name: &str, values: Vec<(String, Vec<u8>)>) -> Result<Secret, SecretError> {
+/// Sets keys of secret `name` (adding or replacing them; other keys stay), if it is still at
+/// `expected` (when that is given). Locations read credentials afresh for every provider
+/// instance, so the next call uses the new values.
+pub fn set_secret(
+    coffer: &Coffer,
+    namespace: &str,
+    name: &str,
+    expected: Option<&str>,
+    values: Vec<(String, Vec<u8>)>,
+) -> Result<Secret, SecretError> {
     let sealed = seal_values(coffer, namespace, name, values)?;
     coffer.state.write(|txn| {
         let Some(mut secret) = txn.get::<Secret>(namespace, name)? else {
             return Err(SecretError::Object(ObjectError::not_found(KIND, name)));
         };
+        expect_version(&secret, expected)?;
         secret.sealed_data.extend(sealed.clone());
-        txn.put(&secret)?;
+        txn.put(&mut secret)?;
         // Locations using it are validated again at once, not after their frequency.
         for mut bsl in txn.list::<BackupStorageLocation>(namespace)? {
             if uses(bsl.spec.credential.as_ref(), name) {
                 bsl.status.last_validation_time = None;
-                txn.put(&bsl)?;
+                txn.put(&mut bsl)?;
             }
         }
         Ok(secret)

@@ -62,12 +62,12 @@ pub fn create_token(coffer: &Coffer, tenant: &str, name: &str) -> Result<(Secret
     validate_name("token", name)?;
     let raw: [u8; 32] = rand::random();
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
-    let record = ApiToken { metadata: ObjectMeta::new(TOKENS, &digest(&token)), tenant: tenant.into(), token_name: name.into() };
+    let mut record = ApiToken { metadata: ObjectMeta::new(TOKENS, &digest(&token)), tenant: tenant.into(), token_name: name.into() };
     coffer.state.write(|txn| {
         if tokens_of(txn, tenant)?.iter().any(|t| t.token_name == name) {
             return Err(TenantError::Object(ObjectError::already_exists("token", name)));
         }
-        txn.put(&record)?;
+        txn.put(&mut record)?;
         Ok(())
     })?;
     Ok((SecretBytes::new(token.into_bytes()), record))

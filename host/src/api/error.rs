@@ -120,6 +120,7 @@ impl From<StateError> for ApiError {
                 ApiError::new(Reason::ServiceUnavailable, format!("the service cannot write its state now ({message}); try again later"))
             }
             StateError::Database { message, .. } => ApiError::new(Reason::InternalError, format!("the state failed: {message}")),
+            StateError::Stale { .. } => ApiError::of(Reason::Conflict, &e).at("metadata.resourceVersion"),
             other => ApiError::of(Reason::InternalError, &other),
         }
     }

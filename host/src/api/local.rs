@@ -170,7 +170,7 @@ fn recorder<T: Resource + Send + 'static>(coffer: Arc<Coffer>, ns: String, name:
         let stored = coffer.state.write(|txn| {
             if let Some(mut object) = txn.get::<T>(&ns, &name)? {
                 set(&mut object, p);
-                txn.put(&object)?;
+                txn.put(&mut object)?;
             }
             Ok::<_, crate::state::StateError>(())
         });
@@ -239,7 +239,7 @@ impl TenantApi for LocalTenant {
     }
 
     async fn change_volume_snapshot_location(&self, name: &str, patch: VolumeSnapshotLocationPatch) -> Result<VolumeSnapshotLocation, ApiError> {
-        Ok(locations::set_volume_snapshot_location(&self.coffer, self.ns(), name, patch.credential).await?)
+        Ok(locations::set_volume_snapshot_location(&self.coffer, self.ns(), name, patch.credential, patch.metadata.resource_version.as_deref()).await?)
     }
 
     async fn delete_volume_snapshot_location(&self, name: &str) -> Result<(), ApiError> {
@@ -256,7 +256,8 @@ impl TenantApi for LocalTenant {
             let message = format!("metadata.name {:?} does not match the secret named, {name:?}", body.metadata.name);
             return Err(ApiError::bad_request(message).at("metadata.name"));
         }
-        Ok(SecretSummary::from(&secrets::set_secret(&self.coffer, self.ns(), name, body.values()?)?))
+        let expected = body.metadata.resource_version.clone();
+        Ok(SecretSummary::from(&secrets::set_secret(&self.coffer, self.ns(), name, expected.as_deref(), body.values()?)?))
     }
 
     async fn list_secrets(&self) -> Result<Vec<SecretSummary>, ApiError> {
@@ -369,7 +370,7 @@ impl TenantApi for LocalTenant {
     }
 
     async fn change_schedule(&self, name: &str, patch: SchedulePatch) -> Result<Schedule, ApiError> {
-        Ok(schedules::pause_schedule(&self.coffer, self.ns(), name, patch.paused)?)
+        Ok(schedules::pause_schedule(&self.coffer, self.ns(), name, patch.paused, patch.metadata.resource_version.as_deref())?)
     }
 
     async fn delete_schedule(&self, name: &str) -> Result<(), ApiError> {

@@ -19,7 +19,7 @@ pub use operator::{LocalOperator, OperatorApi};
 pub use service::{Download, Sink, TenantApi, Watch};
 pub use wire::{
     PasswordBody,
-    BackupStorageLocationPatch, CreatedToken, NewToken, NotBase64, QuotaBody, SchedulePatch, SecretBody, SecretName,
+    BackupStorageLocationPatch, ChangeMeta, CreatedToken, NewToken, NotBase64, QuotaBody, SchedulePatch, SecretBody, SecretName,
     VolumeSnapshotLocationPatch,
 };
 
@@ -80,7 +80,9 @@ mod tests {
         use crate::model::SecretKeySelector;
         let doc = document();
         let credential = SecretKeySelector { name: "s".into(), key: "k".into() };
+        let version = || ChangeMeta { resource_version: Some("7".into()) };
         let bsl_patch = BackupStorageLocationPatch {
+            metadata: version(),
             default: Some(true),
             credential: Some(credential.clone()),
             ca_cert: Some("AA==".into()),
@@ -107,8 +109,8 @@ mod tests {
         };
         let pairs: Vec<(Value, BTreeSet<String>)> = vec![
             (body(&doc, routes::BACKUP_STORAGE_LOCATION, "patch"), sent(bsl_patch)),
-            (body(&doc, routes::VOLUME_SNAPSHOT_LOCATION, "patch"), sent(VolumeSnapshotLocationPatch { credential })),
-            (body(&doc, routes::SCHEDULE, "patch"), sent(SchedulePatch { paused: true })),
+            (body(&doc, routes::VOLUME_SNAPSHOT_LOCATION, "patch"), sent(VolumeSnapshotLocationPatch { metadata: version(), credential })),
+            (body(&doc, routes::SCHEDULE, "patch"), sent(SchedulePatch { metadata: version(), paused: true })),
             (body(&doc, routes::SECRETS, "post"), sent(SecretBody::new("s", vec![("k".into(), b"v".to_vec())]))),
             (body(&doc, routes::SECRET, "put"), sent(SecretBody::new("s", vec![("k".into(), b"v".to_vec())]))),
             (serde_json::json!({"$ref": "#/components/schemas/Error"}), sent(ApiError::bad_request("x").at("spec.provider"))),

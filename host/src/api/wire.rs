@@ -25,10 +25,31 @@ fn decode(field: impl Into<String>, text: &str) -> Result<Vec<u8>, NotBase64> {
     STANDARD.decode(text).map_err(|e| NotBase64 { field: field.into(), reason: e.to_string() })
 }
 
+/// A change's `metadata`: the `resourceVersion` of the object it was made against. Given, the
+/// change applies only while the object is still at that version (`409 Conflict` otherwise),
+/// as a Kubernetes update does; absent, it applies to whatever is stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeMeta {
+    /// The version the change was made against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+}
+
+impl ChangeMeta {
+    /// Whether it says nothing (and so is not sent).
+    pub fn is_empty(&self) -> bool {
+        self.resource_version.is_none()
+    }
+}
+
 /// `PATCH /v1/backup-storage-locations/{name}`: what may change. Absent fields stay.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupStorageLocationPatch {
+    /// The version it applies to.
+    #[serde(default, skip_serializing_if = "ChangeMeta::is_empty")]
+    pub metadata: ChangeMeta,
     /// Make it the default (moving the default from another location) or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<bool>,
@@ -46,6 +67,7 @@ pub struct BackupStorageLocationPatch {
 impl From<BackupStorageLocationChange> for BackupStorageLocationPatch {
     fn from(change: BackupStorageLocationChange) -> Self {
         BackupStorageLocationPatch {
+            metadata: ChangeMeta { resource_version: change.resource_version },
             default: change.default,
             credential: change.credential,
             ca_cert: change.ca_cert.map(|pem| STANDARD.encode(pem)),
@@ -59,7 +81,13 @@ impl TryFrom<BackupStorageLocationPatch> for BackupStorageLocationChange {
 
     fn try_from(patch: BackupStorageLocationPatch) -> Result<Self, NotBase64> {
         let ca_cert = patch.ca_cert.map(|c| decode("caCert", &c)).transpose()?;
-        Ok(BackupStorageLocationChange { default: patch.default, credential: patch.credential, ca_cert, encryption_key: patch.encryption_key })
+        Ok(BackupStorageLocationChange {
+            resource_version: patch.metadata.resource_version,
+            default: patch.default,
+            credential: patch.credential,
+            ca_cert,
+            encryption_key: patch.encryption_key,
+        })
     }
 }
 
@@ -67,6 +95,9 @@ impl TryFrom<BackupStorageLocationPatch> for BackupStorageLocationChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeSnapshotLocationPatch {
+    /// The version it applies to.
+    #[serde(default, skip_serializing_if = "ChangeMeta::is_empty")]
+    pub metadata: ChangeMeta,
     /// The secret key holding the credential.
     pub credential: SecretKeySelector,
 }
@@ -75,6 +106,9 @@ pub struct VolumeSnapshotLocationPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SchedulePatch {
+    /// The version it applies to.
+    #[serde(default, skip_serializing_if = "ChangeMeta::is_empty")]
+    pub metadata: ChangeMeta,
     /// Whether the schedule is paused.
     pub paused: bool,
 }
@@ -90,17 +124,21 @@ pub struct SecretBody {
     pub data: BTreeMap<String, String>,
 }
 
-/// The name part of a secret's metadata.
+/// A secret's metadata as a client sends it.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretName {
     /// The secret's name.
     pub name: String,
+    /// Replacing: the version replaced (see [`ChangeMeta`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }
 
 impl SecretBody {
     /// The body for secret `name` holding `values`.
     pub fn new(name: &str, values: Vec<(String, Vec<u8>)>) -> Self {
-        SecretBody { metadata: SecretName { name: name.to_owned() }, data: values.into_iter().map(|(k, v)| (k, STANDARD.encode(v))).collect() }
+        SecretBody { metadata: SecretName { name: name.to_owned(), resource_version: None }, data: values.into_iter().map(|(k, v)| (k, STANDARD.encode(v))).collect() }
     }
 
     /// The values, decoded.
@@ -152,6 +190,7 @@ mod tests {
     #[test]
     fn what_a_client_sends_is_what_the_server_reads() {
         let change = BackupStorageLocationChange {
+            resource_version: Some("12".into()),
             default: Some(true),
             credential: Some(SecretKeySelector { name: "creds".into(), key: "cloud".into() }),
             ca_cert: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
@@ -161,6 +200,8 @@ mod tests {
         let read: BackupStorageLocationPatch = serde_json::from_str(&wire).unwrap();
         let back = BackupStorageLocationChange::try_from(read).unwrap();
         assert_eq!((back.default, back.credential, back.ca_cert), (change.default, change.credential, change.ca_cert));
+        assert_eq!(back.resource_version.as_deref(), Some("12"));
+        assert!(wire.contains(r#""metadata":{"resourceVersion":"12"}"#), "{wire}");
         // An absent field stays absent, and is not sent as null.
         assert_eq!(serde_json::to_string(&BackupStorageLocationPatch { default: Some(false), ..Default::default() }).unwrap(), r#"{"default":false}"#);
         let err = serde_json::from_str::<BackupStorageLocationPatch>(r#"{"bucket":"x"}"#).unwrap_err().to_string();

@@ -83,7 +83,7 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
         )));
     }
     backup.status.phase = Some(Phase::Deleting);
-    coffer.state.write(|txn| txn.put(&backup))?;
+    coffer.state.write(|txn| txn.put(&mut backup))?;
 
     let stored = Stored::new(coffer, &backup, bsl)?;
     let (bsl, layout) = (&stored.bsl, &stored.layout);

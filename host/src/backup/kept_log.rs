@@ -49,7 +49,7 @@ impl Run<'_> {
 
 /// Keeps `log` for `run`.
 pub fn keep(txn: &mut Txn<'_>, namespace: &str, run: Run<'_>, log: &RunLog) -> Result<(), StateError> {
-    txn.put(&KeptLog { namespace: namespace.to_owned(), name: run.key(), log: log.tail(LIMIT) })
+    txn.put(&mut KeptLog { namespace: namespace.to_owned(), name: run.key(), log: log.tail(LIMIT) })
 }
 
 /// The log kept for `run`, if any.

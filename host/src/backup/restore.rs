@@ -159,7 +159,7 @@ pub fn accept_restore(coffer: &Coffer, namespace: &str, mut request: RestoreRequ
             restore.status.phase = Some(Phase::FailedValidation);
             restore.status.validation_errors = errors.clone();
         }
-        Ok(txn.put(&restore)?)
+        Ok(txn.put(&mut restore)?)
     })?;
     Ok(if errors.is_empty() { Accepted::Started(Box::new(StartedRestore { restore, request })) } else { Accepted::Refused(Box::new(restore)) })
 }
@@ -192,7 +192,7 @@ impl StartedRestore {
             tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
         }
         coffer.state.write(|txn| {
-            txn.put(&restore)?;
+            txn.put(&mut restore)?;
             txn.release::<Restore>(namespace, &request.name)?;
             if uploaded.is_err() {
                 kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;

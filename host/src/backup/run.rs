@@ -104,7 +104,7 @@ impl StartedBackup {
         backup.status.completion_timestamp = Some(now());
         // A failed backup leaves nothing in object storage: its log is kept in the state.
         coffer.state.write(|txn| {
-            txn.put(&backup)?;
+            txn.put(&mut backup)?;
             txn.release::<Backup>(&namespace, &name)?;
             if failed {
                 kept_log::keep(txn, &namespace, kept_log::Run::Backup(&name), &log)?;
@@ -160,7 +160,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
             _ => {
                 backup.status.phase = Some(Phase::FailedValidation);
                 backup.status.validation_errors = errors;
-                txn.put(&backup)?;
+                txn.put(&mut backup)?;
                 return Ok(None);
             }
         };
@@ -172,7 +172,7 @@ pub fn accept_backup(coffer: &Coffer, namespace: &str, request: BackupRequest) -
         backup.status.phase = Some(Phase::InProgress);
         backup.status.start_timestamp = Some(start);
         backup.status.expiration = Some(expiration(start, ttl));
-        txn.put(&backup)?;
+        txn.put(&mut backup)?;
         // Held while this process lives: in a shared state, the others know it still runs.
         txn.hold::<Backup>(namespace, &backup.metadata.meta.name)?;
         Ok(Some(resolved))

@@ -12,10 +12,14 @@ pub struct Cli {
     /// Where Coffer keeps its state, master key, plugins and caches.
     #[arg(long, env = "COFFER_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where the state is kept: `etcd://HOST:PORT[,HOST:PORT...]` for an etcd cluster that
-    /// several servers share; unset, the redb file of the data directory.
+    /// Where the state is kept: `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` for an etcd cluster
+    /// that several servers share (its keys under PREFIX, `coffer` unless given); unset, the
+    /// redb file of the data directory.
     #[arg(long, env = "COFFER_STATE", global = true, value_name = "etcd://HOST:PORT,...")]
     pub state: Option<String>,
+    /// How to reach the state's etcd.
+    #[command(flatten)]
+    pub etcd: EtcdAccess,
     /// The master key sealing secrets (32 bytes), which every process sharing one `--state`
     /// is given; unset, the data directory's own `master.key`, created on first use.
     #[arg(long, env = "COFFER_MASTER_KEY_FILE", global = true, value_name = "FILE")]
@@ -41,6 +45,28 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How to reach the state's etcd, as etcd's own clients are told. The password is read from
+/// a file, never taken on the command line or from the environment.
+#[derive(Debug, Args)]
+pub struct EtcdAccess {
+    /// PEM certificates to trust for etcd's members; given (or with --etcd-cert), etcd is
+    /// reached over TLS.
+    #[arg(long, env = "COFFER_ETCD_CACERT", global = true, value_name = "FILE")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for members that ask for one; with --etcd-key.
+    #[arg(long, env = "COFFER_ETCD_CERT", global = true, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "COFFER_ETCD_KEY", global = true, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// The etcd user, when etcd's authentication is on; with --etcd-password-file.
+    #[arg(long, env = "COFFER_ETCD_USER", global = true, value_name = "NAME", requires = "etcd_password_file")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password.
+    #[arg(long, env = "COFFER_ETCD_PASSWORD_FILE", global = true, value_name = "FILE", requires = "etcd_user")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// The top-level commands.

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 
-use coffer::api::{ApiError, BackupStorageLocationPatch, Reason, TenantApi, VolumeSnapshotLocationPatch};
+use coffer::api::{ApiError, BackupStorageLocationPatch, ChangeMeta, Reason, TenantApi, VolumeSnapshotLocationPatch};
 use coffer::locations::{BackupStorageLocationChange, NewBackupStorageLocation, NewVolumeSnapshotLocation};
 use coffer::model::{API_VERSION, BackupStorageLocation, LocationPhase, VolumeSnapshotLocation};
 
@@ -156,6 +156,7 @@ pub async fn backup_location(api: &dyn TenantApi, ns: &str, command: BackupLocat
                 credential: parse::credential(args.credential.as_deref())?,
                 ca_cert: args.cacert.as_deref().map(|p| parse::read_file("cacert", p)).transpose()?,
                 encryption_key: parse::secret_key("encryption-key", args.encryption_key.as_deref())?,
+                resource_version: None,
             };
             api.change_backup_storage_location(&args.name, BackupStorageLocationPatch::from(change)).await?;
             println!("Backup storage location {:?} configured successfully.", args.name);
@@ -206,7 +207,7 @@ pub async fn snapshot_location(api: &dyn TenantApi, ns: &str, command: SnapshotL
         }
         SnapshotLocationCommand::Set(args) => {
             let Some(credential) = parse::credential(Some(&args.credential))? else { bail!("--credential is required") };
-            api.change_volume_snapshot_location(&args.name, VolumeSnapshotLocationPatch { credential }).await?;
+            api.change_volume_snapshot_location(&args.name, VolumeSnapshotLocationPatch { metadata: ChangeMeta::default(), credential }).await?;
             println!("Snapshot volume location {:?} configured successfully.", args.name);
             Ok(())
         }

@@ -10,6 +10,7 @@ mod repos;
 mod schedules;
 mod secrets;
 mod server;
+mod state_access;
 mod state_migration;
 mod tenants;
 mod worded;
@@ -51,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    let state = StateLocation::parse(cli.state.as_deref().unwrap_or_default()).map_err(|e| anyhow::anyhow!("--state: {e}"))?;
+    let state = state_access::state_location(cli.state.as_deref().unwrap_or_default(), &cli.etcd).context("--state")?;
     let open = |limits: Limits| {
         let (data_dir, state, master_key) = (data_dir.clone(), state.clone(), cli.master_key_file.clone());
         async move {
@@ -67,7 +68,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Plugin(PluginCommand::New(args)) => return plugins::new(args),
         Command::Server(args) => return server::serve(open, &data_dir, args, default_snapshot_locations).await,
         Command::Tenant(c) => return tenants::tenant(&data_dir, || open(Limits::default()), c).await,
-        Command::State(StateCommand::Migrate(args)) => return state_migration::migrate(&args),
+        Command::State(StateCommand::Migrate(args)) => return state_migration::migrate(&args, &cli.etcd),
         other => other,
     };
     if cli.server.is_none() && Client::operator(&data_dir.join(coffer::server::ADMIN_SOCKET)).await.is_some() {

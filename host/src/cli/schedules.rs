@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use coffer::api::{SchedulePatch, TenantApi};
+use coffer::api::{ChangeMeta, SchedulePatch, TenantApi};
 use coffer::model::API_VERSION;
 use coffer::schedules::{SOURCE_ANNOTATION, Schedule, ScheduleSpec};
 
@@ -56,14 +56,14 @@ pub async fn schedule(api: &dyn TenantApi, ns: &str, command: ScheduleCommand) -
         }
         ScheduleCommand::Pause(args) => {
             for name in &args.names {
-                api.change_schedule(name, SchedulePatch { paused: true }).await?;
+                api.change_schedule(name, SchedulePatch { metadata: ChangeMeta::default(), paused: true }).await?;
                 println!("Schedule {name:?} paused.");
             }
             Ok(())
         }
         ScheduleCommand::Unpause(args) => {
             for name in &args.names {
-                api.change_schedule(name, SchedulePatch { paused: false }).await?;
+                api.change_schedule(name, SchedulePatch { metadata: ChangeMeta::default(), paused: false }).await?;
                 println!("Schedule {name:?} unpaused.");
             }
             Ok(())

@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 use coffer::keyring::KEY_FILE;
 use coffer::state::{STATE_FILE, State, StateLocation};
 
-use super::args::MigrateArgs;
+use super::args::{EtcdAccess, MigrateArgs};
+use super::state_access::state_location;
 
 /// Where a state is, as `--from` and `--to` name it.
 enum Place<'a> {
@@ -16,9 +17,9 @@ enum Place<'a> {
     Etcd(StateLocation),
 }
 
-fn place(value: &str) -> Result<Place<'_>> {
+fn place<'a>(value: &'a str, etcd: &EtcdAccess) -> Result<Place<'a>> {
     if value.starts_with("etcd://") {
-        return Ok(Place::Etcd(StateLocation::parse(value).map_err(anyhow::Error::msg)?));
+        return Ok(Place::Etcd(state_location(value, etcd)?));
     }
     Ok(Place::DataDir(Path::new(value)))
 }
@@ -36,8 +37,8 @@ fn open(place: &Place<'_>, source: bool) -> Result<State> {
 }
 
 /// Copies every object of `--from` into `--to`, and says which master key the secrets need.
-pub fn migrate(args: &MigrateArgs) -> Result<()> {
-    let (from, to) = (place(&args.from).context("--from")?, place(&args.to).context("--to")?);
+pub fn migrate(args: &MigrateArgs, etcd: &EtcdAccess) -> Result<()> {
+    let (from, to) = (place(&args.from, etcd).context("--from")?, place(&args.to, etcd).context("--to")?);
     if let (Place::DataDir(a), Place::DataDir(b)) = (&from, &to) {
         bail!("--from {} and --to {}: one of the two must be etcd://", a.display(), b.display());
     }

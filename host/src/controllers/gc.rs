@@ -34,7 +34,7 @@ fn label(coffer: &Coffer, backup: &Backup, reason: Option<&str>) -> Result<(), B
                 None => labels.remove(GC_FAILURE_LABEL).is_some(),
             };
             if changed {
-                txn.put(&b)?;
+                txn.put(&mut b)?;
             }
         }
         Ok(())

@@ -50,7 +50,7 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
     let reason = opener.reason("backup");
     for mut backup in backups.iter().cloned() {
         crate::backup::recover_backup(coffer, &mut backup, &reason).await;
-        coffer.state.write(|txn| txn.put(&backup))?;
+        coffer.state.write(|txn| txn.put(&mut backup))?;
     }
     let reason = opener.reason("restore");
     coffer.state.write(|txn| {
@@ -58,7 +58,7 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
             r.status.phase = Some(Phase::Failed);
             r.status.failure_reason = reason.clone();
             r.status.completion_timestamp = Some(now());
-            txn.put(&r)?;
+            txn.put(&mut r)?;
         }
         Ok::<_, BackupError>(())
     })?;

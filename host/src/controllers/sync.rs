@@ -86,7 +86,7 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
             if txn.get::<Backup>(namespace, name)?.is_some() {
                 return Ok::<_, BackupError>(false);
             }
-            txn.put(&backup)?;
+            txn.put(&mut backup)?;
             Ok(true)
         })?;
         if imported {
@@ -104,7 +104,7 @@ pub async fn sync_location(coffer: &Coffer, bsl: &BackupStorageLocation) -> Resu
         }
         if let Some(mut stored) = txn.get::<BackupStorageLocation>(namespace, location)? {
             stored.status.last_synced_time = Some(now());
-            txn.put(&stored)?;
+            txn.put(&mut stored)?;
         }
         Ok::<_, BackupError>(())
     })?;

@@ -102,6 +102,12 @@ impl Resource for BackupRepository {
     fn name(&self) -> &str {
         &self.metadata.name
     }
+    fn resource_version(&self) -> Option<&str> {
+        Some(&self.metadata.resource_version)
+    }
+    fn resource_version_mut(&mut self) -> Option<&mut String> {
+        Some(&mut self.metadata.resource_version)
+    }
 }
 
 impl BackupRepository {
@@ -133,7 +139,7 @@ pub async fn open_backup_repository(coffer: &Coffer, bsl: &BackupStorageLocation
             meta.labels.insert("velero.io/storage-location".into(), bsl.metadata.name.clone());
             meta.labels.insert("velero.io/volume-namespace".into(), volume_namespace.to_owned());
             meta.labels.insert("velero.io/repository-type".into(), "restic".into());
-            txn.put(&BackupRepository {
+            txn.put(&mut BackupRepository {
                 api_version: crate::model::API_VERSION.into(),
                 kind: "BackupRepository".into(),
                 metadata: meta,
@@ -197,7 +203,7 @@ impl<'a> LocationRepositories<'a> {
         self.coffer.state.write(|txn| {
             if let Some(mut record) = txn.get::<BackupRepository>(&namespace, &name)? {
                 record.status.index_repair_due = false;
-                txn.put(&record)?;
+                txn.put(&mut record)?;
             }
             Ok::<_, FsbError>(())
         })?;
@@ -221,7 +227,7 @@ fn record_use(coffer: &Coffer, namespace: &str, name: &str, outcome: Result<(), 
                 Ok(()) => ("Ready".into(), String::new()),
                 Err(e) => ("NotReady".into(), e.to_string()),
             };
-            txn.put(&repository)?;
+            txn.put(&mut repository)?;
         }
         Ok(())
     })
@@ -235,7 +241,7 @@ pub fn backup_interrupted(coffer: &Coffer, namespace: &str, location: &str) -> R
         for mut record in txn.list::<BackupRepository>(namespace)? {
             if record.spec.backup_storage_location == location && !record.status.index_repair_due {
                 record.status.index_repair_due = true;
-                txn.put(&record)?;
+                txn.put(&mut record)?;
             }
         }
         Ok(())
@@ -295,7 +301,7 @@ pub async fn maintain_backup_repository(coffer: &Coffer, namespace: &str, name: 
         current.status.recent_maintenance.push(run.clone());
         let extra = current.status.recent_maintenance.len().saturating_sub(RECENT_MAINTENANCE);
         current.status.recent_maintenance.drain(..extra);
-        txn.put(&current)?;
+        txn.put(&mut current)?;
         Ok::<_, FsbError>(current)
     })?;
     outcome.map(|_| updated)

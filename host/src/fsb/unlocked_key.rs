@@ -66,7 +66,7 @@ pub(super) fn kept_key(coffer: &Coffer, namespace: &str, repository: &str, passw
 pub(super) fn keep_key(coffer: &Coffer, namespace: &str, repository: &str, password: &SecretBytes, key: MasterKey) -> Result<(), FsbError> {
     let plain = SecretBytes::new(serde_json::to_vec(&Sealed { password_sha256: digest(password), key }).expect("a key serializes"));
     let sealed = coffer.keyring.seal(&identity(namespace, repository), plain.expose());
-    let kept = UnlockedKey { namespace: namespace.to_owned(), name: repository.to_owned(), sealed };
-    coffer.state.write(|txn| txn.put(&kept))?;
+    let mut kept = UnlockedKey { namespace: namespace.to_owned(), name: repository.to_owned(), sealed };
+    coffer.state.write(|txn| txn.put(&mut kept))?;
     Ok(())
 }

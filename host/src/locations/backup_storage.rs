@@ -18,6 +18,7 @@ use crate::sandbox::{ObjectStoreHandle, ProviderKind};
 use super::location::{self, Location};
 use super::{encryption_key, location_grants};
 use super::{LocationError, delete_named, get_named};
+use crate::state::expect_version;
 
 const KIND: &str = BackupStorageLocation::NOUN;
 
@@ -148,6 +149,8 @@ pub async fn create_backup_storage_location(
 /// What `backup-location set` changes.
 #[derive(Debug, Clone, Default)]
 pub struct BackupStorageLocationChange {
+    /// The version it was made against: given, it applies only to that version.
+    pub resource_version: Option<String>,
     /// Make it the default (moving the default from another location) or not.
     pub default: Option<bool>,
     /// Its own credential.
@@ -177,11 +180,12 @@ pub async fn set_backup_storage_location(
         let mut bsl = txn
             .get::<BackupStorageLocation>(namespace, name)?
             .ok_or_else(|| ObjectError::not_found(KIND, name))?;
+        expect_version(&bsl, change.resource_version.as_deref())?;
         if change.default == Some(true) {
             for mut other in txn.list::<BackupStorageLocation>(namespace)? {
                 if other.spec.default && other.metadata.name != name {
                     other.spec.default = false;
-                    txn.put(&other)?;
+                    txn.put(&mut other)?;
                 }
             }
         }
@@ -197,7 +201,7 @@ pub async fn set_backup_storage_location(
         if let Some(pem) = &change.ca_cert {
             bsl.spec.object_storage.ca_cert = Some(STANDARD.encode(pem));
         }
-        txn.put(&bsl)?;
+        txn.put(&mut bsl)?;
         Ok::<_, LocationError>(bsl)
     })?;
     if revalidate { location::record_validation(coffer, bsl).await } else { Ok(bsl) }

@@ -120,7 +120,7 @@ pub(super) async fn create<L: Location>(coffer: &Coffer, mut location: L) -> Res
     }
     coffer.state.write(|txn| {
         location.check_create(txn)?;
-        Ok::<_, LocationError>(txn.put(&location)?)
+        Ok::<_, LocationError>(txn.put(&mut location)?)
     })?;
     Ok(location)
 }
@@ -158,7 +158,7 @@ pub(super) async fn record_validation<L: Location>(coffer: &Coffer, mut location
             status.phase = checked.phase;
             status.message = checked.message;
             status.last_validation_time = checked.last_validation_time;
-            txn.put(&stored)?;
+            txn.put(&mut stored)?;
             location = stored;
         }
         Ok::<_, LocationError>(())

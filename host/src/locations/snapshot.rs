@@ -14,6 +14,7 @@ use super::location::{self, Location};
 use super::directories::tenant_paths;
 use super::location_grants;
 use super::{LocationError, delete_named, get_named};
+use crate::state::expect_version;
 
 const KIND: &str = VolumeSnapshotLocation::NOUN;
 
@@ -73,19 +74,22 @@ pub async fn create_volume_snapshot_location(
     location::create(coffer, new.build(namespace)?).await
 }
 
-/// Changes a location's credential, and checks it at once.
+/// Changes a location's credential (if it is still at `expected`, when that is given), and
+/// checks it at once.
 pub async fn set_volume_snapshot_location(
     coffer: &Coffer,
     namespace: &str,
     name: &str,
     credential: SecretKeySelector,
+    expected: Option<&str>,
 ) -> Result<VolumeSnapshotLocation, LocationError> {
     let vsl = coffer.state.write(|txn| {
         let mut vsl = txn
             .get::<VolumeSnapshotLocation>(namespace, name)?
             .ok_or_else(|| ObjectError::not_found(KIND, name))?;
+        expect_version(&vsl, expected)?;
         location::set_credential(txn, coffer, &mut vsl, credential.clone())?;
-        txn.put(&vsl)?;
+        txn.put(&mut vsl)?;
         Ok::<_, LocationError>(vsl)
     })?;
     location::record_validation(coffer, vsl).await

@@ -13,6 +13,10 @@ use crate::disk::Ballast;
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 /// When the state was last written by [`Embedded::probe`].
 const HEALTH: TableDefinition<&str, u64> = TableDefinition::new("health");
+/// Counters: [`VERSION`].
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// The version the last write transaction gave the objects it wrote.
+const VERSION: &str = "version";
 
 /// The file name of the state under the data directory.
 pub const STATE_FILE: &str = "coffer.redb";
@@ -162,13 +166,13 @@ impl Embedded {
     pub fn read(&self) -> Result<Txn<'_>, StateError> {
         let db = self.database()?;
         match db.begin_read() {
-            Ok(txn) => Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None) }),
+            Ok(txn) => Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None), version: None }),
             Err(e) => match Failure::of(e) {
                 Failure::Io(message) => {
                     self.lost(&db, &message, false);
                     let db = self.database()?;
                     let txn = db.begin_read().map_err(|e| self.err(e))?;
-                    Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None) })
+                    Ok(Txn { state: self, db, inner: Inner::Read(txn), io: Mutex::new(None), version: None })
                 }
                 Failure::Other(message) => Err(self.err(message)),
             },
@@ -203,7 +207,7 @@ impl Embedded {
                 };
             }
         };
-        let txn = Txn { state: self, db: db.clone(), inner: Inner::Write(Box::new(txn)), io: Mutex::new(None) };
+        let txn = Txn { state: self, db: db.clone(), inner: Inner::Write(Box::new(txn)), io: Mutex::new(None), version: None };
         let mut shared = super::Txn { inner: super::Inner::Embedded(txn) };
         let out = f(&mut shared);
         let super::Inner::Embedded(mut txn) = shared.inner else { unreachable!("built as an embedded transaction") };
@@ -268,6 +272,8 @@ pub struct Txn<'a> {
     inner: Inner,
     /// The I/O error a call in it met, if any.
     io: Mutex<Option<String>>,
+    /// The version it gives the objects it writes, once it has written one.
+    version: Option<u64>,
 }
 
 impl Txn<'_> {
@@ -325,6 +331,21 @@ impl Txn<'_> {
     /// Sets `key` to `value`.
     pub(super) fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StateError> {
         self.write_table(|t| t.insert(key, value).map(drop))
+    }
+
+    /// The version this transaction gives the objects it writes: one after the last
+    /// transaction's (write transactions of the file take turns).
+    pub(super) fn next_version(&mut self) -> Result<u64, StateError> {
+        if let Some(version) = self.version {
+            return Ok(version);
+        }
+        let Inner::Write(w) = &self.inner else { return Err(self.state.err("write in a read transaction")) };
+        let mut counters = w.open_table(COUNTERS).map_err(|e| self.fail(e))?;
+        let counted = counters.get(VERSION).map(|v| v.map_or(0, |v| v.value()) + 1);
+        let version = counted.and_then(|version| counters.insert(VERSION, version).map(|_| version)).map_err(|e| self.fail(e))?;
+        drop(counters);
+        self.version = Some(version);
+        Ok(version)
     }
 
     /// Removes `key`; whether it was there.

@@ -13,25 +13,60 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TxnOp};
+use etcd_client::{Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, TxnOp};
 use tokio::sync::watch;
 
 use super::{StateError, StateHealth};
+use crate::secret::SecretBytes;
 
-/// Objects: `coffer/objects/<kind>\0<namespace>\0<name>`.
-const OBJECTS: &str = "coffer/objects/";
-/// Generations: `coffer/generations/<kind>` and `…/<kind>\0<namespace>`, bumped by every
-/// change of an object of that kind (in that namespace), so that a listing can be checked.
-const GENERATIONS: &str = "coffer/generations/";
-/// Written by [`Etcd::probe`].
-const PROBE: &str = "coffer/probe";
-/// Members: `coffer/members/<id>`, each under its process's lease.
-const MEMBERS: &str = "coffer/members/";
-/// The member whose servers' controllers act (under its lease).
-const LEADER: &str = "coffer/leader";
-/// Runs in progress: `coffer/holds/<object key>`, each under the lease of the process running
-/// it, so that it goes when that process does.
-const HOLDS: &str = "coffer/holds/";
+/// The prefix of every key when the URL names none.
+const DEFAULT_PREFIX: &str = "coffer";
+
+/// The keys of one state, all under its prefix (`coffer` unless the URL names another).
+#[derive(Debug)]
+struct Keys {
+    /// Objects: `<prefix>/objects/<kind>\0<namespace>\0<name>`.
+    objects: String,
+    /// Generations: `<prefix>/generations/<kind>` and `…/<kind>\0<namespace>`, bumped by
+    /// every change of an object of that kind (in that namespace), so that a listing can be
+    /// checked.
+    generations: String,
+    /// Written by [`Etcd::probe`].
+    probe: String,
+    /// Members: `<prefix>/members/<id>`, each under its process's lease.
+    members: String,
+    /// The member whose servers' controllers act (under its lease).
+    leader: String,
+    /// Runs in progress: `<prefix>/holds/<object key>`, each under the lease of the process
+    /// running it, so that it goes when that process does.
+    holds: String,
+}
+
+impl Keys {
+    fn under(prefix: &str) -> Keys {
+        Keys {
+            objects: format!("{prefix}/objects/"),
+            generations: format!("{prefix}/generations/"),
+            probe: format!("{prefix}/probe"),
+            members: format!("{prefix}/members/"),
+            leader: format!("{prefix}/leader"),
+            holds: format!("{prefix}/holds/"),
+        }
+    }
+
+    /// An object's key in etcd.
+    fn object(&self, key: &str) -> String {
+        format!("{}{key}", self.objects)
+    }
+
+    /// The generation key of `kind` (in `namespace`).
+    fn generation(&self, kind: &str, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) => format!("{}{kind}\u{0}{ns}", self.generations),
+            None => format!("{}{kind}", self.generations),
+        }
+    }
+}
 /// How long a process's lease lasts without renewal: how soon the others learn it is gone.
 const LEASE_TTL: i64 = 5;
 /// How often a server that does not lead looks whether it may.
@@ -47,32 +82,101 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 type Versioned = (Vec<u8>, i64);
 /// A key and its value.
 type Entry = (String, Vec<u8>);
+/// A key's modification revision as a transaction read it (0: absent), and its value.
+type Read = (i64, Option<Vec<u8>>);
 
-/// An etcd cluster to keep the state in (`--state etcd://HOST:PORT[,HOST:PORT…]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An etcd cluster to keep the state in (`--state etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`),
+/// and how to reach it, as etcd's own clients are told: TLS with a CA, a client certificate,
+/// a user and password.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EtcdOptions {
-    /// The members' client URLs (`http://HOST:PORT`).
-    pub endpoints: Vec<String>,
+    /// The members, `HOST:PORT`.
+    pub members: Vec<String>,
+    /// What every key of this state begins with (`coffer`), so that several states may share
+    /// one cluster.
+    pub prefix: String,
+    /// TLS to the members (`None`: plain HTTP).
+    pub tls: Option<EtcdTls>,
+    /// The user to authenticate as, when etcd's authentication is on.
+    pub user: Option<EtcdUser>,
 }
 
-/// Parses `etcd://HOST:PORT[,HOST:PORT…]`; the error names the value and what is wrong.
+/// TLS to etcd's members.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EtcdTls {
+    /// PEM certificates to trust for the members (`None`: the system's roots).
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate and its key, PEM, for members that ask for one.
+    pub identity: Option<(Vec<u8>, SecretBytes)>,
+}
+
+/// A user of etcd's authentication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdUser {
+    /// The user's name.
+    pub name: String,
+    /// Its password.
+    pub password: SecretBytes,
+}
+
+/// Parses `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`; the error names the value and what is
+/// wrong.
 pub fn parse_etcd_url(value: &str) -> Result<EtcdOptions, String> {
-    let wrong = |why: &str| format!("state location {value:?}: {why}; expected etcd://HOST:PORT[,HOST:PORT...]");
+    const SHAPE: &str = "expected etcd://HOST:PORT[,HOST:PORT...][/PREFIX]";
+    let wrong = |why: &str| format!("state location {value:?}: {why}; {SHAPE}");
     if value.contains('@') {
         // Not echoed: what precedes the @ may be a password.
-        return Err("state location: credentials do not go in the etcd:// URL; expected etcd://HOST:PORT[,HOST:PORT...]".into());
+        return Err(format!("state location: credentials do not go in the etcd:// URL (use --etcd-user and --etcd-password-file); {SHAPE}"));
     }
-    let members = value.strip_prefix("etcd://").ok_or_else(|| wrong("not an etcd:// URL"))?;
-    let mut endpoints = Vec::new();
+    let rest = value.strip_prefix("etcd://").ok_or_else(|| wrong("not an etcd:// URL"))?;
+    let (members, prefix) = rest.split_once('/').unwrap_or((rest, DEFAULT_PREFIX));
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) {
+        return Err(wrong(&format!("prefix {prefix:?} is not letters, digits, '-', '_', '.' and '/'")));
+    }
+    let mut found = Vec::new();
     for member in members.split(',').map(str::trim) {
         let url = url::Url::parse(&format!("http://{member}")).map_err(|e| wrong(&format!("member {member:?}: {e}")))?;
         let plain = url.path() == "/" && url.query().is_none();
         match (url.host_str(), url.port(), plain) {
-            (Some(host), Some(port), true) => endpoints.push(format!("http://{host}:{port}")),
+            (Some(host), Some(port), true) => found.push(format!("{host}:{port}")),
             _ => return Err(wrong(&format!("member {member:?} is not HOST:PORT"))),
         }
     }
-    Ok(EtcdOptions { endpoints })
+    Ok(EtcdOptions { members: found, prefix: prefix.to_owned(), tls: None, user: None })
+}
+
+impl EtcdOptions {
+    /// The members' client URLs: `https://` with TLS, else `http://`.
+    fn endpoints(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.members.iter().map(|m| format!("{scheme}://{m}")).collect()
+    }
+
+    /// How to connect, as the client takes it.
+    fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(CALL_TIMEOUT);
+        if let Some(user) = &self.user {
+            options = options.with_user(&user.name, String::from_utf8_lossy(user.password.expose()).into_owned());
+        }
+        if let Some(tls) = &self.tls {
+            let mut config = TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key.expose()));
+            }
+            options = options.with_tls(config);
+        }
+        options
+    }
+
+    /// How errors name it: `etcd://MEMBERS/PREFIX`.
+    fn name(&self) -> String {
+        let scheme = if self.tls.is_some() { " (TLS)" } else { "" };
+        format!("etcd://{}/{}{scheme}", self.members.join(","), self.prefix)
+    }
 }
 
 /// The state in an etcd cluster, and this process's membership of the processes sharing it:
@@ -82,6 +186,8 @@ pub fn parse_etcd_url(value: &str) -> Result<EtcdOptions, String> {
 pub struct Etcd {
     /// How errors name it: `etcd://…`.
     name: String,
+    /// Its keys.
+    keys: Keys,
     client: Client,
     /// This process's member ID.
     member: String,
@@ -110,7 +216,7 @@ impl Drop for Etcd {
 impl Etcd {
     /// Connects to the cluster and checks that it answers.
     pub fn connect(options: &EtcdOptions) -> Result<Etcd, StateError> {
-        let name = format!("etcd://{}", options.endpoints.iter().map(|e| e.trim_start_matches("http://")).collect::<Vec<_>>().join(","));
+        let name = options.name();
         let path = name.clone();
         let err = |message: String| StateError::Database { path: path.clone(), message };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -119,10 +225,11 @@ impl Etcd {
             .enable_all()
             .build()
             .map_err(|e| err(e.to_string()))?;
-        match Etcd::join(&runtime, options, &err) {
+        let keys = Keys::under(&options.prefix);
+        match Etcd::join(&runtime, options, &keys, &err) {
             Ok(Joined { client, member, lease, lost }) => {
                 let health = Mutex::new(StateHealth { writable: true, ..StateHealth::default() });
-                Ok(Etcd { name, client, member, lease, lost, runtime: Some(runtime), health })
+                Ok(Etcd { name, keys, client, member, lease, lost, runtime: Some(runtime), health })
             }
             Err(e) => {
                 // Without waiting: it may be dropped inside another runtime.
@@ -134,17 +241,18 @@ impl Etcd {
 
     /// Connects on `runtime` and joins the processes sharing the state: a lease kept alive
     /// there, and a member key under it.
-    fn join(runtime: &tokio::runtime::Runtime, options: &EtcdOptions, err: &impl Fn(String) -> StateError) -> Result<Joined, StateError> {
-        let endpoints = options.endpoints.clone();
-        let connect = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(CALL_TIMEOUT);
-        let client = block(runtime, async move { Client::connect(endpoints, Some(connect)).await }).map_err(|e| err(e.to_string()))?;
-        // The client connects lazily: a first call says whether anything answers.
+    fn join(runtime: &tokio::runtime::Runtime, options: &EtcdOptions, keys: &Keys, err: &impl Fn(String) -> StateError) -> Result<Joined, StateError> {
+        let (endpoints, connect) = (options.endpoints(), options.connect_options());
+        let refused = |e: etcd_client::Error| err(unanswered(e, options.tls.is_some()));
+        // With a user, connecting authenticates; either way a first call says whether anything
+        // answers (the client connects lazily).
+        let client = block(runtime, async move { Client::connect(endpoints, Some(connect)).await }).map_err(refused)?;
         let mut leases = client.lease_client();
-        let granted = block(runtime, async move { leases.grant(LEASE_TTL, None).await }).map_err(|e| err(format!("does not answer: {e}")))?;
+        let granted = block(runtime, async move { leases.grant(LEASE_TTL, None).await }).map_err(refused)?;
         let lease = granted.id();
         let member = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
         let mut kv = client.kv_client();
-        let (key, value) = (format!("{MEMBERS}{member}"), member.clone());
+        let (key, value) = (format!("{}{member}", keys.members), member.clone());
         block(runtime, async move { kv.put(key, value, Some(PutOptions::new().with_lease(lease))).await }).map_err(|e| err(e.to_string()))?;
         let lost = Arc::new(watch::Sender::new(false));
         runtime.spawn(keep_alive(client.clone(), lease, lost.clone()));
@@ -172,15 +280,15 @@ impl Etcd {
     /// Waits until this process leads: it holds the leader key, under its lease, so that it
     /// leads as long as it lives and another takes over within a lease's time of its end.
     pub fn lead(&self) -> impl Future<Output = ()> + Send + 'static {
-        let (client, member, lease) = (self.client.clone(), self.member.clone(), self.lease);
+        let (client, member, lease, leader) = (self.client.clone(), self.member.clone(), self.lease, self.keys.leader.clone());
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store").handle().clone();
         let (done, led) = tokio::sync::oneshot::channel();
         runtime.spawn(async move {
             loop {
                 let mut kv = client.kv_client();
                 let claim = etcd_client::Txn::new()
-                    .when([Compare::create_revision(LEADER, CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(LEADER, member.clone(), Some(PutOptions::new().with_lease(lease)))]);
+                    .when([Compare::create_revision(leader.as_str(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(leader.as_str(), member.clone(), Some(PutOptions::new().with_lease(lease)))]);
                 if kv.txn(claim).await.is_ok_and(|r| r.succeeded()) {
                     let _ = done.send(());
                     return;
@@ -196,8 +304,9 @@ impl Etcd {
     /// The object keys of the runs live processes hold, read at once.
     pub fn held(&self) -> Result<BTreeSet<String>, StateError> {
         // Object keys begin with an ASCII kind; U+00FF sorts after every one.
-        let (holds, _) = self.range(HOLDS, &format!("{HOLDS}\u{ff}"), None)?;
-        Ok(holds.into_iter().map(|(key, _)| key[HOLDS.len()..].to_owned()).collect())
+        let holds = &self.keys.holds;
+        let (held, _) = self.range(holds, &format!("{holds}\u{ff}"), None)?;
+        Ok(held.into_iter().map(|(key, _)| key[holds.len()..].to_owned()).collect())
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StateError {
@@ -303,9 +412,9 @@ impl Etcd {
         }
         let seen = txn.seen.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut compares: Vec<Compare> =
-            seen.iter().map(|(key, revision)| Compare::mod_revision(key.as_bytes(), CompareOp::Equal, *revision)).collect();
+            seen.iter().map(|(key, (revision, _))| Compare::mod_revision(key.as_bytes(), CompareOp::Equal, *revision)).collect();
         // Fenced: only while this process's lease holds.
-        let member_key = format!("{MEMBERS}{}", self.member);
+        let member_key = format!("{}{}", self.keys.members, self.member);
         compares.push(Compare::lease(member_key.clone(), CompareOp::Equal, self.lease));
         let mut operations: Vec<TxnOp> = txn
             .writes
@@ -317,8 +426,8 @@ impl Etcd {
             .collect();
         operations.extend(txn.touched.into_iter().map(|generation| TxnOp::put(generation, Vec::new(), None)));
         operations.extend(txn.holds.into_iter().map(|(key, hold)| match hold {
-            true => TxnOp::put(format!("{HOLDS}{key}"), self.member.clone(), Some(PutOptions::new().with_lease(self.lease))),
-            false => TxnOp::delete(format!("{HOLDS}{key}"), None),
+            true => TxnOp::put(format!("{}{key}", self.keys.holds), self.member.clone(), Some(PutOptions::new().with_lease(self.lease))),
+            false => TxnOp::delete(format!("{}{key}", self.keys.holds), None),
         }));
         let mut kv = self.client.kv_client();
         let request = etcd_client::Txn::new().when(compares).and_then(operations);
@@ -340,9 +449,20 @@ impl Etcd {
     pub fn probe(&self) -> bool {
         let mut kv = self.client.kv_client();
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-        let written = self.run(async move { kv.put(PROBE, stamp, None).await }).is_ok();
+        let probe = self.keys.probe.clone();
+        let written = self.run(async move { kv.put(probe, stamp, None).await }).is_ok();
         self.health_mut().writable = written;
         written
+    }
+}
+
+/// Words the failure of a first call: etcd's own refusal (a wrong password, a permission) as
+/// it says it; anything else as no answer, over TLS or not.
+fn unanswered(e: etcd_client::Error, tls: bool) -> String {
+    match &e {
+        etcd_client::Error::GRpcStatus(status) if status.message().starts_with("etcdserver:") => status.message().to_owned(),
+        _ if tls => format!("does not answer over TLS: {e}"),
+        _ => format!("does not answer over plain HTTP (members serving TLS need --etcd-cacert): {e}"),
     }
 }
 
@@ -400,19 +520,6 @@ fn block<T: Send + 'static>(runtime: &tokio::runtime::Runtime, call: impl Future
     result.recv().expect("the store's runtime runs every call to its end")
 }
 
-/// An object's key in etcd.
-fn object_key(key: &str) -> String {
-    format!("{OBJECTS}{key}")
-}
-
-/// The generation key of `kind` (in `namespace`).
-fn generation_key(kind: &str, namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) => format!("{GENERATIONS}{kind}\u{0}{ns}"),
-        None => format!("{GENERATIONS}{kind}"),
-    }
-}
-
 /// A transaction: reads at one revision, writes buffered until the commit.
 pub struct Txn<'a> {
     etcd: &'a Etcd,
@@ -420,8 +527,8 @@ pub struct Txn<'a> {
     writable: bool,
     /// The revision every read is at: the newest at its first read.
     revision: Mutex<Option<i64>>,
-    /// Each etcd key read, with its modification revision then (0: absent).
-    seen: Mutex<BTreeMap<String, i64>>,
+    /// Each etcd key read, with its modification revision then (0: absent) and its value.
+    seen: Mutex<BTreeMap<String, Read>>,
     /// What it writes, by object key: a value, or `None` to delete.
     writes: BTreeMap<String, Option<Vec<u8>>>,
     /// The generation keys of what it writes.
@@ -436,18 +543,34 @@ impl Txn<'_> {
         self.etcd.error(message)
     }
 
-    /// Reads etcd key `key` at the transaction's revision, noting it as read.
+    /// Reads etcd key `key` at the transaction's revision (once: again, it answers what it
+    /// read), noting it as read.
     fn read(&self, key: String) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some((_, value)) = self.seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(value.clone());
+        }
         let mut revision = self.revision.lock().unwrap_or_else(|e| e.into_inner());
         let (found, at) = self.etcd.get(&key, *revision)?;
         revision.get_or_insert(at);
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.as_ref().map_or(0, |(_, r)| *r));
-        Ok(found.map(|(value, _)| value))
+        let (value, modified) = found.map_or((None, 0), |(value, modified)| (Some(value), modified));
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (modified, value.clone()));
+        Ok(value)
+    }
+
+    /// The least version a write in this transaction gives an object: after the revision it
+    /// reads, which is after every write it sees. With the object's own key read (and so
+    /// compared at the commit), no two writes of one object get one version.
+    pub(super) fn next_version(&mut self) -> Result<u64, StateError> {
+        if self.revision.get_mut().unwrap_or_else(|e| e.into_inner()).is_none() {
+            self.read(self.etcd.keys.probe.clone())?;
+        }
+        let revision = self.revision.get_mut().unwrap_or_else(|e| e.into_inner()).unwrap_or(0);
+        Ok(u64::try_from(revision).unwrap_or(0) + 1)
     }
 
     /// The value at `key`, as this transaction has it.
     pub(super) fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let key = object_key(key);
+        let key = self.etcd.keys.object(key);
         match self.writes.get(&key) {
             Some(written) => Ok(written.clone()),
             None => self.read(key),
@@ -459,9 +582,9 @@ impl Txn<'_> {
     pub(super) fn range(&self, start: &str, end: &str, kind: &str, namespace: Option<&str>) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         if self.writable {
             // The generation first: a change in the range after this revision fails the commit.
-            self.read(generation_key(kind, namespace))?;
+            self.read(self.etcd.keys.generation(kind, namespace))?;
         }
-        let (start, end) = (object_key(start), object_key(end));
+        let (start, end) = (self.etcd.keys.object(start), self.etcd.keys.object(end));
         let mut revision = self.revision.lock().unwrap_or_else(|e| e.into_inner());
         let (found, at) = self.etcd.range(&start, &end, *revision)?;
         revision.get_or_insert(at);
@@ -473,7 +596,8 @@ impl Txn<'_> {
                 None => found.remove(key),
             };
         }
-        Ok(found.into_iter().map(|(key, value)| (key[OBJECTS.len()..].to_owned(), value)).collect())
+        let objects = self.etcd.keys.objects.len();
+        Ok(found.into_iter().map(|(key, value)| (key[objects..].to_owned(), value)).collect())
     }
 
     fn write(&mut self, key: String, value: Option<Vec<u8>>, kind: &str, namespace: &str) -> Result<(), StateError> {
@@ -481,14 +605,15 @@ impl Txn<'_> {
             return Err(self.error("write in a read transaction".into()));
         }
         self.writes.insert(key, value);
-        self.touched.insert(generation_key(kind, Some(namespace)));
-        self.touched.insert(generation_key(kind, None));
+        self.touched.insert(self.etcd.keys.generation(kind, Some(namespace)));
+        self.touched.insert(self.etcd.keys.generation(kind, None));
         Ok(())
     }
 
     /// Sets object `key` (of `kind` in `namespace`) to `value`.
     pub(super) fn put(&mut self, key: String, value: Vec<u8>, kind: &str, namespace: &str) -> Result<(), StateError> {
-        self.write(object_key(&key), Some(value), kind, namespace)
+        let key = self.etcd.keys.object(&key);
+        self.write(key, Some(value), kind, namespace)
     }
 
     /// Holds the run of object `key` under this process's lease (`true`), or releases it.
@@ -503,7 +628,8 @@ impl Txn<'_> {
     /// Removes object `key` (of `kind` in `namespace`); whether it was there.
     pub(super) fn remove(&mut self, key: String, kind: &str, namespace: &str) -> Result<bool, StateError> {
         let existed = self.bytes(&key)?.is_some();
-        self.write(object_key(&key), None, kind, namespace)?;
+        let key = self.etcd.keys.object(&key);
+        self.write(key, None, kind, namespace)?;
         Ok(existed)
     }
 }
@@ -515,8 +641,13 @@ mod tests {
     #[test]
     fn etcd_urls_parse_and_bad_ones_are_named() {
         let options = parse_etcd_url("etcd://127.0.0.1:2379, [::1]:22379").unwrap();
-        assert_eq!(options.endpoints, ["http://127.0.0.1:2379", "http://[::1]:22379"]);
-        for bad in ["http://127.0.0.1:2379", "etcd://127.0.0.1", "etcd://a:1/path", "etcd://"] {
+        assert_eq!(options.endpoints(), ["http://127.0.0.1:2379", "http://[::1]:22379"]);
+        assert_eq!(options.prefix, "coffer");
+        let options = parse_etcd_url("etcd://127.0.0.1:2379/tenants/eu-1/").unwrap();
+        assert_eq!((options.prefix.as_str(), options.name().as_str()), ("tenants/eu-1", "etcd://127.0.0.1:2379/tenants/eu-1"));
+        let tls = EtcdOptions { tls: Some(EtcdTls::default()), ..options };
+        assert_eq!(tls.endpoints(), ["https://127.0.0.1:2379"]);
+        for bad in ["http://127.0.0.1:2379", "etcd://127.0.0.1", "etcd://a:1?x=y", "etcd://a:1/pre fix", "etcd://"] {
             let err = parse_etcd_url(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 pub use embedded::{RESERVE_FILE, STATE_FILE};
-pub use etcd::{EtcdOptions, parse_etcd_url};
+pub use etcd::{EtcdOptions, EtcdTls, EtcdUser, parse_etcd_url};
 
 /// A problem with the state.
 #[derive(Debug, Error)]
@@ -58,6 +58,20 @@ pub enum StateError {
         /// This process's member ID.
         member: String,
     },
+    /// An update was made against a version of the object that is no longer current.
+    #[error("{kind} {namespace}/{name} was changed since resourceVersion {expected:?} (it is at {current:?} now): read it again and apply the change to what it is now")]
+    Stale {
+        /// Kind of object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The version the update was made against.
+        expected: String,
+        /// The version stored.
+        current: String,
+    },
     /// A state to migrate into already holds objects.
     #[error("state {path} already holds {objects} objects: migrate only into an empty state")]
     NotEmpty {
@@ -84,6 +98,33 @@ pub trait Resource: Serialize + DeserializeOwned {
     fn namespace(&self) -> &str;
     /// Its name, unique per kind and namespace.
     fn name(&self) -> &str;
+    /// Its `metadata.resourceVersion`, for kinds that carry one (`None`: it has none). The
+    /// state sets it on every write: for each object, every write gives a version no earlier
+    /// write of that name (deleted and created again included) had.
+    fn resource_version(&self) -> Option<&str> {
+        None
+    }
+    /// Its `metadata.resourceVersion`, to set (`None`: it has none).
+    fn resource_version_mut(&mut self) -> Option<&mut String> {
+        None
+    }
+}
+
+/// The precondition of an update: that `current` is still at version `expected`, when one is
+/// given (as an API client gives the `metadata.resourceVersion` it read). Checked inside the
+/// write transaction, which commits only if nothing it read changed meanwhile, so two updates
+/// of one version cannot both succeed.
+pub fn expect_version<T: Resource>(current: &T, expected: Option<&str>) -> Result<(), StateError> {
+    match (expected, current.resource_version()) {
+        (Some(expected), Some(now)) if expected != now => Err(StateError::Stale {
+            kind: T::KIND,
+            namespace: current.namespace().to_owned(),
+            name: current.name().to_owned(),
+            expected: expected.to_owned(),
+            current: now.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// An object's key: kind, namespace and name, NUL-separated (names never hold NUL).
@@ -115,7 +156,7 @@ pub struct StateHealth {
 }
 
 /// Where the state is kept: `--state` (or `COFFER_STATE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StateLocation {
     /// The redb file of the data directory (the default).
     Embedded,
@@ -357,14 +398,46 @@ impl Txn<'_> {
             .collect()
     }
 
-    /// Creates or replaces `object`. Only in a write transaction.
-    pub fn put<T: Resource>(&mut self, object: &T) -> Result<(), StateError> {
+    /// Creates or replaces `object`, at a new version for kinds that carry one (whatever
+    /// version `object` said, it then says the one stored). Only in a write transaction.
+    pub fn put<T: Resource>(&mut self, object: &mut T) -> Result<(), StateError> {
         let k = key(T::KIND, object.namespace(), object.name());
-        let bytes = serde_json::to_vec(object).map_err(|e| self.store_error(e.to_string()))?;
+        if object.resource_version().is_some() {
+            let version = self.next_version(&k)?.to_string();
+            if let Some(stored) = object.resource_version_mut() {
+                *stored = version;
+            }
+        }
+        let bytes = serde_json::to_vec(object)
+            .map_err(|e| self.store_error(format!("{} {}/{}: {e}", T::KIND, object.namespace(), object.name())))?;
         match &mut self.inner {
             Inner::Embedded(t) => t.put(&k, &bytes),
             Inner::Etcd(t) => t.put(k, bytes, T::KIND, object.namespace()),
         }
+    }
+
+    /// The version a write of object `key` now gives it: later than this store's versions
+    /// before this transaction, and than the version the object has.
+    fn next_version(&mut self, key: &str) -> Result<u64, StateError> {
+        /// Only the version of a stored object.
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Versioned {
+            metadata: VersionOnly,
+        }
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct VersionOnly {
+            resource_version: String,
+        }
+        let stored = self.bytes(key)?.map_or(0, |bytes| {
+            serde_json::from_slice::<Versioned>(&bytes).ok().and_then(|v| v.metadata.resource_version.parse::<u64>().ok()).unwrap_or(0)
+        });
+        let base = match &mut self.inner {
+            Inner::Embedded(t) => t.next_version()?,
+            Inner::Etcd(t) => t.next_version()?,
+        };
+        Ok(base.max(stored + 1))
     }
 
     /// Every object as stored, by key: for moving a state to another store.

@@ -358,12 +358,12 @@ async fn delete_removes_objects_snapshots_and_restores_but_not_on_read_only() {
     // ReadOnly: refused.
     let mut bsl = locations::get_backup_storage_locations(&w.coffer, "velero", &["main".into()], false).unwrap().remove(0);
     bsl.spec.access_mode = AccessMode::ReadOnly;
-    w.coffer.state.write(|t| t.put::<BackupStorageLocation>(&bsl)).unwrap();
+    w.coffer.state.write(|t| t.put::<BackupStorageLocation>(&mut bsl)).unwrap();
     let err = backup::delete_backup(&w.coffer, "velero", "b1").await.unwrap_err();
     assert_eq!(err.to_string(), "cannot delete backup because backup storage location main is currently in read-only mode");
     assert!(w.backup_dir("b1").join("velero-backup.json").exists());
     bsl.spec.access_mode = AccessMode::ReadWrite;
-    w.coffer.state.write(|t| t.put::<BackupStorageLocation>(&bsl)).unwrap();
+    w.coffer.state.write(|t| t.put::<BackupStorageLocation>(&mut bsl)).unwrap();
     backup::delete_backup(&w.coffer, "velero", "b1").await.unwrap();
     assert!(!w.backup_dir("b1").exists());
     assert!(!w.path("store/bucket/velero/restores/r1").exists());

@@ -59,7 +59,7 @@ async fn schedules_and_garbage_collection_follow_the_clock() {
     assert_eq!(schedule.status.last_backup, Some(minutes(120)), "{:?}", schedule.status);
 
     // Paused: no run at its due time.
-    schedules::pause_schedule(&coffer, "ns", "hourly", true).unwrap();
+    schedules::pause_schedule(&coffer, "ns", "hourly", true, None).unwrap();
     controllers.tick(minutes(180)).unwrap();
     controllers.settle().await;
     assert_eq!(backups().len(), 3);
@@ -137,7 +137,7 @@ async fn a_scheduled_backup_is_copied_on_every_run_and_collected_everywhere() {
 
     // Both runs expire 90 min after they were made (by the wall clock): collected, with every
     // copy. Paused first, so that no new run is made at the same tick.
-    schedules::pause_schedule(&coffer, "ns", "hourly", true).unwrap();
+    schedules::pause_schedule(&coffer, "ns", "hourly", true, None).unwrap();
     controllers.tick(t0 + time::Duration::hours(3)).unwrap();
     controllers.settle().await;
     assert!(backup::list_backups(&coffer, "ns").unwrap().is_empty(), "collected");

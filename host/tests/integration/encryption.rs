@@ -229,7 +229,7 @@ async fn a_copy_is_checked_against_the_key_the_backup_is_finally_encrypted_with(
     };
     let Accepted::Started(started) = backup::accept_backup(&coffer, "ns", request).unwrap() else { panic!("accepted") };
     // The vault's key now holds only the new identity; the offsite's still only the old.
-    coffer::secrets::set_secret(&coffer, "ns", "vault", vec![("age".into(), identity(&new))]).unwrap();
+    coffer::secrets::set_secret(&coffer, "ns", "vault", None, vec![("age".into(), identity(&new))]).unwrap();
     let b = started.run(&coffer, &mut |_| {}).await.unwrap();
     let recipient = new.to_public().to_string();
     assert_eq!(b.status.encryption.as_ref().map(|e| e.recipient.as_str()), Some(recipient.as_str()));

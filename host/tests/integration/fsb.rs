@@ -240,7 +240,7 @@ async fn the_users_own_password_is_used_and_a_wrong_one_names_repository_and_sec
 
     // The secret changed under the repository: the kept key is not used, and the repository
     // is refused, naming both, the password not shown.
-    set_secret(&coffer, "velero", REPO_CREDENTIALS, vec![(REPO_PASSWORD_KEY.into(), b"another password".to_vec())]).unwrap();
+    set_secret(&coffer, "velero", REPO_CREDENTIALS, None, vec![(REPO_PASSWORD_KEY.into(), b"another password".to_vec())]).unwrap();
     let err = VolumeRepository::new(&coffer, &bsl, "app").await.err().unwrap().to_string();
     assert!(err.contains("b/restic/app") && err.contains("velero-repo-credentials") && err.contains("repository-password"), "{err}");
     assert!(err.contains("does not open the repository") && !err.contains("another password"), "{err}");

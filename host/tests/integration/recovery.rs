@@ -38,7 +38,7 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
         let mut record = done.clone();
         record.status.phase = Some(Phase::InProgress);
         record.status.completion_timestamp = None;
-        coffer.state.write(|txn| txn.put(&record)).unwrap();
+        coffer.state.write(|txn| txn.put(&mut record)).unwrap();
     }
     // "partial" died before its last upload, in the middle of a put.
     std::fs::remove_file(store.join("b/backups/partial/velero-backup.json")).unwrap();
@@ -79,7 +79,7 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     assert!(copy.join("b/backups/copied/velero-backup.json").exists());
     let mut record = done.clone();
     record.status.phase = Some(Phase::InProgress);
-    coffer.state.write(|txn| txn.put(&record)).unwrap();
+    coffer.state.write(|txn| txn.put(&mut record)).unwrap();
     std::fs::remove_file(store.join("b/backups/copied/velero-backup.json")).unwrap();
     assert_eq!(recover_interrupted(&coffer, Opener::Command).await.unwrap(), (1, 0));
     assert_eq!(get("copied").status.phase, Some(Phase::Failed));

@@ -277,3 +277,91 @@ fn metrics_are_for_the_operator_and_logs_are_structured() {
         "{log}"
     );
 }
+
+/// Two clients change secret `creds` of the token's tenant at once, each through its own
+/// server of `urls`, both against the version they read: exactly one of the two changes
+/// applies, and the other is refused with 409 naming `metadata.resourceVersion`; a few rounds.
+pub fn racing_updates_apply_once(urls: [&str; 2], token: &str) {
+    let secret = |value: &str, version: Option<&str>| {
+        let mut body = json!({"metadata": {"name": "creds"}, "data": {"cloud": STANDARD.encode(value)}});
+        if let Some(version) = version {
+            body["metadata"]["resourceVersion"] = json!(version);
+        }
+        body
+    };
+    let (status, body) = http("POST", &format!("{}/v1/secrets", urls[0]), Some(token), Some(&secret("first", None)));
+    assert_eq!(status, 201, "{body}");
+    let version_at = |url: &str| -> String {
+        let (status, body) = http("GET", &format!("{url}/v1/secrets/creds"), Some(token), None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"].as_str().expect("a resourceVersion").to_owned()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..8 {
+        let read = version_at(urls[round % 2]);
+        assert_eq!(read, version_at(urls[(round + 1) % 2]), "both servers show one version");
+        assert!(seen.insert(read.clone()), "version {read} given twice");
+        let barrier = std::sync::Barrier::new(2);
+        let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let racers: Vec<_> = urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| {
+                    let (barrier, body) = (&barrier, secret(&format!("round {round} by {i}"), Some(&read)));
+                    scope.spawn(move || {
+                        barrier.wait();
+                        http("PUT", &format!("{url}/v1/secrets/creds"), Some(token), Some(&body))
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won: Vec<&(u16, String)> = answers.iter().filter(|(status, _)| *status == 200).collect();
+        let lost: Vec<&(u16, String)> = answers.iter().filter(|(status, _)| *status == 409).collect();
+        assert!(won.len() == 1 && lost.len() == 1, "round {round}: {answers:?}");
+        let refusal: Value = serde_json::from_str(&lost[0].1).unwrap();
+        assert_eq!(refusal["field"], "metadata.resourceVersion", "{refusal}");
+        assert!(refusal["error"].as_str().unwrap().contains(&format!("creds was changed since resourceVersion {read:?}")), "{refusal}");
+        let winner: Value = serde_json::from_str(&won[0].1).unwrap();
+        let now = version_at(urls[0]);
+        assert_eq!(winner["metadata"]["resourceVersion"], json!(now), "the answer gives the version stored");
+        assert_ne!(now, read);
+    }
+    // Without a version a change applies to whatever is stored; deleted and made again, the
+    // secret never gets a version it had before.
+    let (status, body) = http("PUT", &format!("{}/v1/secrets/creds", urls[1]), Some(token), Some(&secret("blind", None)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http("DELETE", &format!("{}/v1/secrets/creds", urls[0]), Some(token), None).0, 204);
+    let (status, body) = http("POST", &format!("{}/v1/secrets", urls[1]), Some(token), Some(&secret("again", None)));
+    assert_eq!(status, 201, "{body}");
+    let again = version_at(urls[0]);
+    assert!(seen.iter().all(|old| *old != again), "{again} was given before: {seen:?}");
+    let (status, body) = http("PUT", &format!("{}/v1/secrets/creds", urls[0]), Some(token), Some(&secret("stale", seen.first().map(String::as_str))));
+    assert_eq!(status, 409, "{body}");
+}
+
+#[test]
+fn a_change_made_against_an_old_version_is_refused_with_409() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Tenancy { token, server, cli, home, .. } = Tenancy::start(tmp.path(), &[]);
+    let url = server.server.url.as_str();
+    racing_updates_apply_once([url, url], &token);
+
+    // Locations and schedules take a version too; the CLI changes whatever is stored.
+    let (store, src) = (dir(&home, "store"), dir(&home, "src"));
+    manifests(&src);
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store))]);
+    let read = cli.json(&["bsl", "get", "default"])["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    cli.ok(&["bsl", "set", "default", "--default"]);
+    let patch = json!({"metadata": {"resourceVersion": read}, "default": false});
+    let (status, body) = http("PATCH", &format!("{url}/v1/backup-storage-locations/default"), Some(&token), Some(&patch));
+    assert!(status == 409 && body.contains("BackupStorageLocation acme/default was changed"), "{status} {body}");
+    assert_eq!(cli.json(&["bsl", "get", "default"])["spec"]["default"], true, "the stale change did nothing");
+    cli.ok(&["schedule", "create", "nightly", "--schedule", "0 1 * * *", "--source", "src", "--skip-immediately"]);
+    let read = cli.json(&["schedule", "get", "nightly"])["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let patch = json!({"metadata": {"resourceVersion": read}, "paused": true});
+    let (status, body) = http("PATCH", &format!("{url}/v1/schedules/nightly"), Some(&token), Some(&patch));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http("PATCH", &format!("{url}/v1/schedules/nightly"), Some(&token), Some(&patch));
+    assert_eq!(status, 409, "{body}");
+}

@@ -120,13 +120,27 @@ pub fn etcd(data: &std::path::Path) -> Server {
 /// etcd on client port `port` and peer port `peer`, its data in `data`: to start one again
 /// where it was.
 pub fn etcd_on(data: &std::path::Path, port: u16, peer: u16) -> Server {
-    let (client, peer) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{peer}"));
+    etcd_serving(data, port, peer, "http", &[])
+}
+
+/// etcd on fresh ports serving its clients over TLS with the certificates [`test_certs`] made
+/// in `certs`, and asking each client for a certificate the test CA signed.
+pub fn etcd_tls(data: &std::path::Path, certs: &std::path::Path) -> Server {
+    let file = |name: &str| certs.join(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let tls = ["--cert-file", &cert, "--key-file", &key, "--client-cert-auth", "--trusted-ca-file", &ca];
+    etcd_serving(data, free_port(), free_port(), "https", &tls)
+}
+
+fn etcd_serving(data: &std::path::Path, port: u16, peer: u16, scheme: &str, args: &[&str]) -> Server {
+    let (client, peer) = (format!("{scheme}://127.0.0.1:{port}"), format!("http://127.0.0.1:{peer}"));
     let mut child = Command::new("etcd")
         .args(["--name", "coffer-test", "--data-dir"])
         .arg(data)
         .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
         .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &format!("coffer-test={peer}"), "--log-level", "error"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

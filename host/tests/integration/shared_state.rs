@@ -11,7 +11,7 @@ use coffer::state::{Resource, State, StateError, StateLocation};
 
 use crate::common::{Cli, dir, example_source, files, s};
 use crate::copies::{AWS_CREDENTIALS, moto_bucket};
-use crate::servers::{Server, coffer_server, etcd, etcd_on, free_port, http};
+use crate::servers::{Server, coffer_server, etcd, etcd_on, etcd_tls, free_port, http};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Thing {
@@ -45,9 +45,9 @@ fn the_embedded_file_and_etcd_keep_objects_alike() {
     for (store, state) in [("embedded", State::open(&tmp.path().join("data")).unwrap()), ("etcd", etcd_state(&server))] {
         state
             .write(|t| {
-                t.put(&thing("a", "x", 1))?;
-                t.put(&thing("a", "y", 2))?;
-                t.put(&thing("ab", "z", 3))?;
+                t.put(&mut thing("a", "x", 1))?;
+                t.put(&mut thing("a", "y", 2))?;
+                t.put(&mut thing("ab", "z", 3))?;
                 Ok::<_, StateError>(())
             })
             .unwrap();
@@ -58,14 +58,14 @@ fn the_embedded_file_and_etcd_keep_objects_alike() {
         assert_eq!(r.list_all::<Thing>().unwrap(), [thing("a", "x", 1), thing("a", "y", 2), thing("ab", "z", 3)], "{store}");
         // A read transaction does not write.
         let mut r = r;
-        let refused = r.put(&thing("a", "r", 0)).unwrap_err().to_string();
+        let refused = r.put(&mut thing("a", "r", 0)).unwrap_err().to_string();
         assert!(refused.contains("write in a read transaction"), "{store}: {refused}");
         drop(r);
 
         // A transaction reads what it wrote, listings included, and deletes say what was there.
         state
             .write(|t| {
-                t.put(&thing("a", "w", 4))?;
+                t.put(&mut thing("a", "w", 4))?;
                 assert_eq!(t.get::<Thing>("a", "w")?, Some(thing("a", "w", 4)), "{store}");
                 assert!(t.delete::<Thing>("a", "x")?, "{store}");
                 assert!(!t.delete::<Thing>("a", "x")?, "{store}");
@@ -77,7 +77,7 @@ fn the_embedded_file_and_etcd_keep_objects_alike() {
 
         // A transaction that fails leaves nothing.
         let failed: Result<(), StateError> = state.write(|t| {
-            t.put(&thing("a", "v", 9))?;
+            t.put(&mut thing("a", "v", 9))?;
             t.delete::<Thing>("a", "y")?;
             Err(StateError::Database { path: String::new(), message: "boom".into() })
         });
@@ -100,7 +100,7 @@ fn writers_in_two_processes_never_lose_an_update_nor_miss_a_listed_object() {
                     state
                         .write(|t| {
                             let n = t.get::<Thing>("c", "counter")?.map_or(0, |c| c.n);
-                            t.put(&thing("c", "counter", n + 1))
+                            t.put(&mut thing("c", "counter", n + 1))
                         })
                         .unwrap();
                 }
@@ -110,7 +110,7 @@ fn writers_in_two_processes_never_lose_an_update_nor_miss_a_listed_object() {
                     state
                         .write(|t| {
                             let n = t.list::<Thing>("seq")?.len() as u32;
-                            t.put(&thing("seq", &format!("{n:03}"), n))
+                            t.put(&mut thing("seq", &format!("{n:03}"), n))
                         })
                         .unwrap();
                 }
@@ -129,13 +129,13 @@ async fn a_process_whose_lease_lapsed_writes_nothing_more_and_learns_it() {
     let tmp = tempfile::tempdir().unwrap();
     let server = etcd(&tmp.path().join("etcd"));
     let state = etcd_state(&server);
-    state.write(|t| t.put(&thing("a", "before", 1))).unwrap();
+    state.write(|t| t.put(&mut thing("a", "before", 1))).unwrap();
     // Its lease ends, as when the process is paused past it: here revoked from outside.
     let member = state.member().unwrap().to_owned();
     let mut client = etcd_client::Client::connect([server.url.replace("etcd://", "http://")], None).await.unwrap();
     let held = client.get(format!("coffer/members/{member}"), None).await.unwrap();
     client.lease_revoke(held.kvs()[0].lease()).await.unwrap();
-    let err = state.write(|t| t.put(&thing("a", "after", 2))).unwrap_err();
+    let err = state.write(|t| t.put(&mut thing("a", "after", 2))).unwrap_err();
     assert!(matches!(err, StateError::Fenced { .. }), "{err}");
     assert!(err.to_string().contains(&member) && err.to_string().contains("may write nothing more"), "{err}");
     assert_eq!(etcd_state(&server).read().unwrap().list::<Thing>("a").unwrap(), [thing("a", "before", 1)]);
@@ -207,6 +207,88 @@ fn processes_on_one_etcd_with_one_master_key_share_everything_and_another_key_is
     assert!(err.contains(&nobody) && err.contains("does not answer"), "{err}");
 }
 
+/// TLS to [`etcd_tls`] with the test CA and client certificate.
+fn test_tls(certs: &Path) -> etcd_client::TlsOptions {
+    let pem = |name: &str| std::fs::read(certs.join(name)).unwrap();
+    etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(pem("ca.pem")))
+        .identity(etcd_client::Identity::from_pem(pem("client.pem"), pem("client.key")))
+}
+
+/// The operator's set-up of etcd's authentication, as `etcdctl user/role add` would do it:
+/// `root`, and user `a` (password `a_password`) who may reach only keys under `team-a/`.
+async fn users_on(endpoint: String, certs: &Path, a_password: &str) -> Result<(), etcd_client::Error> {
+    use etcd_client::{Client, ConnectOptions, Permission};
+    let mut etcd = Client::connect([endpoint], Some(ConnectOptions::new().with_tls(test_tls(certs)))).await?;
+    etcd.user_add("root", "root-password", None).await?;
+    etcd.user_grant_role("root", "root").await?;
+    etcd.role_add("team-a").await?;
+    etcd.role_grant_permission("team-a", Permission::read_write("team-a/").with_prefix()).await?;
+    etcd.user_add("a", a_password, None).await?;
+    etcd.user_grant_role("a", "team-a").await?;
+    etcd.auth_enable().await?;
+    Ok(())
+}
+
+#[test]
+fn etcd_is_reached_over_tls_as_a_user_kept_to_its_own_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let certs = root.join("certs");
+    crate::servers::test_certs(&certs);
+    let server = etcd_tls(&root.join("etcd"), &certs);
+    let password = "correct-horse-battery";
+    let endpoint = format!("https://127.0.0.1:{}", server.port);
+    tokio::runtime::Runtime::new().unwrap().block_on(users_on(endpoint, &certs, password)).unwrap();
+    std::fs::write(root.join("a.password"), format!("{password}\n")).unwrap();
+    std::fs::write(root.join("wrong.password"), "hunter2-wrong\n").unwrap();
+    let key = key_file(&dir(root, "keys"), "master.key");
+    // A process of team a: TLS with the test CA and a client certificate, as user `a`.
+    let team = |name: &str, prefix: &str, tls: bool, password_file: Option<&str>| {
+        let mut cli = cli_on(root, name, &format!("{}/{prefix}", server.url), &key);
+        if tls {
+            for (var, file) in [("COFFER_ETCD_CACERT", "ca.pem"), ("COFFER_ETCD_CERT", "client.pem"), ("COFFER_ETCD_KEY", "client.key")] {
+                cli.env.push((var.into(), s(&certs.join(file))));
+            }
+        }
+        if let Some(file) = password_file {
+            cli.env.push(("COFFER_ETCD_USER".into(), "a".into()));
+            cli.env.push(("COFFER_ETCD_PASSWORD_FILE".into(), s(&root.join(file))));
+        }
+        cli
+    };
+    let (a, b) = (team("a", "team-a", true, Some("a.password")), team("b", "team-a", true, Some("a.password")));
+    let store = dir(root, "store");
+    filesystem_location(&a, &store);
+    assert!(b.ok(&["bsl", "get"]).contains("main"), "another process of the team sees the location");
+
+    // Each missing piece is refused by etcd, and said so; the password is never repeated.
+    let err = team("c", "team-a", false, Some("a.password")).fails(&["bsl", "get"]);
+    assert!(err.contains("etcd://127.0.0.1") && err.contains("team-a") && err.contains("does not answer over plain HTTP"), "plain HTTP to a TLS etcd: {err}");
+    let err = team("c", "team-a", true, None).fails(&["bsl", "get"]);
+    assert!(err.contains("user name is empty") || err.contains("permission denied"), "no user: {err}");
+    let err = team("c", "team-a", true, Some("wrong.password")).fails(&["bsl", "get"]);
+    assert!(err.contains("authentication failed") && !err.contains("hunter2"), "a wrong password: {err}");
+    let err = team("c", "team-b", true, Some("a.password")).fails(&["bsl", "get"]);
+    assert!(err.contains("permission denied") && err.contains("team-b"), "another team's prefix: {err}");
+    let err = Cli::new(&root.join("c")).run(&["--etcd-cacert", &s(&certs.join("ca.pem")), "bsl", "get"]).stderr;
+    assert!(err.contains("--etcd-cacert applies only to a state in etcd"), "{err}");
+
+    // Everything the team's processes wrote is under its prefix.
+    let keys = tokio::runtime::Runtime::new().unwrap().block_on(etcd_keys(format!("https://127.0.0.1:{}", server.port), &certs)).unwrap();
+    assert!(keys.iter().any(|k| k.starts_with("team-a/objects/BackupStorageLocation")), "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("team-a/")), "{keys:?}");
+}
+
+/// Every key in the etcd of [`users_on`], read as root.
+async fn etcd_keys(endpoint: String, certs: &Path) -> Result<Vec<String>, etcd_client::Error> {
+    use etcd_client::{Client, ConnectOptions, GetOptions};
+    let options = ConnectOptions::new().with_tls(test_tls(certs)).with_user("root", "root-password");
+    let mut etcd = Client::connect([endpoint], Some(options)).await?;
+    let all = etcd.get(vec![0u8], Some(GetOptions::new().with_from_key().with_keys_only())).await?;
+    Ok(all.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).collect())
+}
+
 #[test]
 fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
     let tmp = tempfile::tempdir().unwrap();
@@ -230,6 +312,13 @@ fn what_a_tenant_makes_through_one_server_is_seen_and_used_through_another() {
     assert!(!files(&tenants.join("acme/restored")).is_empty());
     // The operator's view, from a third process, has both.
     assert!(operator.ok(&["-n", "acme", "restore", "get"]).contains("r1"));
+}
+
+#[test]
+fn of_two_changes_made_through_two_servers_against_one_version_exactly_one_applies() {
+    let replicas = Replicas::new();
+    let (one, two) = (replicas.start("one"), replicas.start("two"));
+    crate::server_api::racing_updates_apply_once([&one.server.url, &two.server.url], &replicas.token);
 }
 
 /// Servers sharing one etcd, with a shared master key and tenants' root, and a token for
