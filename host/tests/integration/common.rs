@@ -31,6 +31,24 @@ pub fn grants(location: &str, component: &ProviderComponent, config: &[(&str, &s
 }
 
 /// A path as a string.
+/// The `--state` of the processes on data directory `data_dir`: when the suite runs on etcd
+/// (`COFFER_TEST_ETCD=etcd://HOST:PORT`, as `scripts/test` runs the server suite a second
+/// time), a prefix of that etcd of the directory's own, so that every test has a state of its
+/// own there; otherwise none, and the data directory's file keeps it.
+pub fn test_state(data_dir: &Path) -> Option<String> {
+    let etcd = std::env::var("COFFER_TEST_ETCD").ok().filter(|url| !url.is_empty())?;
+    let path = data_dir.display().to_string();
+    let prefix: String = path.trim_start_matches('/').chars().map(|c| if c.is_ascii_alphanumeric() || "-_./".contains(c) { c } else { '_' }).collect();
+    Some(format!("{etcd}/{prefix}"))
+}
+
+/// The library's view of data directory `data_dir`, on the state its processes use
+/// ([`test_state`]).
+pub async fn open_coffer(data_dir: &Path) -> coffer::coffer::Coffer {
+    let state = coffer::state::StateLocation::parse(&test_state(data_dir).unwrap_or_default()).unwrap();
+    coffer::coffer::Coffer::open_with(data_dir, coffer::sandbox::Limits::default(), &state, None).await.unwrap()
+}
+
 pub fn s(path: &Path) -> String {
     path.to_str().expect("utf-8 path").to_owned()
 }
@@ -90,9 +108,11 @@ pub struct Run {
 }
 
 impl Cli {
-    /// A CLI on `data_dir`.
+    /// A CLI on `data_dir` (and on its state in etcd, when the suite runs there: see
+    /// [`test_state`]).
     pub fn new(data_dir: &Path) -> Self {
-        Cli { data_dir: data_dir.to_path_buf(), env: Vec::new() }
+        let env = test_state(data_dir).map(|state| ("COFFER_STATE".to_owned(), state)).into_iter().collect();
+        Cli { data_dir: data_dir.to_path_buf(), env }
     }
 
     /// A CLI that talks to the server at `url` with `token` (and has no data directory of

@@ -246,6 +246,7 @@ pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer 
         .args(["server", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--controller-tick", "200ms"])
         .args(args)
         .env("COFFER_DATA_DIR", data_dir)
+        .envs(crate::common::test_state(data_dir).map(|state| ("COFFER_STATE", state)))
         .env_remove("COFFER_LOG")
         .stdout(Stdio::null())
         .stderr(log)
@@ -270,6 +271,9 @@ pub fn coffer_server(data_dir: &std::path::Path, args: &[&str]) -> CofferServer 
         std::thread::sleep(Duration::from_millis(50));
     };
     let url = urls[0].clone();
+    if crate::common::test_state(data_dir).is_some() {
+        assert!(!data_dir.join("coffer.redb").exists(), "a suite on etcd keeps no state in {}", data_dir.display());
+    }
     let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the API's port");
     CofferServer { server: Server { child, url, port }, metrics_url: urls[1].clone() }
 }
