@@ -85,7 +85,7 @@ impl Coffer {
         };
         keyring.check(&state)?;
         let sandbox = Sandbox::new(Some(&data_dir.join("cache")), limits)?;
-        let registry = Registry::load(&sandbox, &data_dir.join("plugins")).await?;
+        let registry = Registry::load(&sandbox, &data_dir.join("plugins"), &state).await?;
         Ok(Coffer { data_dir: data_dir.to_path_buf(), state, keyring, sandbox, registry, call_gates: CallGates::default(), tenant_root: None, reach: Reach::Any, tenant_instances: None, default_backup_ttl: DEFAULT_BACKUP_TTL, space_reserve: None })
     }
 }

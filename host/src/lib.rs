@@ -34,6 +34,7 @@ pub mod keyring;
 pub mod locations;
 pub mod model;
 pub mod object;
+pub mod plugin_store;
 pub mod plugins;
 pub mod provider_template;
 pub mod quotas;

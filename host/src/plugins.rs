@@ -1,5 +1,7 @@
 //! The provider components a host can use: the embedded first-party ones and the `.wasm`
-//! files added with `coffer plugin add`, which live in the data directory's `plugins/`.
+//! files added with `coffer plugin add`, which live in the data directory's `plugins/` or, for
+//! a shared state, in the state itself ([`crate::plugin_store`]) so that every server sharing
+//! it runs the same ones.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,6 +9,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::embedded;
+use crate::plugin_store::{self, PluginStoreError};
+use crate::state::State;
 use crate::sandbox::{LoadError, ProviderComponent, ProviderKind, Sandbox};
 
 /// Where a plugin came from.
@@ -16,6 +20,18 @@ pub enum PluginSource {
     Embedded,
     /// A file in the plugin directory.
     File(PathBuf),
+    /// Kept in the shared state, under this file name.
+    Shared(String),
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginSource::Embedded => f.write_str("embedded"),
+            PluginSource::File(path) => write!(f, "{}", path.display()),
+            PluginSource::Shared(name) => write!(f, "shared state: {name}"),
+        }
+    }
 }
 
 /// A usable provider component.
@@ -76,6 +92,9 @@ pub enum PluginError {
         /// Why.
         error: LoadError,
     },
+    /// The plugins kept in a shared state cannot be read or written.
+    #[error("plugins in the shared state: {0}")]
+    Store(#[from] PluginStoreError),
     /// Another plugin of the same kind already has the name.
     #[error("{path}: a provider named {name:?} of this kind is already installed ({existing})")]
     Duplicate {
@@ -100,9 +119,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads the embedded providers and every `.wasm` in `dir`. A file that fails to load is
-    /// reported in the log and left out.
-    pub async fn load(sandbox: &Sandbox, dir: &Path) -> Result<Registry, PluginError> {
+    /// Loads the embedded providers, every `.wasm` in `dir` and, for a shared state, every
+    /// plugin `state` keeps. One that fails to load is reported in the log and left out.
+    pub async fn load(sandbox: &Sandbox, dir: &Path, state: &State) -> Result<Registry, PluginError> {
         let mut plugins = Vec::new();
         for wasm in embedded::ALL {
             let component = sandbox
@@ -112,6 +131,18 @@ impl Registry {
             plugins.push(Plugin { component, source: PluginSource::Embedded });
         }
         let mut registry = Registry { dir: dir.to_path_buf(), plugins };
+        if state.is_shared() {
+            for (name, wasm) in plugin_store::all(state).map_err(PluginStoreError::from)? {
+                let loaded = match wasm {
+                    Ok(wasm) => registry.check(sandbox, &wasm, PluginSource::Shared(name)).await,
+                    Err(e) => Err(e.into()),
+                };
+                match loaded {
+                    Ok(plugin) => registry.plugins.push(plugin),
+                    Err(e) => tracing::warn!("skipping plugin: {e}"),
+                }
+            }
+        }
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
@@ -133,22 +164,24 @@ impl Registry {
     }
 
     async fn load_file(&self, sandbox: &Sandbox, path: &Path) -> Result<Plugin, PluginError> {
-        let shown = path.display().to_string();
-        let wasm = fs::read(path).map_err(|error| PluginError::Io { path: shown.clone(), error })?;
-        let component = sandbox.load(&wasm).await.map_err(|error| PluginError::Invalid { path: shown.clone(), error })?;
+        let wasm = fs::read(path).map_err(|error| PluginError::Io { path: path.display().to_string(), error })?;
+        self.check(sandbox, &wasm, PluginSource::File(path.to_path_buf())).await
+    }
+
+    /// Loads component `wasm` from `source`, and checks that no plugin of its kind has its name.
+    async fn check(&self, sandbox: &Sandbox, wasm: &[u8], source: PluginSource) -> Result<Plugin, PluginError> {
+        let shown = source.to_string();
+        let component = sandbox.load(wasm).await.map_err(|error| PluginError::Invalid { path: shown.clone(), error })?;
         let name = &component.manifest().name;
         // A name is unique per kind: `velero.io/aws` is both an object store and a snapshotter.
         if let Some(existing) = self.plugins.iter().find(|p| p.name() == name && p.component.kind() == component.kind()) {
             return Err(PluginError::Duplicate {
                 path: shown,
                 name: name.clone(),
-                existing: match &existing.source {
-                    PluginSource::Embedded => "embedded".into(),
-                    PluginSource::File(p) => p.display().to_string(),
-                },
+                existing: existing.source.to_string(),
             });
         }
-        Ok(Plugin { component, source: PluginSource::File(path.to_path_buf()) })
+        Ok(Plugin { component, source })
     }
 
     /// Every plugin, embedded first.
@@ -179,9 +212,17 @@ impl Registry {
         }
     }
 
-    /// Checks `file` and installs a copy in the plugin directory.
-    pub async fn add(&mut self, sandbox: &Sandbox, file: &Path) -> Result<&Plugin, PluginError> {
+    /// Checks `file` and installs a copy: in a shared `state`, which every server sharing it
+    /// loads when it starts, else in the plugin directory.
+    pub async fn add(&mut self, sandbox: &Sandbox, file: &Path, state: &State) -> Result<&Plugin, PluginError> {
         let loaded = self.load_file(sandbox, file).await?;
+        if state.is_shared() {
+            let wasm = fs::read(file).map_err(|error| PluginError::Io { path: file.display().to_string(), error })?;
+            let name = format!("{}-{}.wasm", loaded.name().replace('/', "_"), loaded.component.kind());
+            plugin_store::put(state, &name, &wasm)?;
+            self.plugins.push(Plugin { component: loaded.component, source: PluginSource::Shared(name) });
+            return Ok(self.plugins.last().expect("just pushed"));
+        }
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |error| PluginError::Io { path, error }

@@ -33,10 +33,7 @@ fn view(p: &Plugin) -> PluginView<'_> {
     PluginView {
         name: p.name(),
         kind: p.component.kind().to_string(),
-        source: match &p.source {
-            PluginSource::Embedded => "embedded".into(),
-            PluginSource::File(path) => path.display().to_string(),
-        },
+        source: p.source.to_string(),
         sha256: p.component.sha256(),
         contract: p.component.contract(),
         manifest: p.component.manifest(),
@@ -48,8 +45,11 @@ pub async fn plugin(coffer: &mut Coffer, command: PluginCommand) -> Result<()> {
     match command {
         PluginCommand::Add(args) => {
             let sandbox = coffer.sandbox.clone();
-            let added = coffer.registry.add(&sandbox, &args.file).await?;
+            let added = coffer.registry.add(&sandbox, &args.file, &coffer.state).await?;
             println!("Plugin {:?} ({}) added.", added.name(), added.component.kind());
+            if let PluginSource::Shared(_) = added.source {
+                println!("It is kept in the shared state: every server sharing it loads it when it (re)starts.");
+            }
             Ok(())
         }
         PluginCommand::Get(args) => {

@@ -59,14 +59,12 @@ pub enum StateError {
         member: String,
     },
     /// An update was made against a version of the object that is no longer current.
-    #[error("{kind} {namespace}/{name} was changed since resourceVersion {expected:?} (it is at {current:?} now): read it again and apply the change to what it is now")]
+    #[error("{kind} {object} was changed since resourceVersion {expected:?} (it is at {current:?} now): read it again and apply the change to what it is now")]
     Stale {
         /// Kind of object.
         kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
+        /// Its namespace and name, `namespace/name`.
+        object: String,
         /// The version the update was made against.
         expected: String,
         /// The version stored.
@@ -118,8 +116,7 @@ pub fn expect_version<T: Resource>(current: &T, expected: Option<&str>) -> Resul
     match (expected, current.resource_version()) {
         (Some(expected), Some(now)) if expected != now => Err(StateError::Stale {
             kind: T::KIND,
-            namespace: current.namespace().to_owned(),
-            name: current.name().to_owned(),
+            object: format!("{}/{}", current.namespace(), current.name()),
             expected: expected.to_owned(),
             current: now.to_owned(),
         }),

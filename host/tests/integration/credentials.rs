@@ -31,7 +31,7 @@ async fn each_location_gets_its_own_or_the_default_credential() {
     std::fs::write(&wasm, test_component("probe")).unwrap();
     let mut coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
     let sandbox = coffer.sandbox.clone();
-    coffer.registry.add(&sandbox, &wasm).await.unwrap();
+    coffer.registry.add(&sandbox, &wasm, &coffer.state).await.unwrap();
     assert!(s(&wasm).ends_with("probe.wasm"));
 
     locations::create_backup_storage_location(&coffer, "velero", probe_bsl("nocred", None)).await.unwrap();

@@ -99,7 +99,7 @@ async fn a_snapshotter_cannot_steer_restore_writes_outside_the_target() {
     let mut host = Host::new(tmp.path()).await;
     let wasm = tmp.path().join("hostile.wasm");
     std::fs::write(&wasm, test_component("hostile_snapshotter")).unwrap();
-    host.coffer.registry.add(&host.coffer.sandbox, &wasm).await.unwrap();
+    host.coffer.registry.add(&host.coffer.sandbox, &wasm, &host.coffer.state).await.unwrap();
     write_pv(&dir(&host.home("acme"), "src"));
     let globex_before = tree(&host.home("globex"));
 
@@ -145,7 +145,7 @@ async fn a_copying_snapshotter_cannot_change_the_source_location_it_reads() {
     let mut host = Host::new(tmp.path()).await;
     let wasm = tmp.path().join("hostile.wasm");
     std::fs::write(&wasm, test_component("hostile_snapshotter")).unwrap();
-    host.coffer.registry.add(&host.coffer.sandbox, &wasm).await.unwrap();
+    host.coffer.registry.add(&host.coffer.sandbox, &wasm, &host.coffer.state).await.unwrap();
     write_pv(&dir(&host.home("acme"), "src"));
     let source = dir(&host.home("acme"), "snapshots-src");
     std::fs::write(dir(&source, "snap-1").join("data"), b"the source's snapshot").unwrap();

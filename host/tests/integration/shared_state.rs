@@ -382,6 +382,43 @@ impl Replicas {
 }
 
 #[test]
+fn a_plugin_added_to_the_shared_state_is_used_by_every_server_and_a_damaged_one_by_none() {
+    let replicas = Replicas::new();
+    let root = replicas.tmp.path();
+    let key = root.join("keys/master.key");
+    let wasm = root.join("probe.wasm");
+    std::fs::write(&wasm, crate::common::test_component("probe")).unwrap();
+    let out = cli_on(root, "operator", &replicas.etcd.url, &key).ok(&["plugin", "add", &s(&wasm)]);
+    assert!(out.contains("coffer.test/probe") && out.contains("kept in the shared state"), "{out}");
+    // Servers whose data directories never held the file use it.
+    let (one, two) = (replicas.start("one"), replicas.start("two"));
+    for (server, name) in [(&one, "p1"), (&two, "p2")] {
+        let tenant = Cli::remote(&server.server.url, &replicas.token);
+        tenant.ok(&["bsl", "create", name, "--provider", "coffer.test/probe", "--bucket", "b"]);
+        assert_eq!(tenant.json(&["bsl", "get", name])["status"]["phase"], "Available", "through {}", server.server.url);
+    }
+    let viewer = cli_on(root, "viewer", &replicas.etcd.url, &key);
+    let listed = viewer.json(&["plugin", "get"]);
+    let probe = listed["items"].as_array().unwrap().iter().find(|p| p["name"] == "coffer.test/probe").expect("listed").clone();
+    assert!(probe["source"].as_str().unwrap().starts_with("shared state: "), "{probe}");
+    assert!(!root.join("viewer/plugins").exists(), "nothing written to a data directory");
+
+    // A chunk altered in etcd: the component no longer has its digest, and no process loads it.
+    let sha = probe["sha256"].as_str().unwrap().to_owned();
+    let endpoint = format!("http://127.0.0.1:{}", replicas.etcd.port);
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let mut etcd = etcd_client::Client::connect([endpoint], None).await.unwrap();
+        let forged = serde_json::json!({"name": format!("{sha}.0"), "data": "AGFzbQ0AAQA="}).to_string();
+        etcd.put(format!("coffer/objects/PluginChunk\u{0}\u{0}{sha}.0"), forged, None).await.unwrap();
+    });
+    let listed = viewer.run(&["plugin", "get"]);
+    assert!(listed.ok && !listed.stdout.contains("coffer.test/probe"), "{listed:?}");
+    let _three = replicas.start("three");
+    let log = replicas.log("three");
+    assert!(log.contains("skipping plugin") && log.contains("damaged") && log.contains("digest"), "{log}");
+}
+
+#[test]
 fn one_of_three_servers_leads_and_another_takes_over_within_a_lease_when_it_is_killed() {
     let replicas = Replicas::new();
     let mut servers: Vec<(String, crate::servers::CofferServer)> = ["one", "two", "three"].iter().map(|n| (n.to_string(), replicas.start(n))).collect();
