@@ -51,8 +51,8 @@ pub struct Cli {
 /// a file, never taken on the command line or from the environment.
 #[derive(Debug, Args)]
 pub struct EtcdAccess {
-    /// PEM certificates to trust for etcd's members; given (or with --etcd-cert), etcd is
-    /// reached over TLS.
+    /// PEM certificates to trust for etcd's members (those alone); given, etcd is reached over
+    /// TLS.
     #[arg(long, env = "COFFER_ETCD_CACERT", global = true, value_name = "FILE")]
     pub etcd_cacert: Option<PathBuf>,
     /// A client certificate (PEM) for members that ask for one; with --etcd-key.

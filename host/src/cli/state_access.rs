@@ -23,13 +23,14 @@ pub fn state_location(value: &str, access: &EtcdAccess) -> Result<StateLocation>
         }
         return Ok(location);
     };
-    let ca = access.etcd_cacert.as_deref().map(|path| read("--etcd-cacert", path)).transpose()?;
     let identity = match (&access.etcd_cert, &access.etcd_key) {
         (Some(cert), Some(key)) => Some((read("--etcd-cert", cert)?, SecretBytes::new(read("--etcd-key", key)?))),
         _ => None,
     };
-    if ca.is_some() || identity.is_some() {
-        options.tls = Some(EtcdTls { ca, identity });
+    match &access.etcd_cacert {
+        Some(ca) => options.tls = Some(EtcdTls { ca: read("--etcd-cacert", ca)?, identity }),
+        None if identity.is_some() => bail!("--etcd-cert needs --etcd-cacert: the CA that signed the etcd members' certificates"),
+        None => {}
     }
     if let (Some(name), Some(file)) = (&access.etcd_user, &access.etcd_password_file) {
         let mut password = read("--etcd-password-file", file)?;

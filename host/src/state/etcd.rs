@@ -104,8 +104,8 @@ pub struct EtcdOptions {
 /// TLS to etcd's members.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EtcdTls {
-    /// PEM certificates to trust for the members (`None`: the system's roots).
-    pub ca: Option<Vec<u8>>,
+    /// PEM certificates to trust for the members (those alone are trusted).
+    pub ca: Vec<u8>,
     /// A client certificate and its key, PEM, for members that ask for one.
     pub identity: Option<(Vec<u8>, SecretBytes)>,
 }
@@ -160,10 +160,7 @@ impl EtcdOptions {
             options = options.with_user(&user.name, String::from_utf8_lossy(user.password.expose()).into_owned());
         }
         if let Some(tls) = &self.tls {
-            let mut config = TlsOptions::new();
-            if let Some(ca) = &tls.ca {
-                config = config.ca_certificate(Certificate::from_pem(ca));
-            }
+            let mut config = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca));
             if let Some((cert, key)) = &tls.identity {
                 config = config.identity(Identity::from_pem(cert, key.expose()));
             }

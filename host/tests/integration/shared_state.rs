@@ -273,6 +273,10 @@ fn etcd_is_reached_over_tls_as_a_user_kept_to_its_own_prefix() {
     assert!(err.contains("permission denied") && err.contains("team-b"), "another team's prefix: {err}");
     let err = Cli::new(&root.join("c")).run(&["--etcd-cacert", &s(&certs.join("ca.pem")), "bsl", "get"]).stderr;
     assert!(err.contains("--etcd-cacert applies only to a state in etcd"), "{err}");
+    let mut no_ca = team("c", "team-a", true, Some("a.password"));
+    no_ca.env.retain(|(var, _)| var != "COFFER_ETCD_CACERT");
+    let err = no_ca.fails(&["bsl", "get"]);
+    assert!(err.contains("--etcd-cert needs --etcd-cacert"), "{err}");
 
     // Everything the team's processes wrote is under its prefix.
     let keys = tokio::runtime::Runtime::new().unwrap().block_on(etcd_keys(format!("https://127.0.0.1:{}", server.port), &certs)).unwrap();
