@@ -215,26 +215,27 @@ impl Registry {
     /// Checks `file` and installs a copy: in a shared `state`, which every server sharing it
     /// loads when it starts, else in the plugin directory.
     pub async fn add(&mut self, sandbox: &Sandbox, file: &Path, state: &State) -> Result<&Plugin, PluginError> {
-        let loaded = self.load_file(sandbox, file).await?;
-        if state.is_shared() {
-            let wasm = fs::read(file).map_err(|error| PluginError::Io { path: file.display().to_string(), error })?;
-            let name = format!("{}-{}.wasm", loaded.name().replace('/', "_"), loaded.component.kind());
-            plugin_store::put(state, &name, &wasm)?;
-            self.plugins.push(Plugin { component: loaded.component, source: PluginSource::Shared(name) });
-            return Ok(self.plugins.last().expect("just pushed"));
-        }
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |error| PluginError::Io { path, error }
+        // Read once: the bytes checked are the bytes installed, whatever happens to `file`.
+        let wasm = fs::read(file).map_err(|error| PluginError::Io { path: file.display().to_string(), error })?;
+        let loaded = self.check(sandbox, &wasm, PluginSource::File(file.to_path_buf())).await?;
+        let file_name = format!("{}-{}.wasm", loaded.name().replace('/', "_"), loaded.component.kind());
+        let source = if state.is_shared() {
+            plugin_store::put(state, &file_name, &wasm)?;
+            PluginSource::Shared(file_name)
+        } else {
+            let io = |path: &Path| {
+                let path = path.display().to_string();
+                move |error| PluginError::Io { path, error }
+            };
+            fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+            let target = self.dir.join(&file_name);
+            let temp = self.dir.join(format!(".{file_name}.tmp"));
+            fs::write(&temp, &wasm).map_err(io(&temp))?;
+            fs::File::open(&temp).and_then(|f| f.sync_all()).map_err(io(&temp))?;
+            fs::rename(&temp, &target).map_err(io(&target))?;
+            PluginSource::File(target)
         };
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let file_name = format!("{}-{}", loaded.name().replace('/', "_"), loaded.component.kind());
-        let target = self.dir.join(format!("{file_name}.wasm"));
-        let temp = self.dir.join(format!(".{file_name}.wasm.tmp"));
-        fs::copy(file, &temp).map_err(io(&temp))?;
-        fs::File::open(&temp).and_then(|f| f.sync_all()).map_err(io(&temp))?;
-        fs::rename(&temp, &target).map_err(io(&target))?;
-        self.plugins.push(Plugin { component: loaded.component, source: PluginSource::File(target) });
+        self.plugins.push(Plugin { component: loaded.component, source });
         Ok(self.plugins.last().expect("just pushed"))
     }
 }
