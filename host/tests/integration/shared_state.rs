@@ -561,7 +561,7 @@ fn a_data_directory_moves_into_etcd_and_back_whole() {
     shared.ok(&["backup", "create", "b2", "--source", &source, "--wait"]);
     // A second migration into a state that holds objects is refused, naming it.
     let err = single.fails(&["state", "migrate", "--from", &s(&root.join("single")), "--to", &server.url]);
-    assert!(err.contains(&format!("state {} already holds", server.url)), "{err}");
+    assert!(err.contains(&format!("state {}/coffer already holds", server.url)), "{err}");
 
     // And back into a new data directory, with the master key copied as it says.
     let back = root.join("back");
