@@ -76,14 +76,20 @@ impl Cadence {
         parser.parse(text).map(|c| Cadence::Cron(Box::new(c))).map_err(|e| e.to_string())
     }
 
-    /// The first time after `t` this cadence fires.
-    pub fn next_after(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+    /// The latest time in `(since, at]` this cadence fires, if it fires in it: the period a
+    /// run at `at` is for. Periods missed before it are not caught up, as in Velero.
+    pub fn latest_due(&self, since: OffsetDateTime, at: OffsetDateTime) -> Option<OffsetDateTime> {
         match self {
-            Cadence::Every(d) => Some(t + *d),
+            Cadence::Every(d) => {
+                let period = i128::try_from(d.as_nanos()).ok()?;
+                let elapsed = (at - since).whole_nanoseconds();
+                let due = elapsed / period * period;
+                (due > 0).then(|| since + time::Duration::new((due / 1_000_000_000) as i64, (due % 1_000_000_000) as i32))
+            }
             Cadence::Cron(cron) => {
-                let at = chrono::DateTime::from_timestamp(t.unix_timestamp(), 0)?;
-                let next = cron.find_next_occurrence(&at, false).ok()?;
-                OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+                let at = chrono::DateTime::from_timestamp(at.unix_timestamp(), 0)?;
+                let due = cron.find_previous_occurrence(&at, true).ok()?;
+                OffsetDateTime::from_unix_timestamp(due.timestamp()).ok().filter(|due| *due > since)
             }
         }
     }
@@ -112,10 +118,11 @@ pub struct ScheduleStatus {
     /// `Enabled` once accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// When the last run that made a backup (`Completed` or `PartiallyFailed`) started.
+    /// The period (the time it fell due) of the last run that made a backup (`Completed` or
+    /// `PartiallyFailed`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub last_backup: Option<OffsetDateTime>,
-    /// When the last run started, whatever became of it (Coffer's; the cadence counts from
+    /// The period of the last run, whatever became of it (Coffer's; the cadence counts from
     /// it, and a run is claimed here before it starts so that a crash never repeats it).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub last_run: Option<OffsetDateTime>,
@@ -158,23 +165,25 @@ impl Resource for Schedule {
 }
 
 impl Schedule {
-    /// Whether a backup is due at `at`: never run and not told to skip the first run, or the
-    /// cadence has fired since the last run (or since creation). Missed runs are not repeated.
-    pub fn due(&self, at: OffsetDateTime) -> bool {
+    /// The period a backup is due for at `at`, if one is: the first run at once (to the
+    /// second) unless told to skip it, then the latest time the cadence fired since the last
+    /// run (or since creation). Runs are anchored to their periods, so `@every 2s` runs every
+    /// 2 s however late a run starts; missed runs are not repeated.
+    pub fn due(&self, at: OffsetDateTime) -> Option<OffsetDateTime> {
         if self.spec.paused {
-            return false;
+            return None;
         }
         // Schedules stored before `lastRun` existed claimed their runs in `lastBackup`.
         let since = match self.status.last_run.or(self.status.last_backup) {
             Some(last) => last,
             None if self.spec.skip_immediately == Some(true) => self.metadata.meta.creation_timestamp,
-            None => return true,
+            None => return Some(at.replace_nanosecond(0).unwrap_or(at)),
         };
-        Cadence::parse(&self.spec.schedule).ok().and_then(|c| c.next_after(since)).is_some_and(|next| at >= next)
+        Cadence::parse(&self.spec.schedule).ok()?.latest_due(since, at)
     }
 
-    /// The backup a run at `at` creates: `<schedule>-<YYYYMMDDhhmmss>`, labelled with the
-    /// schedule.
+    /// The backup the run for period `at` creates: `<schedule>-<YYYYMMDDhhmmss>`, labelled
+    /// with the schedule.
     pub fn backup_request(&self, at: OffsetDateTime, default_snapshot_locations: BTreeMap<String, String>) -> BackupRequest {
         let stamp = at.format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
         let mut labels = self.metadata.meta.labels.clone();
@@ -281,24 +290,31 @@ pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool
     })
 }
 
-/// Claims the run of `schedule` due at `at`: records it as the last backup, unless another
-/// run got there first or the schedule is gone. Recording before running means a crash
-/// never repeats a run.
-pub fn claim_run(coffer: &Coffer, schedule: &Schedule, at: OffsetDateTime) -> Result<bool, ScheduleError> {
+/// How many runs [`claim_runs`] claims in one transaction at most: etcd takes up to 128
+/// operations in one, and a claim costs two (the schedule and its namespace's generation).
+pub const CLAIMS_PER_WRITE: usize = 48;
+
+/// Claims, in one transaction, the runs of `schedules` due at `at`: for each still due as
+/// stored, records the period it is due for as its last run. Returns each claimed schedule,
+/// as stored now, with its period. Recording before running means a crash never repeats a
+/// run, and two controllers never claim one period.
+pub fn claim_runs(coffer: &Coffer, schedules: &[Schedule], at: OffsetDateTime) -> Result<Vec<(Schedule, OffsetDateTime)>, ScheduleError> {
     coffer.state.write(|txn| {
-        let Some(mut stored) = txn.get::<Schedule>(&schedule.metadata.meta.namespace, &schedule.metadata.meta.name)? else {
-            return Ok(false);
-        };
-        if !stored.due(at) {
-            return Ok(false);
+        let mut claimed = Vec::with_capacity(schedules.len());
+        for schedule in schedules {
+            let Some(mut stored) = txn.get::<Schedule>(&schedule.metadata.meta.namespace, &schedule.metadata.meta.name)? else {
+                continue;
+            };
+            let Some(period) = stored.due(at) else { continue };
+            stored.status.last_run = Some(period);
+            txn.put(&mut stored)?;
+            claimed.push((stored, period));
         }
-        stored.status.last_run = Some(at);
-        txn.put(&mut stored)?;
-        Ok(true)
+        Ok(claimed)
     })
 }
 
-/// Records the outcome of `schedule`'s run started at `at`: `lastBackup` when it made a
+/// Records the outcome of `schedule`'s run for period `at`: `lastBackup` when it made a
 /// backup (`Completed` or `PartiallyFailed`), otherwise `lastFailure` saying why. Returns
 /// whether the run made a backup.
 pub fn record_run(coffer: &Coffer, namespace: &str, schedule: &str, at: OffsetDateTime, outcome: Result<&Backup, String>) -> Result<bool, ScheduleError> {
@@ -334,9 +350,17 @@ mod tests {
     #[test]
     fn cadences_parse_like_velero_and_fire_in_utc() {
         let c = Cadence::parse("0 1 * * *").unwrap();
-        assert_eq!(c.next_after(datetime!(2026-11-25 13:00 UTC)), Some(datetime!(2026-11-26 01:00 UTC)));
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-26 00:59:59 UTC)), None);
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-26 01:00:00.4 UTC)), Some(datetime!(2026-11-26 01:00 UTC)));
+        // Missed periods are not caught up: the latest is the one due.
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-28 07:00 UTC)), Some(datetime!(2026-11-28 01:00 UTC)));
         let c = Cadence::parse("@every 90m").unwrap();
-        assert_eq!(c.next_after(datetime!(2026-11-25 13:00 UTC)), Some(datetime!(2026-11-25 14:30 UTC)));
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-25 14:29:59 UTC)), None);
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-25 14:30 UTC)), Some(datetime!(2026-11-25 14:30 UTC)));
+        // A run that starts late is still for its period, so the next one is not pushed back.
+        let c = Cadence::parse("@every 2s").unwrap();
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-25 13:00:02.9 UTC)), Some(datetime!(2026-11-25 13:00:02 UTC)));
+        assert_eq!(c.latest_due(datetime!(2026-11-25 13:00 UTC), datetime!(2026-11-25 13:00:07.5 UTC)), Some(datetime!(2026-11-25 13:00:06 UTC)));
         assert!(Cadence::parse("@daily").is_ok());
         assert!(Cadence::parse("* * * *").is_err());
         assert!(Cadence::parse("0 0 1 * * *").is_err(), "seconds are not Velero's");
@@ -358,16 +382,16 @@ mod tests {
     #[test]
     fn the_first_run_is_immediate_unless_skipped_then_the_cadence_rules() {
         let created = datetime!(2026-11-25 13:00:30 UTC);
-        assert!(schedule("0 1 * * *", created, None, false).due(created));
+        assert_eq!(schedule("0 1 * * *", created, None, false).due(created + time::Duration::milliseconds(300)), Some(created));
         let skipping = schedule("0 1 * * *", created, None, true);
-        assert!(!skipping.due(datetime!(2026-11-26 00:59:59 UTC)));
-        assert!(skipping.due(datetime!(2026-11-26 01:00 UTC)));
+        assert_eq!(skipping.due(datetime!(2026-11-26 00:59:59 UTC)), None);
+        assert_eq!(skipping.due(datetime!(2026-11-26 01:00:01 UTC)), Some(datetime!(2026-11-26 01:00 UTC)));
         let ran = schedule("*/5 * * * *", created, Some(datetime!(2026-11-25 13:05 UTC)), false);
-        assert!(!ran.due(datetime!(2026-11-25 13:09:59 UTC)));
-        assert!(ran.due(datetime!(2026-11-25 13:10 UTC)));
+        assert_eq!(ran.due(datetime!(2026-11-25 13:09:59 UTC)), None);
+        assert_eq!(ran.due(datetime!(2026-11-25 13:10 UTC)), Some(datetime!(2026-11-25 13:10 UTC)));
         let mut paused = ran.clone();
         paused.spec.paused = true;
-        assert!(!paused.due(datetime!(2026-11-25 14:00 UTC)));
+        assert_eq!(paused.due(datetime!(2026-11-25 14:00 UTC)), None);
         let request = ran.backup_request(datetime!(2026-11-25 13:10 UTC), BTreeMap::new());
         assert_eq!(request.name, "nightly-20261125131000");
         assert_eq!(request.labels.get(SCHEDULE_LABEL).map(String::as_str), Some("nightly"));

@@ -26,7 +26,7 @@ use crate::coffer::Coffer;
 use crate::locations::{refresh_backup_storage_locations, validation_due};
 use crate::model::{Backup, BackupStorageLocation, LocationPhase, now};
 use crate::fsb::{BackupRepository, maintain_backup_repository};
-use crate::schedules::{Schedule, claim_run, record_run};
+use crate::schedules::{CLAIMS_PER_WRITE, Schedule, claim_runs, record_run};
 
 /// How often the controllers act.
 #[derive(Debug, Clone)]
@@ -173,31 +173,18 @@ impl Controllers {
                 });
             }
         }
-        for schedule in schedules.into_iter().filter(|s| s.due(at)) {
-            match claim_run(&self.coffer, &schedule, at) {
-                Ok(true) => {}
-                Ok(false) => continue,
+        let due: Vec<Schedule> = schedules.into_iter().filter(|s| s.due(at).is_some()).collect();
+        for batch in due.chunks(CLAIMS_PER_WRITE) {
+            let claimed = match claim_runs(&self.coffer, batch, at) {
+                Ok(claimed) => claimed,
                 Err(e) => {
-                    tracing::error!(namespace = %schedule.metadata.meta.namespace, schedule = %schedule.metadata.meta.name, "could not record a scheduled run: {e}");
+                    tracing::error!(schedules = batch.len(), "could not record scheduled runs: {e}");
                     continue;
                 }
+            };
+            for (schedule, period) in claimed {
+                self.start_scheduled_backup(&schedule, period);
             }
-            let namespace = schedule.metadata.meta.namespace.clone();
-            let schedule_name = schedule.metadata.meta.name.clone();
-            let request = schedule.backup_request(at, self.settings.default_snapshot_locations.clone());
-            let jobs = self.jobs.clone();
-            self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
-                counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
-                let _turn = jobs.turn(&namespace).await;
-                let outcome = run_backup(&coffer, &namespace, request).await;
-                match record_run(&coffer, &namespace, &schedule_name, at, outcome.as_ref().map_err(Clone::clone)) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        counters.scheduled_backup_failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::error!(namespace, schedule = %schedule_name, "could not record a scheduled run: {e}"),
-                }
-            });
         }
         // Repository maintenance takes its turn among the tenant's runs: it reads every pack.
         for repository in repositories.into_iter().filter(|r| r.maintenance_due(at)) {
@@ -255,6 +242,26 @@ impl Controllers {
             }
         }
         Ok(())
+    }
+
+    /// Starts the backup of `schedule`'s run for `period`, which it has claimed.
+    fn start_scheduled_backup(&mut self, schedule: &Schedule, period: OffsetDateTime) {
+        let namespace = schedule.metadata.meta.namespace.clone();
+        let schedule_name = schedule.metadata.meta.name.clone();
+        let request = schedule.backup_request(period, self.settings.default_snapshot_locations.clone());
+        let jobs = self.jobs.clone();
+        self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
+            counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
+            let _turn = jobs.turn(&namespace).await;
+            let outcome = run_backup(&coffer, &namespace, request).await;
+            match record_run(&coffer, &namespace, &schedule_name, period, outcome.as_ref().map_err(Clone::clone)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    counters.scheduled_backup_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(namespace, schedule = %schedule_name, "could not record a scheduled run: {e}"),
+            }
+        });
     }
 
     /// Runs `work` as a task unless the unit `key` is still running from an earlier tick.
