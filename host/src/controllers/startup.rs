@@ -9,7 +9,8 @@
 
 use crate::backup::BackupError;
 use crate::coffer::Coffer;
-use crate::model::{Backup, Phase, Restore, now};
+use crate::model::{Backup, ObjectMeta, Phase, Restore, now};
+use crate::state::Resource;
 
 /// Who found the interrupted runs, which words their failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,30 +38,48 @@ impl Opener {
 }
 
 /// Sets every `InProgress` backup and restore (in every namespace) that no live process
-/// holds straight, as `opener` words it; returns how many of each were found.
+/// holds straight, as `opener` words it; returns how many of each were set straight. Runs
+/// are found running and unheld at one moment, and each is written only if it is still as
+/// found then: a run that ended meanwhile is left as it ended.
 pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usize, usize), BackupError> {
     let (backups, restores) = {
         let txn = coffer.state.read()?;
         let running = |phase: Option<Phase>| phase == Some(Phase::InProgress);
         let backups: Vec<Backup> = txn.list_all::<Backup>()?.into_iter().filter(|b| running(b.status.phase)).collect();
         let restores: Vec<Restore> = txn.list_all::<Restore>()?.into_iter().filter(|r| running(r.status.phase)).collect();
-        (backups, restores)
+        (txn.unheld(backups)?, txn.unheld(restores)?)
     };
-    let (backups, restores) = (coffer.state.unheld(backups)?, coffer.state.unheld(restores)?);
     let reason = opener.reason("backup");
-    for mut backup in backups.iter().cloned() {
+    let mut recovered = (0, 0);
+    for found in backups {
+        let mut backup = found.clone();
         crate::backup::recover_backup(coffer, &mut backup, &reason).await;
-        coffer.state.write(|txn| txn.put(&mut backup))?;
+        if replace_unchanged(coffer, &found.metadata.meta, &mut backup)? {
+            recovered.0 += 1;
+        }
     }
     let reason = opener.reason("restore");
-    coffer.state.write(|txn| {
-        for mut r in restores.iter().cloned() {
-            r.status.phase = Some(Phase::Failed);
-            r.status.failure_reason = reason.clone();
-            r.status.completion_timestamp = Some(now());
-            txn.put(&mut r)?;
+    for found in restores {
+        let mut restore = found.clone();
+        restore.status.phase = Some(Phase::Failed);
+        restore.status.failure_reason = reason.clone();
+        restore.status.completion_timestamp = Some(now());
+        if replace_unchanged(coffer, &found.metadata.meta, &mut restore)? {
+            recovered.1 += 1;
         }
-        Ok::<_, BackupError>(())
-    })?;
-    Ok((backups.len(), restores.len()))
+    }
+    Ok(recovered)
+}
+
+/// Stores `object` in place of the one `found` describes, if that is still stored at the
+/// version found; whether it did.
+fn replace_unchanged<T: Resource>(coffer: &Coffer, found: &ObjectMeta, object: &mut T) -> Result<bool, BackupError> {
+    coffer.state.write(|txn| {
+        let stored = txn.get::<T>(&found.namespace, &found.name)?;
+        if stored.as_ref().and_then(Resource::resource_version) != Some(found.resource_version.as_str()) {
+            return Ok(false);
+        }
+        txn.put(object)?;
+        Ok(true)
+    })
 }

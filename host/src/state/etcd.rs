@@ -298,14 +298,6 @@ impl Etcd {
         }
     }
 
-    /// The object keys of the runs live processes hold, read at once.
-    pub fn held(&self) -> Result<BTreeSet<String>, StateError> {
-        // Object keys begin with an ASCII kind; U+00FF sorts after every one.
-        let holds = &self.keys.holds;
-        let (held, _) = self.range(holds, &format!("{holds}\u{ff}"), None)?;
-        Ok(held.into_iter().map(|(key, _)| key[holds.len()..].to_owned()).collect())
-    }
-
     fn error(&self, e: impl std::fmt::Display) -> StateError {
         StateError::Database { path: self.name.clone(), message: e.to_string() }
     }
@@ -507,14 +499,17 @@ async fn keep_alive(client: Client, lease: i64, lost: Arc<watch::Sender<bool>>) 
     }
 }
 
-/// Runs `call` on `runtime` and waits for its end, from any thread (an async one included:
-/// the wait blocks only this thread, as a file read would).
+/// Runs `call` on `runtime` and waits for its end, from any thread. On a worker of a
+/// multi-threaded runtime, the worker's other tasks move to another thread while it waits,
+/// so that many calls waiting on etcd at once never hold up the API or the controllers.
 fn block<T: Send + 'static>(runtime: &tokio::runtime::Runtime, call: impl Future<Output = T> + Send + 'static) -> T {
     let (done, result) = std::sync::mpsc::sync_channel(1);
     runtime.spawn(async move {
         let _ = done.send(call.await);
     });
-    result.recv().expect("the store's runtime runs every call to its end")
+    let wait = || result.recv().expect("the store's runtime runs every call to its end");
+    let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_worker { tokio::task::block_in_place(wait) } else { wait() }
 }
 
 /// A transaction: reads at one revision, writes buffered until the commit.
@@ -552,6 +547,17 @@ impl Txn<'_> {
         let (value, modified) = found.map_or((None, 0), |(value, modified)| (Some(value), modified));
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (modified, value.clone()));
         Ok(value)
+    }
+
+    /// The object keys of the runs live processes hold, at the transaction's revision: what
+    /// it lists as running and what it finds held are of one moment.
+    pub(super) fn held(&self) -> Result<BTreeSet<String>, StateError> {
+        // Object keys begin with an ASCII kind; U+00FF sorts after every one.
+        let holds = &self.etcd.keys.holds;
+        let mut revision = self.revision.lock().unwrap_or_else(|e| e.into_inner());
+        let (held, at) = self.etcd.range(holds, &format!("{holds}\u{ff}"), *revision)?;
+        revision.get_or_insert(at);
+        Ok(held.into_iter().map(|(key, _)| key[holds.len()..].to_owned()).collect())
     }
 
     /// The least version a write in this transaction gives an object: after the revision it

@@ -261,18 +261,6 @@ impl State {
         }
     }
 
-    /// Those of `objects` whose run no live process holds ([`Txn::hold`]): all of them for the
-    /// embedded state, whose one process holds nothing it did not start itself.
-    pub fn unheld<T: Resource>(&self, objects: Vec<T>) -> Result<Vec<T>, StateError> {
-        match &self.store {
-            Store::Embedded(_) => Ok(objects),
-            Store::Etcd(e) => {
-                let held = e.held()?;
-                Ok(objects.into_iter().filter(|o| !held.contains(&key(T::KIND, o.namespace(), o.name()))).collect())
-            }
-        }
-    }
-
     /// Keeps `bytes` of the disk for the embedded state: held in a file beside it while there
     /// is room, and given up to let a write through when the disk is full. Nothing for etcd,
     /// whose disk is its own.
@@ -435,6 +423,19 @@ impl Txn<'_> {
             Inner::Etcd(t) => t.next_version()?,
         };
         Ok(base.max(stored + 1))
+    }
+
+    /// Those of `objects` (read in this transaction) whose run no live process holds
+    /// ([`Txn::hold`]) at this transaction's revision: all of them for the embedded state,
+    /// whose one process holds nothing it did not start itself.
+    pub fn unheld<T: Resource>(&self, objects: Vec<T>) -> Result<Vec<T>, StateError> {
+        match &self.inner {
+            Inner::Embedded(_) => Ok(objects),
+            Inner::Etcd(t) => {
+                let held = t.held()?;
+                Ok(objects.into_iter().filter(|o| !held.contains(&key(T::KIND, o.namespace(), o.name()))).collect())
+            }
+        }
     }
 
     /// Every object as stored, by key: for moving a state to another store.
