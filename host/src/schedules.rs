@@ -182,14 +182,19 @@ impl Schedule {
         Cadence::parse(&self.spec.schedule).ok()?.latest_due(since, at)
     }
 
+    /// The name of the backup the run for period `at` creates.
+    pub fn run_name(&self, at: OffsetDateTime) -> String {
+        let stamp = at.format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
+        format!("{}-{stamp}", self.metadata.meta.name)
+    }
+
     /// The backup the run for period `at` creates: `<schedule>-<YYYYMMDDhhmmss>`, labelled
     /// with the schedule.
     pub fn backup_request(&self, at: OffsetDateTime, default_snapshot_locations: BTreeMap<String, String>) -> BackupRequest {
-        let stamp = at.format(&time::macros::format_description!("[year][month][day][hour][minute][second]")).unwrap_or_default();
         let mut labels = self.metadata.meta.labels.clone();
         labels.insert(SCHEDULE_LABEL.into(), self.metadata.meta.name.clone());
         BackupRequest {
-            name: format!("{}-{stamp}", self.metadata.meta.name),
+            name: self.run_name(at),
             source: PathBuf::from(self.metadata.annotations.get(SOURCE_ANNOTATION).cloned().unwrap_or_default()),
             spec: self.spec.template.clone(),
             labels,
@@ -290,27 +295,19 @@ pub fn pause_schedule(coffer: &Coffer, namespace: &str, name: &str, paused: bool
     })
 }
 
-/// How many runs [`claim_runs`] claims in one transaction at most: etcd takes up to 128
-/// operations in one, and a claim costs two (the schedule and its namespace's generation).
-pub const CLAIMS_PER_WRITE: usize = 48;
-
-/// Claims, in one transaction, the runs of `schedules` due at `at`: for each still due as
-/// stored, records the period it is due for as its last run. Returns each claimed schedule,
-/// as stored now, with its period. Recording before running means a crash never repeats a
+/// Claims the run of schedule `name` due at `at`: records the period it is due for as its
+/// last run, unless another run got there first or the schedule is gone. Returns the schedule
+/// as stored now with that period. Recording before running means a crash never repeats a
 /// run, and two controllers never claim one period.
-pub fn claim_runs(coffer: &Coffer, schedules: &[Schedule], at: OffsetDateTime) -> Result<Vec<(Schedule, OffsetDateTime)>, ScheduleError> {
+pub fn claim_run(coffer: &Coffer, namespace: &str, name: &str, at: OffsetDateTime) -> Result<Option<(Schedule, OffsetDateTime)>, ScheduleError> {
     coffer.state.write(|txn| {
-        let mut claimed = Vec::with_capacity(schedules.len());
-        for schedule in schedules {
-            let Some(mut stored) = txn.get::<Schedule>(&schedule.metadata.meta.namespace, &schedule.metadata.meta.name)? else {
-                continue;
-            };
-            let Some(period) = stored.due(at) else { continue };
-            stored.status.last_run = Some(period);
-            txn.put(&mut stored)?;
-            claimed.push((stored, period));
-        }
-        Ok(claimed)
+        let Some(mut stored) = txn.get::<Schedule>(namespace, name)? else {
+            return Ok(None);
+        };
+        let Some(period) = stored.due(at) else { return Ok(None) };
+        stored.status.last_run = Some(period);
+        txn.put(&mut stored)?;
+        Ok(Some((stored, period)))
     })
 }
 

@@ -26,7 +26,7 @@ use crate::coffer::Coffer;
 use crate::locations::{refresh_backup_storage_locations, validation_due};
 use crate::model::{Backup, BackupStorageLocation, LocationPhase, now};
 use crate::fsb::{BackupRepository, maintain_backup_repository};
-use crate::schedules::{CLAIMS_PER_WRITE, Schedule, claim_runs, record_run};
+use crate::schedules::{Schedule, claim_run, record_run};
 
 /// How often the controllers act.
 #[derive(Debug, Clone)]
@@ -173,17 +173,10 @@ impl Controllers {
                 });
             }
         }
-        let due: Vec<Schedule> = schedules.into_iter().filter(|s| s.due(at).is_some()).collect();
-        for batch in due.chunks(CLAIMS_PER_WRITE) {
-            let claimed = match claim_runs(&self.coffer, batch, at) {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(schedules = batch.len(), "could not record scheduled runs: {e}");
-                    continue;
-                }
-            };
-            for (schedule, period) in claimed {
-                self.start_scheduled_backup(&schedule, period);
+        // Each due run is claimed by a task of its own: claims wait on the state side by side.
+        for schedule in schedules {
+            if let Some(period) = schedule.due(at) {
+                self.start_scheduled_backup(&schedule, period, at);
             }
         }
         // Repository maintenance takes its turn among the tenant's runs: it reads every pack.
@@ -244,14 +237,23 @@ impl Controllers {
         Ok(())
     }
 
-    /// Starts the backup of `schedule`'s run for `period`, which it has claimed.
-    fn start_scheduled_backup(&mut self, schedule: &Schedule, period: OffsetDateTime) {
+    /// Claims `schedule`'s run due at `at` (for `period`, as listed) and runs its backup.
+    fn start_scheduled_backup(&mut self, schedule: &Schedule, period: OffsetDateTime, at: OffsetDateTime) {
         let namespace = schedule.metadata.meta.namespace.clone();
         let schedule_name = schedule.metadata.meta.name.clone();
-        let request = schedule.backup_request(period, self.settings.default_snapshot_locations.clone());
-        let jobs = self.jobs.clone();
-        self.start(format!("backup {namespace}/{}", request.name), |coffer, counters| async move {
+        let run = schedule.run_name(period);
+        let (jobs, defaults) = (self.jobs.clone(), self.settings.default_snapshot_locations.clone());
+        self.start(format!("backup {namespace}/{run}"), |coffer, counters| async move {
+            let (schedule, period) = match claim_run(&coffer, &namespace, &schedule_name, at) {
+                Ok(Some(claimed)) => claimed,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(namespace, schedule = %schedule_name, "could not record a scheduled run: {e}");
+                    return;
+                }
+            };
             counters.scheduled_backups.fetch_add(1, Ordering::Relaxed);
+            let request = schedule.backup_request(period, defaults);
             let _turn = jobs.turn(&namespace).await;
             let outcome = run_backup(&coffer, &namespace, request).await;
             match record_run(&coffer, &namespace, &schedule_name, period, outcome.as_ref().map_err(Clone::clone)) {
