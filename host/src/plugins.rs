@@ -164,7 +164,7 @@ impl Registry {
     }
 
     async fn load_file(&self, sandbox: &Sandbox, path: &Path) -> Result<Plugin, PluginError> {
-        let wasm = fs::read(path).map_err(|error| PluginError::Io { path: path.display().to_string(), error })?;
+        let wasm = read_component(path)?;
         self.check(sandbox, &wasm, PluginSource::File(path.to_path_buf())).await
     }
 
@@ -216,7 +216,7 @@ impl Registry {
     /// loads when it starts, else in the plugin directory.
     pub async fn add(&mut self, sandbox: &Sandbox, file: &Path, state: &State) -> Result<&Plugin, PluginError> {
         // Read once: the bytes checked are the bytes installed, whatever happens to `file`.
-        let wasm = fs::read(file).map_err(|error| PluginError::Io { path: file.display().to_string(), error })?;
+        let wasm = read_component(file)?;
         let loaded = self.check(sandbox, &wasm, PluginSource::File(file.to_path_buf())).await?;
         let file_name = format!("{}-{}.wasm", loaded.name().replace('/', "_"), loaded.component.kind());
         let source = if state.is_shared() {
@@ -238,6 +238,11 @@ impl Registry {
         self.plugins.push(Plugin { component: loaded.component, source });
         Ok(self.plugins.last().expect("just pushed"))
     }
+}
+
+/// The bytes of the component file at `path`.
+fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
+    fs::read(path).map_err(|error| PluginError::Io { path: path.display().to_string(), error })
 }
 
 #[cfg(test)]
