@@ -18,6 +18,7 @@ mod run_log;
 mod selection;
 mod selector;
 mod snapshots;
+mod spool;
 mod stored;
 mod tarball;
 

@@ -2,9 +2,7 @@
 //! layout with `velero-backup.json` written last.
 
 use std::collections::BTreeMap;
-use std::io::{Seek, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,6 +17,7 @@ use super::pod_volumes::{self, PodVolumeBackup};
 use super::run_log::{RunLog, Scope, gzip_json};
 use super::selection::{Resolved, encryption_errors, resolve_locations};
 use super::snapshots::{SnapshotSpec, SnapshotStatus, VolumeSnapshot};
+use super::spool::{Spool, Spooled};
 use super::tarball::{FORMAT_VERSION, write_tarball};
 use super::{Accepted, BackupError};
 use crate::coffer::Coffer;
@@ -423,9 +422,9 @@ async fn run(
     };
     let pod_volume_backups = pod_volumes::back_up(coffer, backup, bsl, pod_volumes, paths, log, &mut report).await;
 
-    let mut tarball = tempfile::tempfile().map_err(|e| format!("error creating a temporary file: {e}"))?;
-    write_tarball(included.iter().copied(), &mut tarball).map_err(|e| format!("error writing the backup tarball: {e}"))?;
-    tarball.flush().and_then(|()| tarball.rewind()).map_err(|e| format!("error writing the backup tarball: {e}"))?;
+    let mut spool = Spool::new();
+    write_tarball(included.iter().copied(), &mut spool).map_err(|e| format!("error writing the backup tarball: {e}"))?;
+    let mut tarball = spool.finish().map_err(|e| format!("error writing the backup tarball: {e}"))?;
     // Read now, so that a key rotated since the backup was accepted applies; its copies were
     // checked to hold the identity of the recipient then.
     let key = encryption_key(coffer, bsl).map_err(|e| format!("error reading the encryption key: {e}"))?;
@@ -488,13 +487,11 @@ impl Records {
     }
 }
 
-/// `plain` encrypted with `key` into a new temporary file, streaming.
-fn seal_file(key: &BackupKey, plain: std::fs::File) -> Result<std::fs::File, EncryptionError> {
-    let io = |source| EncryptionError::Io { what: "the backup tarball".into(), source };
-    let mut sealed = tempfile::tempfile().map_err(io)?;
-    key.seal("the backup tarball", std::io::BufReader::new(plain), std::io::BufWriter::new(&mut sealed))?;
-    sealed.rewind().map_err(io)?;
-    Ok(sealed)
+/// `plain` encrypted with `key` into a new spool, streaming.
+fn seal_file(key: &BackupKey, plain: Spooled) -> Result<Spooled, EncryptionError> {
+    let mut sealed = Spool::new();
+    key.seal("the backup tarball", std::io::BufReader::new(plain.reader()), std::io::BufWriter::new(&mut sealed))?;
+    sealed.finish().map_err(|source| EncryptionError::Io { what: "the backup tarball".into(), source })
 }
 
 /// What a backup uploads beside its tarball: the records, and (for the copies, whose
@@ -537,10 +534,9 @@ impl Destination {
     }
 
     /// The tarball and the records.
-    async fn put_data(&mut self, name: &str, tarball: &Arc<std::fs::File>, records: &Records) -> Result<(), String> {
+    async fn put_data(&mut self, name: &str, tarball: &Spooled, records: &Records) -> Result<(), String> {
         let key = self.layout.backup_contents(name);
-        let body = FileAt { file: tarball.clone(), at: 0 };
-        self.store.put_object(&self.bucket, &key, body).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
+        self.store.put_object(&self.bucket, &key, tarball.reader()).await.map_err(|e| format!("error uploading the backup tarball: {e}"))?;
         for (key_of, body) in &records.documents {
             let key = key_of(&self.layout, name);
             self.store.put_bytes(&self.bucket, &key, body.clone()).await.map_err(|e| format!("error uploading {key}: {e}"))?;
@@ -582,21 +578,6 @@ impl Destination {
     }
 }
 
-/// A file read from `at` with positioned reads, so that each location's upload reads the
-/// tarball from its start.
-struct FileAt {
-    file: Arc<std::fs::File>,
-    at: u64,
-}
-
-impl std::io::Read for FileAt {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
 /// Uploads everything to the backup's own location and to each copy's, `velero-backup.json`
 /// last everywhere and in the backup's own location after every copy. A failure in the own
 /// location fails the backup and removes what was uploaded anywhere; a failed copy makes the
@@ -606,13 +587,12 @@ async fn upload(
     mut main: Destination,
     locations: Locations<'_>,
     backup: &mut Backup,
-    tarball: std::fs::File,
+    tarball: Spooled,
     uploaded: Uploaded,
     log: &mut RunLog,
 ) -> Result<(), String> {
     let Uploaded { records, pod_volume_backups } = uploaded;
     let name = backup.metadata.meta.name.clone();
-    let tarball = Arc::new(tarball);
     if let Err(e) = main.put_data(&name, &tarball, &records).await {
         main.discard(coffer, &name, log).await;
         return Err(e);

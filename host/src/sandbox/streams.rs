@@ -13,6 +13,9 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, Stream
 
 /// Bytes per chunk on the host side.
 pub(crate) const CHUNK: usize = 1 << 20;
+
+/// The room [`input_from_reader`] starts its first chunk with.
+const FIRST_READ: usize = 64 << 10;
 /// Chunks in flight per stream: bounds host memory per transfer to `CHUNK * DEPTH`.
 const DEPTH: usize = 4;
 
@@ -97,25 +100,23 @@ pub(crate) fn input_from_reader<R: Read + Send + 'static>(
     let rx: SharedReceiver = Arc::new(tokio::sync::Mutex::new(Some(rx)));
     let task = tokio::task::spawn_blocking(move || {
         let mut total = 0u64;
+        // The first chunk starts small and grows with what arrives (most objects are small,
+        // and zeroing a whole chunk for each cost more than reading them); once a chunk came
+        // full, the next is made whole at once.
+        let mut capacity = FIRST_READ;
         loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match source.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
-                        return Err(e);
-                    }
-                }
+            let mut buf = Vec::with_capacity(capacity);
+            if let Err(e) = (&mut source).take(CHUNK as u64).read_to_end(&mut buf) {
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
             }
-            if filled == 0 {
+            if buf.is_empty() {
                 return Ok(total);
             }
-            buf.truncate(filled);
-            total += filled as u64;
+            if buf.len() == CHUNK {
+                capacity = CHUNK;
+            }
+            total += buf.len() as u64;
             if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 // The guest stopped reading; what it stored is its answer.
                 return Ok(total);
