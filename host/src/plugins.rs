@@ -4,6 +4,7 @@
 //! it runs the same ones.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -83,6 +84,14 @@ pub enum PluginError {
         path: String,
         /// The error.
         error: std::io::Error,
+    },
+    /// A component file is larger than Coffer loads.
+    #[error("{path}: the component is over the {limit} bytes Coffer loads")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The most it loads.
+        limit: usize,
     },
     /// A file is not a usable provider.
     #[error("{path}: {error}")]
@@ -240,9 +249,17 @@ impl Registry {
     }
 }
 
-/// The bytes of the component file at `path`.
+/// The bytes of the component file at `path`, refused beyond [`plugin_store::MAX_SIZE`]:
+/// the bound holds before the bytes are in memory, not after.
 fn read_component(path: &Path) -> Result<Vec<u8>, PluginError> {
-    fs::read(path).map_err(|error| PluginError::Io { path: path.display().to_string(), error })
+    let mut wasm = Vec::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(plugin_store::MAX_SIZE as u64 + 1).read_to_end(&mut wasm))
+        .map_err(|error| PluginError::Io { path: path.display().to_string(), error })?;
+    if wasm.len() > plugin_store::MAX_SIZE {
+        return Err(PluginError::TooLarge { path: path.display().to_string(), limit: plugin_store::MAX_SIZE });
+    }
+    Ok(wasm)
 }
 
 #[cfg(test)]
@@ -253,5 +270,17 @@ mod tests {
     fn bare_names_are_velero_names() {
         assert_eq!(canonical_name("aws"), "velero.io/aws");
         assert_eq!(canonical_name("example.com/thing"), "example.com/thing");
+    }
+
+    #[test]
+    fn a_component_file_over_the_limit_is_refused_by_name_and_one_at_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (at, over) = (dir.path().join("at.wasm"), dir.path().join("over.wasm"));
+        // Sparse: the sizes cost no disk.
+        fs::File::create(&at).unwrap().set_len(plugin_store::MAX_SIZE as u64).unwrap();
+        fs::File::create(&over).unwrap().set_len(plugin_store::MAX_SIZE as u64 + 1).unwrap();
+        assert_eq!(read_component(&at).unwrap().len(), plugin_store::MAX_SIZE);
+        let err = read_component(&over).unwrap_err().to_string();
+        assert!(err.contains("over.wasm") && err.contains(&plugin_store::MAX_SIZE.to_string()), "{err}");
     }
 }
