@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{StateError, StateHealth, create_private_dir};
 use crate::disk::Ballast;
@@ -74,6 +74,32 @@ fn open_database(file: &Path, wait: Duration) -> Result<Database, redb::Database
     }
 }
 
+/// Rewrites a state file of redb's v2 format (written by Coffer releases on redb 2) in the v3
+/// format redb 4 reads, in place and in redb's own two-phase commits.
+fn upgrade_v2(file: &Path, wait: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let mut db = loop {
+        match redb2::Database::create(file) {
+            Err(redb2::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < wait => std::thread::sleep(Duration::from_millis(20)),
+            other => break other.map_err(|e| e.to_string())?,
+        }
+    };
+    db.upgrade().map_err(|e| format!("upgrading it from redb's v2 file format: {e}"))?;
+    Ok(())
+}
+
+/// Opens the state file, upgrading it first if an earlier release wrote it in redb's v2 format.
+fn open_or_upgrade(file: &Path, wait: Duration) -> Result<Database, String> {
+    match open_database(file, wait) {
+        Err(redb::DatabaseError::UpgradeRequired(2)) => {
+            upgrade_v2(file, wait)?;
+            tracing::info!(path = %file.display(), "upgraded the state file to redb's v3 file format");
+            open_database(file, wait).map_err(|e| e.to_string())
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
+}
+
 impl Embedded {
     /// Opens (or creates) the state in `data_dir`, waiting for another process holding it.
     pub fn open(data_dir: &Path) -> Result<Embedded, StateError> {
@@ -86,7 +112,7 @@ impl Embedded {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&file).map_err(|e| err(&e))?;
         }
-        let db = open_database(&file, LOCK_WAIT).map_err(|e| err(&e))?;
+        let db = open_or_upgrade(&file, LOCK_WAIT).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(OBJECTS).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;

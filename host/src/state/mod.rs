@@ -499,4 +499,38 @@ mod tests {
         let err = StateLocation::parse("redis://x").unwrap_err();
         assert!(err.contains("redis://x") && err.contains("etcd://"), "{err}");
     }
+
+    #[test]
+    fn a_state_file_an_earlier_release_wrote_in_redb_v2_format_is_upgraded_at_open_with_every_object_kept() {
+        use crate::model::Secret;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(embedded::STATE_FILE);
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "team-a", "resourceVersion": "41", "creationTimestamp": "2026-01-02T03:04:05Z"},
+            "sealedData": {"cloud": "sealed"},
+        });
+        // As Coffer on redb 2 left it: the objects table and the version counter, v2 format.
+        {
+            let db = redb2::Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            let objects: redb2::TableDefinition<&str, &[u8]> = redb2::TableDefinition::new("objects");
+            let counters: redb2::TableDefinition<&str, u64> = redb2::TableDefinition::new("counters");
+            txn.open_table(objects).unwrap().insert(key(Secret::KIND, "team-a", "creds").as_str(), serde_json::to_vec(&secret).unwrap().as_slice()).unwrap();
+            txn.open_table(counters).unwrap().insert("version", 41).unwrap();
+            txn.commit().unwrap();
+        }
+        assert!(matches!(redb::Database::open(&file), Err(redb::DatabaseError::UpgradeRequired(2))), "the file is not in the v2 format");
+
+        let state = State::open(dir.path()).unwrap();
+        let read: Secret = state.read().unwrap().get("team-a", "creds").unwrap().expect("the secret survived the upgrade");
+        assert_eq!(serde_json::to_value(&read).unwrap(), secret);
+        let mut changed = read.clone();
+        state.write(|t| t.put(&mut changed)).unwrap();
+        assert_eq!(changed.metadata.resource_version, "42", "versions go on from the upgraded file's counter");
+        drop(state);
+        let reopened = State::open(dir.path()).unwrap();
+        let again: Secret = reopened.read().unwrap().get("team-a", "creds").unwrap().unwrap();
+        assert_eq!(again.metadata.resource_version, "42");
+    }
 }
