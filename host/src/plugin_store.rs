@@ -6,8 +6,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::sandbox::sha256_hex;
 use crate::state::{Resource, State, StateError, Txn};
 
 /// The namespace of plugins' objects: none a tenant can have (names are never empty).
@@ -78,6 +78,12 @@ pub enum PluginStoreError {
         /// Its size.
         size: usize,
     },
+    /// The plugin was removed while it was being read.
+    #[error("plugin {name} is no longer kept in the shared state")]
+    Gone {
+        /// Its file name.
+        name: String,
+    },
     /// A kept component is not whole, or not what its record says.
     #[error("plugin {name} in the shared state is damaged ({why}): add it again")]
     Damaged {
@@ -94,7 +100,7 @@ pub fn put(state: &State, name: &str, wasm: &[u8]) -> Result<String, PluginStore
     if wasm.len() > MAX_SIZE {
         return Err(PluginStoreError::TooLarge { name: name.to_owned(), size: wasm.len() });
     }
-    let sha256 = hex::encode(Sha256::digest(wasm));
+    let sha256 = sha256_hex(wasm);
     // The chunks first, one to a transaction; they are named by content, so writing one again
     // is harmless.
     for (index, bytes) in wasm.chunks(CHUNK).enumerate() {
@@ -120,21 +126,26 @@ pub fn put(state: &State, name: &str, wasm: &[u8]) -> Result<String, PluginStore
     Ok(sha256)
 }
 
-/// A kept plugin's file name, and its component (or why it cannot be used).
-pub type Kept = (String, Result<Vec<u8>, PluginStoreError>);
+/// A plugin kept, as its record names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPlugin {
+    /// Its file name (`<provider>-<kind>.wasm`).
+    pub name: String,
+    /// The component's SHA-256, hex.
+    pub sha256: String,
+}
 
-/// Every plugin kept, by file name, each read whole and checked against its digest.
-pub fn all(state: &State) -> Result<Vec<Kept>, StateError> {
+/// Every plugin kept, by file name: the records alone, without reading a component.
+pub fn kept(state: &State) -> Result<Vec<KeptPlugin>, StateError> {
+    let records = state.read()?.list::<SharedPlugin>(NAMESPACE)?;
+    Ok(records.into_iter().map(|p| KeptPlugin { name: p.name, sha256: p.sha256 }).collect())
+}
+
+/// The component kept as plugin file `name`, read whole and checked against its digest.
+pub fn component(state: &State, name: &str) -> Result<Vec<u8>, PluginStoreError> {
     let txn = state.read()?;
-    let mut found = Vec::new();
-    for plugin in txn.list::<SharedPlugin>(NAMESPACE)? {
-        let wasm = match read_whole(&txn, &plugin) {
-            Err(PluginStoreError::State(e)) => return Err(e),
-            other => other,
-        };
-        found.push((plugin.name, wasm));
-    }
-    Ok(found)
+    let plugin = txn.get::<SharedPlugin>(NAMESPACE, name)?.ok_or_else(|| PluginStoreError::Gone { name: name.to_owned() })?;
+    read_whole(&txn, &plugin)
 }
 
 fn read_whole(txn: &Txn<'_>, plugin: &SharedPlugin) -> Result<Vec<u8>, PluginStoreError> {
@@ -153,7 +164,7 @@ fn read_whole(txn: &Txn<'_>, plugin: &SharedPlugin) -> Result<Vec<u8>, PluginSto
             return Err(damaged(format!("its chunks hold more than the {} bytes its record says", plugin.size)));
         }
     }
-    if hex::encode(Sha256::digest(&wasm)) != plugin.sha256 {
+    if sha256_hex(&wasm) != plugin.sha256 {
         return Err(damaged("its bytes do not have the digest its record says".into()));
     }
     Ok(wasm)

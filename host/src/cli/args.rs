@@ -640,6 +640,10 @@ pub enum PluginKindArg {
 pub struct PluginAdd {
     /// The component, a `.wasm` file.
     pub file: PathBuf,
+    /// Replace the installed plugin of the same name and kind (running servers pick the new
+    /// one up; runs already going keep the old one).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `plugin get`.

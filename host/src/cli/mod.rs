@@ -79,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     match (&cli.server, command) {
         (Some(_), Command::Plugin(_)) => bail!("`plugin` runs on the server's host, against its data directory; leave out --server"),
-        (None, Command::Plugin(c)) => return plugins::plugin(&mut open(Limits::default()).await?, c).await,
+        (None, Command::Plugin(c)) => return plugins::plugin(&open(Limits::default()).await?, c).await,
         (Some(url), c) => {
             let client = Client::new(url, &token(cli.token_file.as_deref())?, cli.server_cacert.as_deref()).map_err(worded::client)?;
             tenant_command(&RemoteTenant(client), &cli.namespace, c).await

@@ -8,7 +8,7 @@ use serde::Serialize;
 use coffer::coffer::Coffer;
 use coffer::conformance::{self, CheckResult, ObjectStoreTarget, Outcome, Report, SnapshotterTarget, Subject, Targets};
 use coffer::locations::object_store_config;
-use coffer::plugins::{Plugin, PluginSource};
+use coffer::plugins::{Plugin, PluginError, PluginSource, REFRESH_PERIOD};
 use coffer::provider_template::write_provider_crate;
 use coffer::sandbox::{Limits, Manifest, ProviderKind, Sandbox};
 use coffer::secret::SecretBytes;
@@ -41,19 +41,23 @@ fn view(p: &Plugin) -> PluginView<'_> {
 }
 
 /// Runs a `plugin` command.
-pub async fn plugin(coffer: &mut Coffer, command: PluginCommand) -> Result<()> {
+pub async fn plugin(coffer: &Coffer, command: PluginCommand) -> Result<()> {
     match command {
         PluginCommand::Add(args) => {
-            let sandbox = coffer.sandbox.clone();
-            let added = coffer.registry.add(&sandbox, &args.file, &coffer.state).await?;
-            println!("Plugin {:?} ({}) added.", added.name(), added.component.kind());
+            let (registry, sandbox, state) = (&coffer.registry, &coffer.sandbox, &coffer.state);
+            let added = match if args.replace { registry.replace(sandbox, &args.file, state).await } else { registry.add(sandbox, &args.file, state).await } {
+                Err(e @ PluginError::Duplicate { .. }) => bail!("{e}; `plugin add --replace` replaces it"),
+                other => other?,
+            };
+            println!("Plugin {:?} ({}) {}.", added.name(), added.component.kind(), if args.replace { "installed" } else { "added" });
             if let PluginSource::Shared(_) = added.source {
-                println!("It is kept in the shared state: every server sharing it loads it when it (re)starts.");
+                println!("It is kept in the shared state: every server sharing it loads it within {}s.", REFRESH_PERIOD.as_secs());
             }
             Ok(())
         }
         PluginCommand::Get(args) => {
-            let views: Vec<PluginView<'_>> = coffer.registry.list().iter().map(view).collect();
+            let plugins = coffer.registry.list();
+            let views: Vec<PluginView<'_>> = plugins.iter().map(|p| view(p)).collect();
             if args.output.format != OutputFormat::Table {
                 return print_documents(args.output.format, "coffer.io/v1", "Plugin", &views, false);
             }

@@ -276,7 +276,7 @@ pub async fn object_store_for(coffer: &Coffer, bsl: &BackupStorageLocation) -> R
         None => None,
     };
     let config = object_store_config(bsl.spec.config.clone(), &storage.bucket, &storage.prefix, ca_pem.as_deref());
-    let grants = location_grants(coffer, &bsl.metadata.namespace, &location, plugin, config, bsl.spec.credential.as_ref())?;
+    let grants = location_grants(coffer, &bsl.metadata.namespace, &location, &plugin, config, bsl.spec.credential.as_ref())?;
     Ok(ObjectStoreHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 

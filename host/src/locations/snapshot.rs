@@ -110,7 +110,7 @@ pub fn get_volume_snapshot_locations(
 }
 
 /// The location's label and the plugin serving it.
-fn plugin_of<'a>(coffer: &'a Coffer, vsl: &VolumeSnapshotLocation) -> Result<(String, &'a crate::plugins::Plugin), LocationError> {
+fn plugin_of(coffer: &Coffer, vsl: &VolumeSnapshotLocation) -> Result<(String, std::sync::Arc<crate::plugins::Plugin>), LocationError> {
     let location = location::label(vsl);
     let plugin = coffer
         .registry
@@ -125,7 +125,7 @@ pub async fn volume_snapshotter_for(
     vsl: &VolumeSnapshotLocation,
 ) -> Result<VolumeSnapshotterHandle, LocationError> {
     let (location, plugin) = plugin_of(coffer, vsl)?;
-    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
+    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, &plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }
 
@@ -141,7 +141,7 @@ pub async fn volume_snapshot_copier_for(
     let (location, plugin) = plugin_of(coffer, vsl)?;
     let paths = tenant_paths(coffer, &source.metadata.namespace)?;
     let source_grants = grants_for(&location::label(source), plugin.component.manifest(), source.spec.config.clone(), None, &paths)?;
-    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
+    let grants = location_grants(coffer, &vsl.metadata.namespace, &location, &plugin, vsl.spec.config.clone(), vsl.spec.credential.as_ref())?;
     let grants = grants.with_source_directories(&source_grants);
     Ok(VolumeSnapshotterHandle::new(&coffer.sandbox, &plugin.component, grants).await?)
 }

@@ -49,6 +49,7 @@ pub use signed_url::{FetchError, Fetched, fetch_signed_url};
 pub use volume_snapshotter::{SnapshotCopy, VolumeInfo, VolumeSnapshotterHandle};
 
 use cache::ComponentCache;
+pub(crate) use cache::sha256_hex;
 use engine::EpochTicker;
 use host_state::HostState;
 

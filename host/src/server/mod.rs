@@ -153,6 +153,32 @@ pub struct Listeners {
     pub admin: Option<tokio::net::UnixListener>,
 }
 
+/// Loads the plugins again whenever they change (added, replaced or removed in the plugin
+/// directory or, for a shared state, by any process sharing it), every
+/// [`REFRESH_PERIOD`](crate::plugins::REFRESH_PERIOD). A failure is logged when it first
+/// happens, and the plugins loaded before stay in use.
+async fn watch_plugins(coffer: &Coffer) {
+    let mut failing: Option<String> = None;
+    loop {
+        tokio::time::sleep(crate::plugins::REFRESH_PERIOD).await;
+        match coffer.registry.refresh(&coffer.sandbox, &coffer.state).await {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!(plugins = coffer.registry.list().len(), "the plugins changed: loaded them again");
+                }
+                failing = None;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if failing.as_ref() != Some(&message) {
+                    tracing::warn!("could not look for changed plugins: {message}");
+                }
+                failing = Some(message);
+            }
+        }
+    }
+}
+
 /// Runs the API, metrics, the operator's API and the controllers, until `shutdown`.
 /// Backups and restores a crash left running are set straight first (see [`crate::controllers::recover_interrupted`]).
 ///
@@ -206,6 +232,15 @@ pub async fn serve(
             run.await;
         })
     };
+    // Every server, leading or not, runs the plugins as they are now.
+    let watching = wait();
+    let watched = state.coffer.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watch_plugins(&watched) => {}
+            () = watching => {}
+        }
+    });
     let admin = listeners
         .admin
         .map(|listener| tokio::spawn(axum::serve(listener, admin::router(state.coffer.clone())).with_graceful_shutdown(wait()).into_future()));

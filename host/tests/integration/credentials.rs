@@ -29,7 +29,7 @@ async fn each_location_gets_its_own_or_the_default_credential() {
     let tmp = tempfile::tempdir().unwrap();
     let wasm = tmp.path().join("probe.wasm");
     std::fs::write(&wasm, test_component("probe")).unwrap();
-    let mut coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
+    let coffer = Coffer::open(&tmp.path().join("data"), Limits::default()).await.unwrap();
     let sandbox = coffer.sandbox.clone();
     coffer.registry.add(&sandbox, &wasm, &coffer.state).await.unwrap();
     assert!(s(&wasm).ends_with("probe.wasm"));

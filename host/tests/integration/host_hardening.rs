@@ -96,7 +96,7 @@ fn write_pv(source: &Path) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshotter_cannot_steer_restore_writes_outside_the_target() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut host = Host::new(tmp.path()).await;
+    let host = Host::new(tmp.path()).await;
     let wasm = tmp.path().join("hostile.wasm");
     std::fs::write(&wasm, test_component("hostile_snapshotter")).unwrap();
     host.coffer.registry.add(&host.coffer.sandbox, &wasm, &host.coffer.state).await.unwrap();
@@ -142,7 +142,7 @@ async fn a_snapshotter_cannot_steer_restore_writes_outside_the_target() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copying_snapshotter_cannot_change_the_source_location_it_reads() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut host = Host::new(tmp.path()).await;
+    let host = Host::new(tmp.path()).await;
     let wasm = tmp.path().join("hostile.wasm");
     std::fs::write(&wasm, test_component("hostile_snapshotter")).unwrap();
     host.coffer.registry.add(&host.coffer.sandbox, &wasm, &host.coffer.state).await.unwrap();

@@ -51,7 +51,7 @@ async fn hostile_providers_are_contained_while_another_tenant_backs_up() {
     std::fs::write(&probe, test_component("probe")).unwrap();
 
     let limits = Limits { cpu_per_call: Duration::from_secs(2), memory_bytes: 64 << 20, ..Limits::default() };
-    let mut coffer = Coffer::open(&root.join("data"), limits).await.unwrap();
+    let coffer = Coffer::open(&root.join("data"), limits).await.unwrap();
     coffer.registry.add(&coffer.sandbox, &probe, &coffer.state).await.unwrap();
     default_bsl(&coffer, "good", "filesystem", &[("root", &s(&store))]).await;
     let hostile = ["trap", "recurse", "spin", "lie"];

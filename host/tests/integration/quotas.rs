@@ -31,7 +31,7 @@ async fn coffer_with_probe(root: &std::path::Path) -> Coffer {
     let probe = root.join("probe.wasm");
     std::fs::write(&probe, test_component("probe")).unwrap();
     let limits = Limits { memory_bytes: 128 << 20, ..Limits::default() };
-    let mut coffer = Coffer::open(&root.join("data"), limits).await.unwrap();
+    let coffer = Coffer::open(&root.join("data"), limits).await.unwrap();
     coffer.registry.add(&coffer.sandbox, &probe, &coffer.state).await.unwrap();
     coffer
 }

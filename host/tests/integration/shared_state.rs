@@ -386,20 +386,36 @@ impl Replicas {
 }
 
 #[test]
-fn a_plugin_added_to_the_shared_state_is_used_by_every_server_and_a_damaged_one_by_none() {
+fn a_plugin_added_to_the_shared_state_is_used_by_every_running_server_and_a_damaged_one_by_none() {
     let replicas = Replicas::new();
     let root = replicas.tmp.path();
     let key = root.join("keys/master.key");
     let wasm = root.join("probe.wasm");
     std::fs::write(&wasm, crate::common::test_component("probe")).unwrap();
+    // One server runs before the plugin is added, one starts after: neither restarts, and
+    // neither data directory ever holds the file.
+    let one = replicas.start("one");
+    let unknown = Cli::remote(&one.server.url, &replicas.token).fails(&["bsl", "create", "p0", "--provider", "coffer.test/probe", "--bucket", "b"]);
+    assert!(unknown.contains("unknown provider"), "{unknown}");
     let out = cli_on(root, "operator", &replicas.etcd.url, &key).ok(&["plugin", "add", &s(&wasm)]);
     assert!(out.contains("coffer.test/probe") && out.contains("kept in the shared state"), "{out}");
-    // Servers whose data directories never held the file use it.
-    let (one, two) = (replicas.start("one"), replicas.start("two"));
+    let two = replicas.start("two");
     for (server, name) in [(&one, "p1"), (&two, "p2")] {
         let tenant = Cli::remote(&server.server.url, &replicas.token);
-        tenant.ok(&["bsl", "create", name, "--provider", "coffer.test/probe", "--bucket", "b"]);
+        let create = ["bsl", "create", name, "--provider", "coffer.test/probe", "--bucket", "b"];
+        crate::servers::eventually(std::time::Duration::from_secs(10), "the plugin in use", || tenant.run(&create).ok.then_some(()));
         assert_eq!(tenant.json(&["bsl", "get", name])["status"]["phase"], "Available", "through {}", server.server.url);
+    }
+    // Another build of it replaces it only when asked, and both servers load it, still running.
+    let operator = cli_on(root, "operator", &replicas.etcd.url, &key);
+    let rebuilt = root.join("probe-2.wasm");
+    std::fs::write(&rebuilt, [crate::common::test_component("probe").as_slice(), &[0, 2, 1, b'v']].concat()).unwrap();
+    let refused = operator.fails(&["plugin", "add", &s(&rebuilt)]);
+    assert!(refused.contains("already installed") && refused.contains("--replace"), "{refused}");
+    operator.ok(&["plugin", "add", "--replace", &s(&rebuilt)]);
+    let sha = operator.json(&["plugin", "get"])["items"].as_array().unwrap().iter().find(|p| p["name"] == "coffer.test/probe").unwrap()["sha256"].as_str().unwrap().to_owned();
+    for server in ["one", "two"] {
+        crate::servers::eventually(std::time::Duration::from_secs(10), "the new build loaded", || replicas.log(server).contains(&sha).then_some(()));
     }
     let viewer = cli_on(root, "viewer", &replicas.etcd.url, &key);
     let listed = viewer.json(&["plugin", "get"]);
