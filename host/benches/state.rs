@@ -1,7 +1,8 @@
 //! The state's stores side by side: the embedded redb file against etcd (one member, its data
 //! on the same disk), each creating, reading and listing 10,000 backups across 100 tenants, one
-//! transaction per operation, with throughput and p99 latency and the ratio etcd/redb. Then
-//! API requests per second (GET of a backup, 8 clients on fresh connections) through one
+//! transaction per operation, with throughput and p99 latency and the ratio etcd/redb; the
+//! leader's look for interrupted runs, reading every backup against reading the runs marked
+//! running. Then API requests per second (GET of a backup, 8 clients on fresh connections) through one
 //! `coffer server` on etcd against three, the clients spread over them.
 //!
 //! Run: `cargo bench -p coffer --bench state` (`COFFER_BENCH_BACKUPS=2000` to change the count;
@@ -177,6 +178,28 @@ fn main() {
             etcd.0 / redb.0
         );
     }
+
+    // The leader's look for runs a dead process left, every 2 s: every backup read, or only
+    // the runs marked running (here 10 of them).
+    let running = 10;
+    shared
+        .write(|t| (0..running).try_for_each(|i| t.hold::<Backup>(&format!("tenant-{:03}", i % TENANTS), &format!("nightly-{:05}", i / TENANTS))))
+        .unwrap();
+    let look = |marked: bool| {
+        let looks = 20;
+        let started = Instant::now();
+        for _ in 0..looks {
+            let txn = shared.read().unwrap();
+            let found = if marked { txn.runs_to_check::<Backup>() } else { txn.list_all::<Backup>() };
+            assert!(found.unwrap().len() >= running);
+        }
+        started.elapsed() / looks
+    };
+    let (all, marked) = (look(false), look(true));
+    println!(
+        "look    all {backups} backups {all:>8.2?}   the {running} marked running {marked:>8.2?}   ratio all/marked {:.0}",
+        all.as_secs_f64() / marked.as_secs_f64()
+    );
 
     // The API over etcd: one server, then three sharing it.
     let key = root.join("master.key");

@@ -143,6 +143,8 @@ pub async fn delete_backup(coffer: &Coffer, namespace: &str, name: &str) -> Resu
     coffer.state.write(|txn| {
         for restore in &restores {
             txn.delete::<Restore>(namespace, &restore.metadata.meta.name)?;
+            // A restore still running has nothing left to record.
+            txn.release::<Restore>(namespace, &restore.metadata.meta.name)?;
             kept_log::forget(txn, namespace, kept_log::Run::Restore(&restore.metadata.meta.name))?;
         }
         kept_log::forget(txn, namespace, kept_log::Run::Backup(name))?;

@@ -174,9 +174,13 @@ impl StartedRestore {
     pub async fn run(self, coffer: &Coffer, progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<Restore, BackupError> {
         let StartedRestore { mut restore, request } = self;
         let namespace: &str = &restore.metadata.meta.namespace.clone();
-        let backup = get_backup(coffer, namespace, &request.spec.backup_name)?;
         let mut log = RunLog::new(format!("restore={namespace}/{}", request.name));
-        let outcome = run(coffer, &backup, &request, &mut restore, &mut log, progress).await;
+        // The backup may have been deleted while the restore waited for its turn.
+        let backup = get_backup(coffer, namespace, &request.spec.backup_name).map_err(|e| format!("error getting backup: {e}"));
+        let outcome = match &backup {
+            Ok(backup) => run(coffer, backup, &request, &mut restore, &mut log, progress).await,
+            Err(reason) => Err(reason.clone()),
+        };
         if let Err(reason) = outcome {
             log.error(Scope::Run, reason.clone());
             restore.status.phase = Some(Phase::Failed);
@@ -185,21 +189,34 @@ impl StartedRestore {
         restore.status.errors = log.error_count();
         restore.status.warnings = log.warning_count();
         restore.status.completion_timestamp = Some(now());
+        // A restore deleted while it waited or ran (with its backup: Velero deletes a backup's
+        // restores) is not made again, and leaves no files in the location.
+        let deleted = || BackupError::Refused(format!("restore {} was deleted while it ran, with its backup {}", request.name, request.spec.backup_name));
+        if coffer.state.read()?.get::<Restore>(namespace, &request.name)?.is_none() {
+            coffer.state.write(|txn| txn.release::<Restore>(namespace, &request.name))?;
+            return Err(deleted());
+        }
         // The restore's own files go to restores/<name>/, even on a ReadOnly location (as Velero);
         // a log that cannot go there is kept in the state.
-        let uploaded = upload_files(coffer, &backup, &request, &log).await;
+        let uploaded = match &backup {
+            Ok(backup) => upload_files(coffer, backup, &request, &log).await.map_err(|e| e.to_string()),
+            Err(_) => Err("its backup, and so its location, is gone".to_owned()),
+        };
         if let Err(e) = &uploaded {
             tracing::warn!(namespace, restore = %request.name, "the restore's log stays in the state: {e}");
         }
-        coffer.state.write(|txn| {
-            txn.put(&mut restore)?;
+        let recorded = coffer.state.write(|txn| {
             txn.release::<Restore>(namespace, &request.name)?;
+            if txn.get::<Restore>(namespace, &request.name)?.is_none() {
+                return Ok(false);
+            }
+            txn.put(&mut restore)?;
             if uploaded.is_err() {
                 kept_log::keep(txn, namespace, kept_log::Run::Restore(&request.name), &log)?;
             }
-            Ok::<_, BackupError>(())
+            Ok::<_, BackupError>(true)
         })?;
-        Ok(restore)
+        if recorded { Ok(restore) } else { Err(deleted()) }
     }
 }
 

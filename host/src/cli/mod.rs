@@ -89,7 +89,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             // This process holds the embedded state now: what is InProgress was left by one
             // that died. What is InProgress in a shared state may be running on a server.
             if !coffer.state.is_shared() {
-                let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command).await?;
+                let (backups, restores) = coffer::controllers::recover_interrupted(&coffer, coffer::controllers::Opener::Command, coffer::controllers::Scan::All).await?;
                 if backups + restores > 0 {
                     tracing::warn!(backups, restores, "set straight backups and restores left InProgress by a process that ended");
                 }

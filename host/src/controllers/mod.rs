@@ -10,7 +10,7 @@ mod sync;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 pub use gc::{GC_FAILURE_LABEL, collect, due_for_deletion};
-pub use startup::{Opener, recover_interrupted};
+pub use startup::{Opener, Scan, recover_interrupted};
 pub use sync::{STORAGE_LOCATION_LABEL, SyncOutcome, sync_due, sync_location};
 
 use crate::backup::{BackupRequest, create_backup};
@@ -88,6 +88,8 @@ pub struct Controllers {
     tasks: JoinSet<()>,
     last_gc: Option<OffsetDateTime>,
     last_recovery: Option<OffsetDateTime>,
+    /// Whether a look for interrupted runs has read all of them ([`Scan::All`]) yet.
+    scanned_all: Arc<AtomicBool>,
 }
 
 /// How often the leader of a shared state looks for runs whose process is gone.
@@ -96,7 +98,7 @@ const RECOVERY_PERIOD: time::Duration = time::Duration::seconds(2);
 impl Controllers {
     /// Controllers for `coffer`; scheduled backups take their turns among `jobs`.
     pub fn new(coffer: Arc<Coffer>, settings: Settings, jobs: Arc<crate::jobs::Jobs>) -> Self {
-        Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None, last_recovery: None }
+        Controllers { coffer, jobs, settings, counters: Arc::default(), busy: Arc::default(), tasks: JoinSet::new(), last_gc: None, last_recovery: None, scanned_all: Arc::default() }
     }
 
     /// What the controllers have done so far.
@@ -199,9 +201,15 @@ impl Controllers {
         }
         // In a shared state, runs whose process is gone (its lease expired) are set straight.
         if self.coffer.state.is_shared() && self.last_recovery.is_none_or(|last| at >= last + RECOVERY_PERIOD) {
+            // Every run until one look at all of them succeeded (when it starts leading); then
+            // those marked running.
+            let scanned_all = self.scanned_all.clone();
+            let scan = if scanned_all.load(Ordering::Acquire) { Scan::Marked } else { Scan::All };
             self.last_recovery = Some(at);
             self.start("recover".into(), |coffer, _| async move {
-                match recover_interrupted(&coffer, Opener::Leader).await {
+                let found = recover_interrupted(&coffer, Opener::Leader, scan).await;
+                scanned_all.fetch_or(found.is_ok(), Ordering::Release);
+                match found {
                     Ok((0, 0)) => {}
                     Ok((backups, restores)) => tracing::warn!(backups, restores, "set straight runs whose process is gone"),
                     Err(e) => tracing::warn!("could not look for runs whose process is gone: {e}"),

@@ -37,16 +37,32 @@ impl Opener {
     }
 }
 
-/// Sets every `InProgress` backup and restore (in every namespace) that no live process
-/// holds straight, as `opener` words it; returns how many of each were set straight. Runs
-/// are found running and unheld at one moment, and each is written only if it is still as
-/// found then: a run that ended meanwhile is left as it ended.
-pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usize, usize), BackupError> {
+/// Which backups and restores a look for interrupted runs reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// Every one.
+    All,
+    /// In a shared state, those marked running when they started
+    /// ([`crate::state::Txn::runs_to_check`]): what the leader reads every few seconds, without
+    /// listing every backup. It reads all of them once, when it starts leading, for runs
+    /// recorded before there were marks (a state moved in with `state migrate`).
+    Marked,
+}
+
+/// Sets every `InProgress` backup and restore (in every namespace, of those `scan` reads)
+/// that no live process holds straight, as `opener` words it; returns how many of each were
+/// set straight. Runs are found running and unheld at one moment, and each is written only if
+/// it is still as found then: a run that ended meanwhile is left as it ended.
+pub async fn recover_interrupted(coffer: &Coffer, opener: Opener, scan: Scan) -> Result<(usize, usize), BackupError> {
     let (backups, restores) = {
         let txn = coffer.state.read()?;
         let running = |phase: Option<Phase>| phase == Some(Phase::InProgress);
-        let backups: Vec<Backup> = txn.list_all::<Backup>()?.into_iter().filter(|b| running(b.status.phase)).collect();
-        let restores: Vec<Restore> = txn.list_all::<Restore>()?.into_iter().filter(|r| running(r.status.phase)).collect();
+        let (backups, restores) = match scan {
+            Scan::All => (txn.list_all::<Backup>()?, txn.list_all::<Restore>()?),
+            Scan::Marked => (txn.runs_to_check::<Backup>()?, txn.runs_to_check::<Restore>()?),
+        };
+        let backups: Vec<Backup> = backups.into_iter().filter(|b| running(b.status.phase)).collect();
+        let restores: Vec<Restore> = restores.into_iter().filter(|r| running(r.status.phase)).collect();
         (txn.unheld(backups)?, txn.unheld(restores)?)
     };
     let reason = opener.reason("backup");
@@ -72,7 +88,7 @@ pub async fn recover_interrupted(coffer: &Coffer, opener: Opener) -> Result<(usi
 }
 
 /// Stores `object` in place of the one `found` describes, if that is still stored at the
-/// version found; whether it did.
+/// version found, and ends its run's mark; whether it did.
 fn replace_unchanged<T: Resource>(coffer: &Coffer, found: &ObjectMeta, object: &mut T) -> Result<bool, BackupError> {
     coffer.state.write(|txn| {
         let stored = txn.get::<T>(&found.namespace, &found.name)?;
@@ -80,6 +96,7 @@ fn replace_unchanged<T: Resource>(coffer: &Coffer, found: &ObjectMeta, object: &
             return Ok(false);
         }
         txn.put(object)?;
+        txn.release::<T>(&found.namespace, &found.name)?;
         Ok(true)
     })
 }

@@ -194,7 +194,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // On a shared state the leader sets straight the runs of processes that are gone.
     if !coffer.state.is_shared() {
-        let (backups, restores) = crate::controllers::recover_interrupted(&coffer, crate::controllers::Opener::Server).await.map_err(std::io::Error::other)?;
+        let (backups, restores) = crate::controllers::recover_interrupted(&coffer, crate::controllers::Opener::Server, crate::controllers::Scan::All).await.map_err(std::io::Error::other)?;
         if backups + restores > 0 {
             tracing::warn!(backups, restores, "set straight backups and restores left InProgress by an earlier run");
         }

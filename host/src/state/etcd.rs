@@ -40,6 +40,10 @@ struct Keys {
     /// Runs in progress: `<prefix>/holds/<object key>`, each under the lease of the process
     /// running it, so that it goes when that process does.
     holds: String,
+    /// Runs started and not ended, whatever became of their process: `<prefix>/running/<object
+    /// key>`, written with the hold and removed with its release (under no lease), so that the
+    /// runs a process left are found without listing every object of their kind.
+    running: String,
 }
 
 impl Keys {
@@ -51,6 +55,7 @@ impl Keys {
             members: format!("{prefix}/members/"),
             leader: format!("{prefix}/leader"),
             holds: format!("{prefix}/holds/"),
+            running: format!("{prefix}/running/"),
         }
     }
 
@@ -414,10 +419,13 @@ impl Etcd {
             })
             .collect();
         operations.extend(txn.touched.into_iter().map(|generation| TxnOp::put(generation, Vec::new(), None)));
-        operations.extend(txn.holds.into_iter().map(|(key, hold)| match hold {
-            true => TxnOp::put(format!("{}{key}", self.keys.holds), self.member.clone(), Some(PutOptions::new().with_lease(self.lease))),
-            false => TxnOp::delete(format!("{}{key}", self.keys.holds), None),
-        }));
+        for (key, hold) in txn.holds {
+            let (held, running) = (format!("{}{key}", self.keys.holds), format!("{}{key}", self.keys.running));
+            operations.extend(match hold {
+                true => [TxnOp::put(held, self.member.clone(), Some(PutOptions::new().with_lease(self.lease))), TxnOp::put(running, self.member.clone(), None)],
+                false => [TxnOp::delete(held, None), TxnOp::delete(running, None)],
+            });
+        }
         let mut kv = self.client.kv_client();
         let request = etcd_client::Txn::new().when(compares).and_then(operations);
         let response = self.run(async move { kv.txn(request).await }).map_err(|e| self.error(e))?;
@@ -558,6 +566,16 @@ impl Txn<'_> {
         let (held, at) = self.etcd.range(holds, &format!("{holds}\u{ff}"), *revision)?;
         revision.get_or_insert(at);
         Ok(held.into_iter().map(|(key, _)| key[holds.len()..].to_owned()).collect())
+    }
+
+    /// The keys of the objects of `kind` whose run was started and not ended (see
+    /// [`Keys::running`]), at this transaction's revision.
+    pub(super) fn running(&self, kind: &str) -> Result<Vec<String>, StateError> {
+        let running = &self.etcd.keys.running;
+        let mut revision = self.revision.lock().unwrap_or_else(|e| e.into_inner());
+        let (found, at) = self.etcd.range(&format!("{running}{kind}\u{0}"), &format!("{running}{kind}\u{1}"), *revision)?;
+        revision.get_or_insert(at);
+        Ok(found.into_iter().map(|(key, _)| key[running.len()..].to_owned()).collect())
     }
 
     /// The least version a write in this transaction gives an object: after the revision it

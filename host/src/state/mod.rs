@@ -438,6 +438,22 @@ impl Txn<'_> {
         }
     }
 
+    /// The objects of kind `T`, in every namespace, whose run may not have ended: in a shared
+    /// state, those whose run was started ([`Txn::hold`]) and not ended ([`Txn::release`]),
+    /// found without listing every object of the kind; in the embedded state, which marks no
+    /// runs, every object of the kind.
+    pub fn runs_to_check<T: Resource>(&self) -> Result<Vec<T>, StateError> {
+        let Inner::Etcd(t) = &self.inner else { return self.list_all::<T>() };
+        let mut found = Vec::new();
+        for key in t.running(T::KIND)? {
+            let mut parts = key.split('\u{0}').skip(1);
+            let (namespace, name) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            // An object deleted while it ran has nothing left to set straight.
+            found.extend(self.get::<T>(namespace, name)?);
+        }
+        Ok(found)
+    }
+
     /// Every object as stored, by key: for moving a state to another store.
     pub fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         // Keys begin with an ASCII kind; U+00FF sorts after every one.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use coffer::backup::{self, BackupRequest};
 use coffer::coffer::Coffer;
-use coffer::controllers::{Opener, recover_interrupted};
+use coffer::controllers::{Opener, Scan, recover_interrupted};
 use coffer::locations;
 use coffer::model::{Backup, BackupSpec, Phase};
 use coffer::sandbox::Limits;
@@ -45,7 +45,7 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     std::fs::write(store.join("b/backups/partial/.coffer-tmp-0123456789abcdef"), b"half a file").unwrap();
     assert!(store.join("b/backups/partial/partial.tar.gz").exists());
 
-    let (backups, restores) = recover_interrupted(&coffer, Opener::Command).await.unwrap();
+    let (backups, restores) = recover_interrupted(&coffer, Opener::Command, Scan::All).await.unwrap();
     assert_eq!((backups, restores), (2, 0));
     let get = |name: &str| coffer.state.read().unwrap().get::<Backup>("ns", name).unwrap().unwrap();
     let uploaded = get("uploaded");
@@ -81,7 +81,7 @@ async fn interrupted_backups_are_reconciled_with_their_location() {
     record.status.phase = Some(Phase::InProgress);
     coffer.state.write(|txn| txn.put(&mut record)).unwrap();
     std::fs::remove_file(store.join("b/backups/copied/velero-backup.json")).unwrap();
-    assert_eq!(recover_interrupted(&coffer, Opener::Command).await.unwrap(), (1, 0));
+    assert_eq!(recover_interrupted(&coffer, Opener::Command, Scan::All).await.unwrap(), (1, 0));
     assert_eq!(get("copied").status.phase, Some(Phase::Failed));
     assert!(!copy.join("b/backups/copied").exists(), "the copy is taken back whole");
     assert!(!store.join("b/backups/copied").exists());

@@ -330,19 +330,64 @@ fn slow_and_silent_clients_hold_nothing_for_long_and_never_block_a_restart() {
     assert!(server.server.terminate(Duration::from_secs(8)), "the server exited within its shutdown grace");
 }
 
+/// A server under `tmp` whose tenant runs one backup or restore at a time, with a provider
+/// call deadline of `deadline` and the probe component installed (a location of it with
+/// `onPut=spin` takes the deadline per upload), and a source `src` of one ConfigMap.
+fn one_run_at_a_time(tmp: &std::path::Path, deadline: &str, args: &[&str]) -> Tenancy {
+    let probe = tmp.join("probe.wasm");
+    std::fs::write(&probe, crate::common::test_component("probe")).unwrap();
+    let operator = Cli::new(&tmp.join("data"));
+    operator.ok(&["plugin", "add", &s(&probe)]);
+    operator.ok(&["tenant", "quota", "acme", "--call-deadline", deadline]);
+    let tenancy = Tenancy::start(tmp, &[&["--tenant-concurrent-backups", "1"], args].concat());
+    let src = dir(&tenancy.home, "src");
+    std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
+    tenancy
+}
+
+#[test]
+fn restores_whose_backup_goes_while_they_wait_their_turn_end_and_a_deleted_one_stays_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Tenancy { cli, home, server: _server, .. } = one_run_at_a_time(tmp.path(), "10s", &["--backup-sync-period", "1s"]);
+    let store = dir(&home, "store");
+    cli.ok(&["bsl", "create", "default", "--provider", "filesystem", "--bucket", "b", "--config", &format!("root={}", s(&store)), "--default"]);
+    cli.ok(&["bsl", "create", "slow", "--provider", "coffer.test/probe", "--bucket", "b", "--config", "onPut=spin"]);
+    for name in ["forgotten", "deleted"] {
+        cli.ok(&["backup", "create", name, "--source", "src", "--wait"]);
+    }
+    // A run of about 10 s holds the tenant's one turn; both restores wait behind it.
+    cli.ok(&["backup", "create", "slow", "--source", "src", "--storage-location", "slow"]);
+    cli.ok(&["restore", "create", "r1", "--from-backup", "forgotten", "--target", "out1"]);
+    cli.ok(&["restore", "create", "r2", "--from-backup", "deleted", "--target", "out2"]);
+    // Meanwhile one backup's objects vanish from the bucket (the sync forgets it) and the
+    // other is deleted, with its restores, as Velero deletes them.
+    std::fs::remove_dir_all(store.join("b/backups/forgotten")).unwrap();
+    cli.ok(&["backup", "delete", "deleted", "--confirm"]);
+    eventually(Duration::from_secs(8), "the sync to forget the backup", || (!cli.run(&["backup", "get", "forgotten"]).ok).then_some(()));
+    assert!(!cli.run(&["restore", "get", "r2"]).ok, "deleted with its backup");
+
+    let r1 = eventually(Duration::from_secs(60), "the restore to end", || {
+        let r = cli.json(&["restore", "get", "r1"]);
+        (r["status"]["phase"] != "InProgress").then_some(r)
+    });
+    assert_eq!(r1["status"]["phase"], "Failed", "{r1}");
+    let reason = r1["status"]["failureReason"].as_str().unwrap();
+    assert!(reason.contains("backup") && reason.contains("forgotten") && reason.contains("not found"), "{reason}");
+    assert!(cli.ok(&["restore", "logs", "r1"]).contains("forgotten"), "its log is kept");
+    // Once the slow backup ended, both restores have had their turn: the deleted one is not
+    // made again, and neither wrote anything.
+    eventually(Duration::from_secs(60), "the slow backup to end", || (cli.json(&["backup", "get", "slow"])["status"]["phase"] != "InProgress").then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!cli.run(&["restore", "get", "r2"]).ok, "the deleted restore stays deleted");
+    assert!(!home.join("out1").exists() && !home.join("out2").exists());
+    assert!(!store.join("b/restores").exists(), "no restore files left in the location");
+}
+
 #[test]
 fn a_tenants_runs_take_turns_within_its_share() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let probe = tmp.path().join("probe.wasm");
-    std::fs::write(&probe, crate::common::test_component("probe")).unwrap();
-    let operator = Cli::new(&data);
-    operator.ok(&["plugin", "add", &s(&probe)]);
-    // Every upload of this tenant spins until its 3 s call deadline: each run takes ~3 s.
-    operator.ok(&["tenant", "quota", "acme", "--call-deadline", "3s"]);
-    let Tenancy { cli, home, server: _server, .. } = Tenancy::start(tmp.path(), &["--tenant-concurrent-backups", "1"]);
-    let src = dir(&home, "src");
-    std::fs::write(src.join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n").unwrap();
+    // Every upload of this tenant to `slow` spins until its 3 s call deadline: each run takes ~3 s.
+    let Tenancy { cli, server: _server, .. } = one_run_at_a_time(tmp.path(), "3s", &[]);
     cli.ok(&["bsl", "create", "slow", "--provider", "coffer.test/probe", "--bucket", "b", "--config", "onPut=spin", "--default"]);
     cli.ok(&["backup", "create", "first", "--source", "src"]);
     cli.ok(&["backup", "create", "second", "--source", "src"]);

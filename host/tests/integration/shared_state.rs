@@ -87,6 +87,42 @@ fn the_embedded_file_and_etcd_keep_objects_alike() {
 }
 
 #[test]
+fn runs_a_dead_process_left_are_found_without_listing_every_object() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = etcd(&tmp.path().join("etcd"));
+    let runner = etcd_state(&server);
+    runner
+        .write(|t| {
+            for name in ["done", "running", "ended", "deleted"] {
+                t.put(&mut thing("a", name, 0))?;
+            }
+            t.put(&mut thing("b", "running", 0))?;
+            for (ns, name) in [("a", "running"), ("a", "ended"), ("a", "deleted"), ("b", "running")] {
+                t.hold::<Thing>(ns, name)?;
+            }
+            Ok::<_, StateError>(())
+        })
+        .unwrap();
+    runner.write(|t| t.release::<Thing>("a", "ended")).unwrap();
+    runner.write(|t| t.delete::<Thing>("a", "deleted").map(drop)).unwrap();
+    // The runner's process ends without ending its runs: its holds go with its lease.
+    let leader = etcd_state(&server);
+    let held = leader.read().unwrap().unheld(leader.read().unwrap().runs_to_check::<Thing>().unwrap()).unwrap();
+    assert!(held.is_empty(), "still held while the runner lives: {held:?}");
+    drop(runner);
+    let left = crate::servers::eventually(std::time::Duration::from_secs(10), "the runner's lease to end", || {
+        let txn = leader.read().unwrap();
+        let left = txn.unheld(txn.runs_to_check::<Thing>().unwrap()).unwrap();
+        (!left.is_empty()).then_some(left)
+    });
+    assert_eq!(left, [thing("a", "running", 0), thing("b", "running", 0)], "neither the ended run, nor the deleted one, nor one never marked");
+    // The embedded state marks nothing: every object is one to check.
+    let embedded = State::open(&tmp.path().join("data")).unwrap();
+    embedded.write(|t| t.put(&mut thing("a", "x", 0))).unwrap();
+    assert_eq!(embedded.read().unwrap().runs_to_check::<Thing>().unwrap(), [thing("a", "x", 0)]);
+}
+
+#[test]
 fn writers_in_two_processes_never_lose_an_update_nor_miss_a_listed_object() {
     let tmp = tempfile::tempdir().unwrap();
     let server = etcd(&tmp.path().join("etcd"));
